@@ -1,0 +1,71 @@
+"""Storage statistics computed from the catalog: cheap enough to ask often (one grouped query each)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tvdb_images.catalog.models import Artwork, ArtworkRendition
+
+
+@dataclass
+class StorageStats:
+    total_objects: int = 0
+    total_bytes: int = 0
+    renditions: list[dict[str, Any]] = field(default_factory=list)  # by content type, size, format
+    originals: list[dict[str, Any]] = field(default_factory=list)  # by content type
+    artwork_by_status: list[dict[str, Any]] = field(default_factory=list)  # by content type, status
+    failures_by_cause: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_size_mb(self) -> float:
+        return round(self.total_bytes / (1024 * 1024), 3)
+
+
+def storage_stats(session: Session) -> StorageStats:
+    stats = StorageStats()
+    rendition_rows = session.execute(
+        select(
+            Artwork.content_type,
+            ArtworkRendition.size,
+            ArtworkRendition.format,
+            func.count(),
+            func.coalesce(func.sum(ArtworkRendition.bytes), 0),
+        )
+        .join(Artwork, Artwork.id == ArtworkRendition.artwork_id)
+        .group_by(Artwork.content_type, ArtworkRendition.size, ArtworkRendition.format)
+        .order_by(Artwork.content_type, ArtworkRendition.size, ArtworkRendition.format)
+    )
+    for content_type, size, image_format, count, total in rendition_rows:
+        stats.renditions.append(
+            {"content_type": content_type, "size": size, "format": image_format, "objects": count, "bytes": int(total)}
+        )
+        stats.total_objects += count
+        stats.total_bytes += int(total)
+    original_rows = session.execute(
+        select(Artwork.content_type, func.count(), func.coalesce(func.sum(Artwork.file_size), 0))
+        .where(Artwork.source_format.isnot(None))
+        .group_by(Artwork.content_type)
+        .order_by(Artwork.content_type)
+    )
+    for content_type, count, total in original_rows:
+        stats.originals.append({"content_type": content_type, "objects": count, "bytes": int(total)})
+        stats.total_objects += count
+        stats.total_bytes += int(total)
+    for content_type, status, count in session.execute(
+        select(Artwork.content_type, Artwork.status, func.count())
+        .group_by(Artwork.content_type, Artwork.status)
+        .order_by(Artwork.content_type, Artwork.status)
+    ):
+        stats.artwork_by_status.append({"content_type": content_type, "status": status, "artworks": count})
+    for cause, count in session.execute(
+        select(Artwork.failure_cause, func.count())
+        .where(Artwork.failure_cause.isnot(None))
+        .group_by(Artwork.failure_cause)
+        .order_by(Artwork.failure_cause)
+    ):
+        stats.failures_by_cause[cause] = count
+    return stats

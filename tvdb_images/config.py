@@ -1,0 +1,153 @@
+"""Settings read from the environment and a `.env` file, validated once at start.
+
+The names are the project's contract (see DESIGN.md / README): operators set them in `.env`, in
+docker-compose or in their shell. A bad value stops the program with a message naming the variable,
+rather than failing later in the middle of a run.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+CONTENT_TYPES: tuple[str, ...] = ("episodes", "movies", "people", "seasons", "series")
+IMAGE_TYPES: tuple[str, ...] = ("poster", "banner", "fanart", "image", "thumbnail", "clearlogo", "clearart")
+
+# TVDB serves artwork from these hosts; anything else in a catalog is refused unless an operator
+# adds it to ALLOWED_SOURCE_HOSTS.
+DEFAULT_ALLOWED_SOURCE_HOSTS: tuple[str, ...] = ("artworks.thetvdb.com", "thetvdb.com", "www.thetvdb.com")
+
+
+class ConfigError(RuntimeError):
+    """A setting has a value the program cannot run with; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Everything the pipeline, the CLI and the serving API can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        populate_by_name=True,
+    )
+
+    # Where the embedded default keeps its SQLite catalog, local object storage and Dagster home.
+    data_dir: Path = Field(default=Path(".tvdb_images"), alias="TVDB_IMAGES_DATA_DIR")
+
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+
+    storage_backend: Literal["local", "s3"] = Field(default="local", alias="STORAGE_BACKEND")
+    local_storage_dir: Path | None = Field(default=None, alias="LOCAL_STORAGE_DIR")
+    s3_endpoint_url: str | None = Field(default=None, alias="S3_ENDPOINT_URL")
+    s3_access_key_id: str | None = Field(default=None, alias="S3_ACCESS_KEY_ID")
+    s3_secret_access_key: SecretStr | None = Field(default=None, alias="S3_SECRET_ACCESS_KEY")
+    s3_region: str = Field(default="us-east-1", alias="S3_REGION")
+    s3_bucket_originals: str = Field(default="tvdb-originals", alias="S3_BUCKET_ORIGINALS")
+    s3_bucket_thumbnails: str = Field(default="tvdb-thumbnails", alias="S3_BUCKET_THUMBNAILS")
+    cdn_base_url: str | None = Field(default=None, alias="CDN_BASE_URL")
+
+    image_format: Literal["webp", "avif"] = Field(default="webp", alias="IMAGE_FORMAT")
+    image_quality: int = Field(default=85, ge=1, le=100, alias="IMAGE_QUALITY")
+    webp_method: int = Field(default=4, ge=0, le=6, alias="WEBP_METHOD")
+    enable_image_optimization: bool = Field(default=True, alias="ENABLE_IMAGE_OPTIMIZATION")
+    max_image_file_size_mb: float = Field(default=20.0, gt=0, le=1024, alias="MAX_IMAGE_FILE_SIZE_MB")
+    max_image_pixels: int = Field(default=50_000_000, gt=0, alias="MAX_IMAGE_PIXELS")
+    max_image_frames: int = Field(default=100, gt=0, alias="MAX_IMAGE_FRAMES")
+    render_workers: int = Field(default=0, ge=0, le=64, alias="RENDER_WORKERS")
+
+    allowed_source_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_ALLOWED_SOURCE_HOSTS), alias="ALLOWED_SOURCE_HOSTS"
+    )
+    fetch_connect_timeout_seconds: float = Field(default=5.0, gt=0, alias="FETCH_CONNECT_TIMEOUT_SECONDS")
+    fetch_read_timeout_seconds: float = Field(default=15.0, gt=0, alias="FETCH_READ_TIMEOUT_SECONDS")
+    fetch_total_timeout_seconds: float = Field(default=60.0, gt=0, alias="FETCH_TOTAL_TIMEOUT_SECONDS")
+    fetch_max_retries: int = Field(default=3, ge=0, le=10, alias="FETCH_MAX_RETRIES")
+    fetch_concurrency_per_host: int = Field(default=8, ge=1, le=256, alias="FETCH_CONCURRENCY_PER_HOST")
+    fetch_max_redirects: int = Field(default=5, ge=0, le=20, alias="FETCH_MAX_REDIRECTS")
+
+    artwork_max_attempts: int = Field(default=5, ge=1, le=100, alias="ARTWORK_MAX_ATTEMPTS")
+    orphan_grace_hours: float = Field(default=24.0, ge=0, alias="ORPHAN_GRACE_HOURS")
+
+    admin_api_token: SecretStr | None = Field(default=None, alias="ADMIN_API_TOKEN")
+    dagster_graphql_url: str = Field(default="http://127.0.0.1:3000/graphql", alias="DAGSTER_GRAPHQL_URL")
+
+    @field_validator("allowed_source_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cdn_base_url", "s3_endpoint_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().rstrip("/")
+            return value or None
+        return value
+
+    @field_validator("database_url", "s3_access_key_id", mode="before")
+    @classmethod
+    def _blank_str_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("image_format", "storage_backend", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_s3(self) -> Settings:
+        if self.storage_backend == "s3" and self.s3_bucket_originals == self.s3_bucket_thumbnails:
+            raise ValueError("S3_BUCKET_ORIGINALS and S3_BUCKET_THUMBNAILS must name different buckets")
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The catalog URL: DATABASE_URL, or a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+
+    @cached_property
+    def resolved_local_storage_dir(self) -> Path:
+        return (self.local_storage_dir or self.data_dir / "storage").resolve()
+
+    @property
+    def max_image_bytes(self) -> int:
+        return int(self.max_image_file_size_mb * 1024 * 1024)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the settings, turning pydantic's report into one readable message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from exc
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error.get("loc", ())) or "settings"
+        name = _env_name(location)
+        given = error.get("input")
+        shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+        lines.append(f"  {name}: {error.get('msg')}{shown}")
+    return "\n".join(lines)
+
+
+def _env_name(field_or_alias: str) -> str:
+    field = Settings.model_fields.get(field_or_alias)
+    if field is not None and field.alias:
+        return field.alias
+    return field_or_alias.upper()

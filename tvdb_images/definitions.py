@@ -1,0 +1,28 @@
+"""The code location: one `Definitions` for `dagster dev`, the code server and the demo."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from tvdb_images.config import Settings, load_settings
+from tvdb_images.defs.assets import ARTWORK_ASSETS
+from tvdb_images.defs.checks import ARTWORK_CHECKS
+from tvdb_images.defs.jobs import ALL_JOBS
+from tvdb_images.defs.resources import resources_from_settings
+from tvdb_images.defs.schedules import ALL_SCHEDULES
+from tvdb_images.defs.sensors import ALL_SENSORS
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """All definitions, with resources configured from `settings` (default: env vars and `.env`)."""
+    return dg.Definitions(
+        assets=ARTWORK_ASSETS,
+        asset_checks=ARTWORK_CHECKS,
+        jobs=ALL_JOBS,
+        schedules=ALL_SCHEDULES,
+        sensors=ALL_SENSORS,
+        resources=resources_from_settings(settings or load_settings()),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,93 @@
+"""Asset checks that hold the catalog and storage to each other, per partition.
+
+- every object the catalog references (sources and renditions) exists in storage: no catalog URL
+  points at a missing object;
+- every processed artwork has all its sizes recorded in the current format.
+"""
+
+
+import dagster as dg
+from sqlalchemy import case, func, select
+
+from tvdb_images.catalog import work
+from tvdb_images.catalog.models import Artwork, ArtworkRendition, ArtworkStatus
+from tvdb_images.defs.assets import image_renditions
+from tvdb_images.defs.partitions import artwork_partitions, parse_partition_keys
+from tvdb_images.defs.resources import CatalogResource, ObjectStorageResource
+from tvdb_images.pipeline.settings import MIRROR_SIGNATURE
+from tvdb_images.storage import Bucket
+from tvdb_images.storage.layout import SIZES, partition_prefix
+
+
+@dg.asset_check(
+    asset=image_renditions,
+    partitions_def=artwork_partitions,
+    description="Every object the catalog references in these partitions exists in object storage.",
+)
+def catalog_objects_exist(
+    context: dg.AssetCheckExecutionContext, catalog: CatalogResource, storage: ObjectStorageResource
+) -> dg.AssetCheckResult:
+    store = storage.get_store()
+    checked = 0
+    missing: list[str] = []
+    for content_type, shard in parse_partition_keys(context.partition_keys):
+        prefix = partition_prefix(content_type, shard)
+        with catalog.get_catalog().session() as session:
+            originals, thumbnails = work.referenced_keys(session, content_type, shard)
+        for bucket, referenced in ((Bucket.ORIGINALS, originals), (Bucket.THUMBNAILS, thumbnails)):
+            if not referenced:
+                continue
+            present = {obj.key for obj in store.list(bucket, prefix)}
+            checked += len(referenced)
+            missing.extend(f"{bucket.value}/{key}" for key in sorted(referenced - present))
+    return dg.AssetCheckResult(
+        passed=not missing,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "objects_checked": dg.MetadataValue.int(checked),
+            "missing": dg.MetadataValue.int(len(missing)),
+            "missing_examples": dg.MetadataValue.json(missing[:20]),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=image_renditions,
+    partitions_def=artwork_partitions,
+    description="Every processed artwork has all five sizes recorded from its latest render.",
+)
+def processed_artwork_complete(
+    context: dg.AssetCheckExecutionContext, catalog: CatalogResource
+) -> dg.AssetCheckResult:
+    scope = work.Scope(partitions=parse_partition_keys(context.partition_keys))
+    # Renditions from the artwork's own latest render: all five sizes, or the one mirrored source.
+    size_count = (
+        select(func.count())
+        .where(
+            ArtworkRendition.artwork_id == Artwork.id,
+            ArtworkRendition.render_signature == Artwork.render_signature,
+        )
+        .scalar_subquery()
+    )
+    expected = case((Artwork.render_signature == MIRROR_SIGNATURE, 1), else_=len(SIZES))
+    with catalog.get_catalog().session() as session:
+        processed = session.scalar(
+            select(func.count()).where(scope.clause(), Artwork.status == ArtworkStatus.PROCESSED.value)
+        )
+        incomplete = session.scalars(
+            select(Artwork.id)
+            .where(scope.clause(), Artwork.status == ArtworkStatus.PROCESSED.value, size_count < expected)
+            .order_by(Artwork.id)
+            .limit(20)
+        ).all()
+    return dg.AssetCheckResult(
+        passed=not incomplete,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "processed": dg.MetadataValue.int(processed or 0),
+            "incomplete_examples": dg.MetadataValue.json(list(incomplete)),
+        },
+    )
+
+
+ARTWORK_CHECKS = [catalog_objects_exist, processed_artwork_complete]

@@ -1,0 +1,47 @@
+"""Partitions: content type x storage shard, so one partition is exactly one storage prefix.
+
+1,280 static partitions (5 x 256) keep Dagster's UI and daemon fast whatever the catalog's size (one
+dynamic partition per image would not), and discovery, upload, cleanup and stats of a partition touch
+only `{content_type}/{shard}/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import dagster as dg
+
+from tvdb_images.config import CONTENT_TYPES
+from tvdb_images.storage.layout import SHARDS
+
+CONTENT_TYPE_DIMENSION = "content_type"
+SHARD_DIMENSION = "shard"
+
+artwork_partitions = dg.MultiPartitionsDefinition(
+    {
+        CONTENT_TYPE_DIMENSION: dg.StaticPartitionsDefinition(list(CONTENT_TYPES)),
+        SHARD_DIMENSION: dg.StaticPartitionsDefinition(list(SHARDS)),
+    }
+)
+
+# A backfill of every partition becomes ~20 runs, not 1,280: each run handles 64 prefixes.
+MAX_PARTITIONS_PER_RUN = 64
+artwork_backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITIONS_PER_RUN)
+
+
+def partition_key(content_type: str, shard: str) -> str:
+    """The multi-partition key string Dagster uses: dimensions in name order, joined by '|'."""
+    return dg.MultiPartitionKey({CONTENT_TYPE_DIMENSION: content_type, SHARD_DIMENSION: shard})
+
+
+def parse_partition_keys(keys: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """(content_type, shard) pairs for partition keys such as 'series|0a'."""
+    pairs = []
+    for key in keys:
+        if isinstance(key, dg.MultiPartitionKey):
+            dims = key.keys_by_dimension
+            pairs.append((dims[CONTENT_TYPE_DIMENSION], dims[SHARD_DIMENSION]))
+            continue
+        content_type, shard = str(key).split("|", 1)
+        pairs.append((content_type, shard))
+    return tuple(pairs)

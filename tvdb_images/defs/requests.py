@@ -1,0 +1,61 @@
+"""Turn a set of partitions with work into few run requests.
+
+A run per partition would mean hundreds of runs after a large import; instead contiguous shards of a
+content type are grouped into partition-range runs of at most MAX_PARTITIONS_PER_RUN partitions, the
+same grouping a backfill uses. Partitions in a range that have no work cost one cheap query.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import dagster as dg
+
+from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN, partition_key
+from tvdb_images.storage.layout import SHARDS
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def partition_ranges(
+    partitions: Iterable[tuple[str, str]], *, chunk: int = MAX_PARTITIONS_PER_RUN
+) -> list[tuple[str, str]]:
+    """(first key, last key) ranges covering `partitions`, never spanning content types or chunks."""
+    by_type: dict[str, set[int]] = defaultdict(set)
+    for content_type, shard in partitions:
+        by_type[content_type].add(SHARDS.index(shard))
+    ranges: list[tuple[str, str]] = []
+    for content_type in sorted(by_type):
+        by_chunk: dict[int, list[int]] = defaultdict(list)
+        for index in sorted(by_type[content_type]):
+            by_chunk[index // chunk].append(index)
+        for indexes in by_chunk.values():
+            ranges.append(
+                (
+                    str(partition_key(content_type, SHARDS[indexes[0]])),
+                    str(partition_key(content_type, SHARDS[indexes[-1]])),
+                )
+            )
+    return ranges
+
+
+def range_run_requests(
+    partitions: Iterable[tuple[str, str]],
+    *,
+    run_key_prefix: str | None,
+    run_config: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> list[dg.RunRequest]:
+    requests = []
+    for start, end in partition_ranges(partitions):
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{run_key_prefix}:{start}:{end}" if run_key_prefix else None,
+                run_config=dict(run_config or {}),
+                tags={**(tags or {}), RANGE_START_TAG: start, RANGE_END_TAG: end},
+            )
+        )
+    return requests

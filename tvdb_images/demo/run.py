@@ -1,0 +1,204 @@
+"""Run the demo: catalog, local origin, a full sync through Dagster, and a summary of what happened."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+from sqlalchemy import func, select
+
+from tvdb_images.catalog import migrate, work
+from tvdb_images.catalog.db import Catalog
+from tvdb_images.catalog.importer import import_catalog_file
+from tvdb_images.catalog.models import Artwork, ArtworkRendition, ArtworkStatus
+from tvdb_images.config import Settings, load_settings
+from tvdb_images.defs.requests import RANGE_END_TAG, RANGE_START_TAG, partition_ranges
+from tvdb_images.demo.catalog import draw_stand_ins, find_corpus, write_demo_catalog
+from tvdb_images.demo.origin import serve_directory
+from tvdb_images.storage.layout import SHARDS, SIZES
+
+DEFAULT_ORIGIN_PORT = 8765
+
+# The full event log is in the Dagster UI; the terminal shows only warnings and the summary.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+DAGSTER_YAML = """\
+# Dagster instance of the embedded default: SQLite storage under this directory.
+telemetry:
+  enabled: false
+"""
+
+
+@dataclass
+class DemoResult:
+    seconds: float
+    runs: list[tuple[str, bool]]
+    status_counts: dict[str, int]
+    failures: list[tuple[int, str, str, str]] = field(default_factory=list)
+    bytes_sources: int = 0
+    bytes_renditions: int = 0
+    renditions: int = 0
+    dagster_home: str = ""
+    settings: Settings | None = None
+    used_stand_ins: bool = False
+    example: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(success for _, success in self.runs)
+
+
+def prepare_dagster_home(settings: Settings) -> Path:
+    """DAGSTER_HOME if the operator set one (e.g. PostgreSQL storage), else one in the data directory."""
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"]).resolve()
+    home = (settings.data_dir / "dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML, encoding="utf-8")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def run_demo(*, origin_port: int = DEFAULT_ORIGIN_PORT, say: Callable[[str], None] = print) -> DemoResult:
+    from tvdb_images.definitions import build_definitions
+
+    started = time.perf_counter()
+    base_settings = load_settings()
+    corpus = find_corpus()
+    stand_ins = corpus is None
+    if corpus is None:
+        corpus = draw_stand_ins(Path(tempfile.mkdtemp(prefix="tvdb-images-demo-origin-")))
+        say(f"image corpus not found; serving drawn stand-ins from {corpus}")
+
+    with serve_directory(corpus, port=origin_port) as origin:
+        host = origin.removeprefix("http://")
+        # The demo's own origin is allowed explicitly, for this run only.
+        settings = load_settings(ALLOWED_SOURCE_HOSTS=",".join([*base_settings.allowed_source_hosts, host]))
+        say(f"artwork origin: {origin} (serving {corpus})")
+        database_url = settings.resolved_database_url
+        migrate.upgrade(database_url)
+        catalog = Catalog(database_url)
+        demo = write_demo_catalog(settings.data_dir.resolve() / "demo-catalog.jsonl", origin)
+        report = import_catalog_file(catalog, demo.path)
+        say(f"catalog: {catalog.engine.url.render_as_string(hide_password=True)}; imported {report.summary()}")
+
+        home = prepare_dagster_home(settings)
+        defs = build_definitions(settings)
+        runs: list[tuple[str, bool]] = []
+        with dg.DagsterInstance.get() as instance:
+            pipeline = defs.resolve_job_def("sync_images")
+            with catalog.session() as session:
+                partitions = work.partitions_with_work(session, max_attempts=settings.artwork_max_attempts)
+            # One run per content type over all its shards: a few runs instead of dozens.
+            for start, end in partition_ranges(partitions, chunk=len(SHARDS)):
+                say(f"dagster run sync_images over partitions {start} .. {end}")
+                result = pipeline.execute_in_process(
+                    instance=instance,
+                    tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
+                    run_config=QUIET_CONSOLE,
+                    raise_on_error=False,
+                )
+                runs.append((result.run_id, result.success))
+            stats = defs.resolve_job_def("refresh_storage_stats").execute_in_process(
+                instance=instance, run_config=QUIET_CONSOLE, raise_on_error=False
+            )
+            runs.append((stats.run_id, stats.success))
+    result = _summarize(catalog, settings, runs, time.perf_counter() - started)
+    result.dagster_home = str(home)
+    result.used_stand_ins = stand_ins
+    catalog.dispose()
+    return result
+
+
+def _summarize(catalog: Catalog, settings: Settings, runs: list[tuple[str, bool]], seconds: float) -> DemoResult:
+    with catalog.session() as session:
+        status_counts = dict(session.execute(select(Artwork.status, func.count()).group_by(Artwork.status)).all())
+        failures = [
+            (row.id, f"{row.content_type}/{row.content_id} {row.image_type}", row.failure_cause, row.failure_detail)
+            for row in session.execute(
+                select(Artwork).where(Artwork.status.in_([ArtworkStatus.FAILED.value, ArtworkStatus.GONE.value]))
+            ).scalars()
+        ]
+        bytes_sources = session.scalar(
+            select(func.coalesce(func.sum(Artwork.file_size), 0)).where(
+                Artwork.status == ArtworkStatus.PROCESSED.value
+            )
+        )
+        renditions, bytes_renditions = session.execute(
+            select(func.count(), func.coalesce(func.sum(ArtworkRendition.bytes), 0))
+        ).one()
+        example_row = session.execute(
+            select(Artwork)
+            .where(Artwork.status == ArtworkStatus.PROCESSED.value, Artwork.image_type == "poster")
+            .order_by(Artwork.id)
+            .limit(1)
+        ).scalar_one_or_none()
+        example: dict[str, str] = {}
+        if example_row is not None:
+            example["artwork"] = f"{example_row.content_type}/{example_row.content_id} poster (artwork {example_row.id})"
+            order = {size: index for index, size in enumerate(SIZES)}
+            for rendition in sorted(example_row.renditions, key=lambda r: order.get(r.size, 99)):
+                example[rendition.size] = f"{rendition.url}  ({rendition.width}x{rendition.height}, {rendition.bytes} B)"
+    return DemoResult(
+        seconds=seconds,
+        runs=runs,
+        status_counts=status_counts,
+        failures=failures,
+        bytes_sources=int(bytes_sources or 0),
+        bytes_renditions=int(bytes_renditions or 0),
+        renditions=int(renditions or 0),
+        settings=settings,
+        example=example,
+    )
+
+
+def format_summary(result: DemoResult) -> str:
+    settings = result.settings
+    assert settings is not None
+    processed = result.status_counts.get(ArtworkStatus.PROCESSED.value, 0)
+    failed = len(result.failures)
+    lines = [
+        "",
+        f"tvdb-images demo finished in {result.seconds:.1f} s"
+        + ("" if result.ok else "  (some Dagster runs FAILED: see the Dagster UI)"),
+        f"  artworks processed: {processed}, refused or failed: {failed}",
+    ]
+    if len(result.runs) <= 1:
+        lines.append("  (nothing needed syncing: every artwork already had its local copy or its recorded failure)")
+    for artwork_id, what, cause, detail in result.failures:
+        lines.append(f"    artwork {artwork_id} ({what}): {cause}: {(detail or '')[:110]}")
+    if result.bytes_sources:
+        ratio = result.bytes_renditions / result.bytes_sources
+        lines.append(
+            f"  bytes: sources {result.bytes_sources / 1e6:.2f} MB -> {result.renditions} renditions "
+            f"{result.bytes_renditions / 1e6:.2f} MB ({ratio:.0%} of the sources, all five sizes together)"
+        )
+    if settings.storage_backend == "s3":
+        lines.append(
+            f"  images: S3 {settings.s3_endpoint_url or 'AWS'} buckets {settings.s3_bucket_thumbnails} "
+            f"(renditions) and {settings.s3_bucket_originals} (sources)"
+        )
+    else:
+        lines.append(f"  images: {settings.resolved_local_storage_dir}/{{{settings.s3_bucket_thumbnails},{settings.s3_bucket_originals}}}")
+    lines.append(f"  catalog: {settings.resolved_database_url if not settings.database_url else 'DATABASE_URL'}")
+    if result.example:
+        lines.append(f"  example: {result.example.pop('artwork')}")
+        lines.extend(f"    {size:<9} {where}" for size, where in result.example.items())
+    data_dir = settings.data_dir.resolve()
+    lines += [
+        f"  Dagster runs ({len(result.runs)}) are recorded in DAGSTER_HOME={result.dagster_home}",
+        "  open the Dagster UI on this data with:",
+        f"    DAGSTER_HOME={result.dagster_home} TVDB_IMAGES_DATA_DIR={data_dir} dagster dev -m tvdb_images.definitions",
+        "  and serve the images with:",
+        f"    TVDB_IMAGES_DATA_DIR={data_dir} tvdb-images serve",
+    ]
+    if result.used_stand_ins:
+        lines.append("  (the image corpus was not found, so drawn stand-in images were used)")
+    return "\n".join(lines)

@@ -1,0 +1,215 @@
+"""Stage 2: render every stored source into its sizes, upload them, then record their URLs.
+
+Per artwork: read the source from the originals bucket, decode it once, render all sizes, upload each
+distinct output, and only then, in one catalog transaction, record the renditions and the artwork's
+local URLs. A source that fails to decode is deleted from storage and its cause recorded, so nothing
+is left behind for bad input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from tvdb_images.catalog import work
+from tvdb_images.catalog.db import Catalog
+from tvdb_images.catalog.work import RenderTask, Scope, StoredRendition
+from tvdb_images.imaging import ImageRejected, render_renditions
+from tvdb_images.pipeline.batching import CatalogWriter
+from tvdb_images.pipeline.concurrency import bounded_map
+from tvdb_images.pipeline.report import StageReport
+from tvdb_images.pipeline.settings import PipelineSettings
+from tvdb_images.storage import RENDITION_CACHE_CONTROL, Bucket, ObjectNotFound, ObjectStore, StorageError
+from tvdb_images.storage.layout import MIME_BY_EXTENSION, rendition_key, source_extension
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    renditions: tuple[StoredRendition, ...]
+
+
+@dataclass(frozen=True)
+class RenderFailed:
+    cause: str
+    detail: str
+    retryable: bool
+    source_deleted: bool = False
+
+
+def render_stored_sources(
+    catalog: Catalog,
+    store: ObjectStore,
+    settings: PipelineSettings,
+    scope: Scope,
+    *,
+    include_stale: bool = False,
+    limit: int | None = None,
+) -> StageReport:
+    report = StageReport(stage="render")
+    started = time.perf_counter()
+    signature = settings.signature
+    touched_items: set[tuple[str, int]] = set()
+
+    def run(task: RenderTask) -> Rendered | RenderFailed:
+        if not settings.optimization_enabled:
+            return _mirror_one(task, store)
+        return _render_one(task, store, settings, report)
+
+    def refresh_items(session: Session, _writes: list) -> None:  # type: ignore[type-arg]
+        if touched_items:
+            work.refresh_content_local_urls(session, list(touched_items))
+            touched_items.clear()
+
+    with CatalogWriter(catalog, report, batch_size=25, after_flush=refresh_items) as writer:
+        tasks = _candidates(catalog, scope, signature, include_stale, limit)
+        # More threads than render workers, so reading sources and uploading overlap with encoding.
+        for task, outcome in bounded_map(
+            run, tasks, workers=settings.render_workers + 2, max_in_flight=settings.render_workers * 2 + 2
+        ):
+            if isinstance(outcome, Rendered):
+                report.succeeded += 1
+                report.by_partition[f"{task.content_type}|{task.storage_path.split('/')[1]}"] += 1
+                touched_items.add((task.content_type, task.content_id))
+                writer.add(_record(task, outcome, signature))
+            else:
+                report.add_failure(outcome.cause, outcome.detail)
+                writer.add(_record_failure(task, outcome))
+    report.elapsed_seconds = time.perf_counter() - started
+    return report
+
+
+def _candidates(
+    catalog: Catalog, scope: Scope, signature: str, include_stale: bool, limit: int | None
+) -> Iterator[RenderTask]:
+    after_id = -1
+    remaining = limit
+    while remaining is None or remaining > 0:
+        page_size = 200 if remaining is None else min(200, remaining)
+        with catalog.session() as session:
+            page = work.render_candidates(
+                session, scope, signature=signature, include_stale=include_stale, after_id=after_id, limit=page_size
+            )
+        if not page:
+            return
+        yield from page
+        after_id = page[-1].artwork_id
+        if remaining is not None:
+            remaining -= len(page)
+
+
+def _render_one(
+    task: RenderTask, store: ObjectStore, settings: PipelineSettings, report: StageReport
+) -> Rendered | RenderFailed:
+    try:
+        with report.timed("read_source"):
+            data = store.get(Bucket.ORIGINALS, task.original_key)
+    except ObjectNotFound:
+        return RenderFailed("source_missing", f"{task.original_key} is not in the originals bucket", retryable=True)
+    except StorageError as exc:
+        return RenderFailed("storage_error", str(exc), retryable=True)
+
+    try:
+        with report.timed("render"):
+            result = render_renditions(data, settings.render, settings.limits)
+    except ImageRejected as exc:
+        deleted = _delete_source(store, task)
+        return RenderFailed(exc.cause, exc.detail, retryable=False, source_deleted=deleted)
+
+    stored: list[StoredRendition] = []
+    written = 0
+    out_bytes = 0
+    try:
+        with report.timed("upload"):
+            for rendition in result.renditions:
+                key = rendition_key(task.storage_path, rendition.size, rendition.extension)
+                store.put(
+                    Bucket.THUMBNAILS,
+                    key,
+                    rendition.data,
+                    content_type=rendition.mime,
+                    cache_control=RENDITION_CACHE_CONTROL,
+                )
+                written += 1
+                out_bytes += len(rendition.data)
+                stored.append(
+                    StoredRendition(
+                        size=rendition.size,
+                        format=rendition.format,
+                        storage_key=key,
+                        url=store.url(Bucket.THUMBNAILS, key),
+                        width=rendition.width,
+                        height=rendition.height,
+                        bytes=len(rendition.data),
+                        content_type=rendition.mime,
+                        checksum=hashlib.sha256(rendition.data).hexdigest(),
+                    )
+                )
+    except StorageError as exc:
+        # Objects already written are harmless: no row references them until every size is stored,
+        # and the retry overwrites the same keys.
+        return RenderFailed("storage_error", str(exc), retryable=True)
+    with report._lock:
+        report.bytes_in += len(data)
+        report.bytes_out += out_bytes
+        report.objects_written += written
+    return Rendered(renditions=tuple(stored))
+
+
+def _mirror_one(task: RenderTask, store: ObjectStore) -> Rendered | RenderFailed:
+    """With optimization off, the unchanged source in the originals bucket is the artwork's only copy."""
+    info = store.head(Bucket.ORIGINALS, task.original_key)
+    if info is None:
+        return RenderFailed("source_missing", f"{task.original_key} is not in the originals bucket", retryable=True)
+    extension = source_extension(task.source_format)
+    return Rendered(
+        renditions=(
+            StoredRendition(
+                size="original",
+                format=task.source_format,
+                storage_key=task.original_key,
+                url=store.url(Bucket.ORIGINALS, task.original_key),
+                width=task.source_width or 0,
+                height=task.source_height or 0,
+                bytes=info.size,
+                content_type=MIME_BY_EXTENSION[extension],
+                checksum=task.source_checksum,
+            ),
+        )
+    )
+
+
+def _delete_source(store: ObjectStore, task: RenderTask) -> bool:
+    try:
+        store.delete(Bucket.ORIGINALS, [task.original_key])
+        return True
+    except StorageError:
+        log.warning("could not delete refused source %s; orphan cleanup will remove it", task.original_key)
+        return False
+
+
+def _record(task: RenderTask, outcome: Rendered, signature: str):  # type: ignore[no-untyped-def]
+    def apply(session: Session) -> None:
+        work.record_renditions(session, task, outcome.renditions, signature=signature)
+
+    return apply
+
+
+def _record_failure(task: RenderTask, outcome: RenderFailed):  # type: ignore[no-untyped-def]
+    def apply(session: Session) -> None:
+        work.record_failure(
+            session,
+            task.artwork_id,
+            cause=outcome.cause,
+            detail=outcome.detail,
+            retryable=outcome.retryable,
+            drop_source=outcome.source_deleted,
+        )
+
+    return apply

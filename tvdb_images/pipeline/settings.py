@@ -1,0 +1,61 @@
+"""The pipeline's knobs, gathered from the project settings into one immutable object."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+from tvdb_images.config import Settings
+from tvdb_images.fetch import FetchPolicy
+from tvdb_images.imaging import RenderSettings, ValidationLimits, render_settings_signature
+
+
+# Render signature of artwork stored as-is (ENABLE_IMAGE_OPTIMIZATION=false): one unchanged source.
+MIRROR_SIGNATURE = "mirror"
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    render: RenderSettings
+    limits: ValidationLimits
+    fetch: FetchPolicy
+    optimization_enabled: bool = True
+    max_attempts: int = 5
+    render_workers: int = 2
+    download_workers: int = 16
+    orphan_grace: timedelta = timedelta(hours=24)
+
+    @property
+    def signature(self) -> str:
+        """Identifies the rendition settings; renditions made with another signature are stale."""
+        return render_settings_signature(self.render) if self.optimization_enabled else MIRROR_SIGNATURE
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PipelineSettings:
+        workers = settings.render_workers or os.cpu_count() or 1
+        return cls(
+            render=RenderSettings(
+                format=settings.image_format, quality=settings.image_quality, webp_method=settings.webp_method
+            ),
+            limits=ValidationLimits(
+                max_bytes=settings.max_image_bytes,
+                max_pixels=settings.max_image_pixels,
+                max_frames=settings.max_image_frames,
+            ),
+            fetch=FetchPolicy(
+                allowed_hosts=frozenset(settings.allowed_source_hosts),
+                max_bytes=settings.max_image_bytes,
+                connect_timeout=settings.fetch_connect_timeout_seconds,
+                read_timeout=settings.fetch_read_timeout_seconds,
+                total_timeout=settings.fetch_total_timeout_seconds,
+                max_retries=settings.fetch_max_retries,
+                per_host_concurrency=settings.fetch_concurrency_per_host,
+                max_redirects=settings.fetch_max_redirects,
+            ),
+            optimization_enabled=settings.enable_image_optimization,
+            max_attempts=settings.artwork_max_attempts,
+            render_workers=workers,
+            download_workers=max(4, settings.fetch_concurrency_per_host * 2),
+            orphan_grace=timedelta(hours=settings.orphan_grace_hours),
+        )

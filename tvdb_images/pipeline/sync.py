@@ -1,0 +1,27 @@
+"""Download then render one scope: what the single-item and missing-artwork jobs and the demo run."""
+
+from __future__ import annotations
+
+from tvdb_images.catalog.db import Catalog
+from tvdb_images.catalog.work import Scope
+from tvdb_images.fetch import ImageFetcher
+from tvdb_images.pipeline.download import download_sources
+from tvdb_images.pipeline.render import render_stored_sources
+from tvdb_images.pipeline.report import StageReport
+from tvdb_images.pipeline.settings import PipelineSettings
+from tvdb_images.storage import ObjectStore
+
+
+def sync_scope(
+    catalog: Catalog,
+    store: ObjectStore,
+    fetcher: ImageFetcher,
+    settings: PipelineSettings,
+    scope: Scope,
+    *,
+    limit: int | None = None,
+) -> tuple[StageReport, StageReport]:
+    download = download_sources(catalog, store, fetcher, settings, scope, limit=limit)
+    # Render what this run downloaded (and anything of the scope already waiting for renditions).
+    render = render_stored_sources(catalog, store, settings, scope, limit=limit)
+    return download, render

@@ -1,0 +1,120 @@
+"""The storage key layout (a contract): where every object of every artwork lives.
+
+    {content_type}/{hash[0:2]}/{hash[2:4]}/{content_id}/{image_type}/{size}.{ext}
+
+`hash` is the SHA-256 hex digest of "{content_type}/{content_id}" (for example "series/121361").
+It spreads items evenly over 256 x 256 prefixes; the first two hex digits are the Dagster partition's
+`shard`, so one partition is exactly one prefix, `{content_type}/{shard}/`.
+
+TVDB often has several artworks of one type per item (a series has many posters), which that layout
+cannot tell apart. The first artwork of a type recorded for an item (the best-scored one of its first
+import) keeps the seed layout exactly; later ones get their artwork id as one more directory:
+`.../{content_id}/{image_type}/{artwork_id}/{size}.{ext}`. Each artwork's prefix is chosen once, stored
+in `artwork.storage_path`, and never moves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from tvdb_images.config import CONTENT_TYPES, IMAGE_TYPES
+
+SIZES: tuple[str, ...] = ("original", "large", "medium", "small", "thumbnail")
+SHARDS: tuple[str, ...] = tuple(f"{i:02x}" for i in range(256))
+
+_SOURCE_EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "avif": "avif"}
+_RENDITION_EXTENSIONS = {"webp": "webp", "avif": "avif"}
+MIME_BY_EXTENSION = {
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "avif": "image/avif",
+}
+
+# What a full rendition key looks like; used to refuse anything else before it reaches storage.
+RENDITION_KEY_PATTERN = re.compile(
+    r"^(?P<content_type>%s)/(?P<h0>[0-9a-f]{2})/(?P<h1>[0-9a-f]{2})/(?P<content_id>[0-9]+)/"
+    r"(?P<image_type>%s)(?:/(?P<artwork_id>[0-9]+))?/(?P<size>%s)\.(?P<ext>[a-z]+)$"
+    % ("|".join(CONTENT_TYPES), "|".join(IMAGE_TYPES), "|".join(SIZES))
+)
+
+
+class LayoutError(ValueError):
+    """A value that cannot be part of a storage key (unknown type, negative id, ...)."""
+
+
+def content_hash(content_type: str, content_id: int) -> str:
+    """Stable hash of one content item, the root of its storage prefix."""
+    _check_content(content_type, content_id)
+    return hashlib.sha256(f"{content_type}/{content_id}".encode()).hexdigest()
+
+
+def shard_of(content_type: str, content_id: int) -> str:
+    return content_hash(content_type, content_id)[:2]
+
+
+def partition_prefix(content_type: str, shard: str) -> str:
+    """The one storage prefix a (content_type, shard) partition owns."""
+    if content_type not in CONTENT_TYPES:
+        raise LayoutError(f"unknown content type {content_type!r}")
+    if shard not in SHARDS:
+        raise LayoutError(f"shard must be two lowercase hex digits, got {shard!r}")
+    return f"{content_type}/{shard}/"
+
+
+def item_prefix(content_type: str, content_id: int) -> str:
+    digest = content_hash(content_type, content_id)
+    return f"{content_type}/{digest[0:2]}/{digest[2:4]}/{content_id}"
+
+
+def artwork_storage_path(content_type: str, content_id: int, image_type: str, artwork_id: int | None) -> str:
+    """Prefix of one artwork's objects; `artwork_id` None gives the seed layout's own path."""
+    if image_type not in IMAGE_TYPES:
+        raise LayoutError(f"unknown image type {image_type!r}")
+    base = f"{item_prefix(content_type, content_id)}/{image_type}"
+    if artwork_id is None:
+        return base
+    if artwork_id < 0:
+        raise LayoutError(f"artwork id must not be negative, got {artwork_id}")
+    return f"{base}/{artwork_id}"
+
+
+def rendition_key(storage_path: str, size: str, extension: str) -> str:
+    if size not in SIZES:
+        raise LayoutError(f"unknown size {size!r}")
+    if extension not in _RENDITION_EXTENSIONS.values():
+        raise LayoutError(f"unknown rendition extension {extension!r}")
+    return f"{storage_path}/{size}.{extension}"
+
+
+def original_key(storage_path: str, source_format: str) -> str:
+    """Key of the unchanged source bytes in the originals bucket."""
+    return f"{storage_path}/original.{source_extension(source_format)}"
+
+
+def source_extension(source_format: str) -> str:
+    try:
+        return _SOURCE_EXTENSIONS[source_format]
+    except KeyError:
+        raise LayoutError(f"unknown source format {source_format!r}") from None
+
+
+def rendition_extension(image_format: str) -> str:
+    try:
+        return _RENDITION_EXTENSIONS[image_format]
+    except KeyError:
+        raise LayoutError(f"unknown rendition format {image_format!r}") from None
+
+
+def is_layout_key(key: str) -> bool:
+    """True for keys the layout can produce; cleanup and serving never touch anything else."""
+    return bool(RENDITION_KEY_PATTERN.match(key))
+
+
+def _check_content(content_type: str, content_id: int) -> None:
+    if content_type not in CONTENT_TYPES:
+        raise LayoutError(f"unknown content type {content_type!r}")
+    if not isinstance(content_id, int) or isinstance(content_id, bool) or content_id < 0:
+        raise LayoutError(f"content id must be a non-negative integer, got {content_id!r}")

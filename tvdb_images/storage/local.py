@@ -1,0 +1,124 @@
+"""Local-filesystem object store: the embedded default, so a new user needs no server at all.
+
+Each bucket is a directory; keys are relative paths below it. Writes go to a temporary file in the
+same directory and are renamed into place, so a crash never leaves a half-written image under a key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tvdb_images.storage.base import Bucket, ObjectInfo, ObjectNotFound, ObjectStream, StorageError
+from tvdb_images.storage.layout import MIME_BY_EXTENSION
+
+
+class LocalObjectStore:
+    backend = "local"
+
+    def __init__(
+        self, root: Path, *, bucket_names: dict[Bucket, str] | None = None, cdn_base_url: str | None = None
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.bucket_names = bucket_names or {b: b.value for b in Bucket}
+        self.cdn_base_url = cdn_base_url
+
+    def ensure_buckets(self) -> None:
+        for bucket in Bucket:
+            self._bucket_dir(bucket).mkdir(parents=True, exist_ok=True)
+
+    def put(
+        self, bucket: Bucket, key: str, data: bytes, *, content_type: str, cache_control: str | None = None
+    ) -> ObjectInfo:
+        path = self._path(bucket, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return self._info(key, path, etag=hashlib.md5(data, usedforsecurity=False).hexdigest())
+
+    def get(self, bucket: Bucket, key: str) -> bytes:
+        path = self._path(bucket, key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{bucket.value}/{key}") from None
+
+    def open(self, bucket: Bucket, key: str) -> ObjectStream:
+        path = self._path(bucket, key)
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{bucket.value}/{key}") from None
+        return ObjectStream(info=self._info(key, path), body=handle)
+
+    def head(self, bucket: Bucket, key: str) -> ObjectInfo | None:
+        path = self._path(bucket, key)
+        if not path.is_file():
+            return None
+        return self._info(key, path)
+
+    def list(self, bucket: Bucket, prefix: str) -> Iterator[ObjectInfo]:
+        base = self._bucket_dir(bucket)
+        # Walk only the directory the prefix names, then filter on the full key, as S3 does.
+        start = base / prefix.rsplit("/", 1)[0] if "/" in prefix else base
+        if not start.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if name.startswith(".tmp-"):
+                    continue
+                path = Path(dirpath, name)
+                key = path.relative_to(base).as_posix()
+                if key.startswith(prefix):
+                    yield self._info(key, path)
+
+    def delete(self, bucket: Bucket, keys: Iterable[str]) -> int:
+        count = 0
+        for key in keys:
+            self._path(bucket, key).unlink(missing_ok=True)
+            count += 1
+        return count
+
+    def url(self, bucket: Bucket, key: str) -> str:
+        if self.cdn_base_url:
+            return f"{self.cdn_base_url}/{key}"
+        return self._path(bucket, key).as_uri()
+
+    def check(self) -> None:
+        for bucket in Bucket:
+            directory = self._bucket_dir(bucket)
+            if not directory.is_dir() or not os.access(directory, os.W_OK):
+                raise StorageError(f"local storage directory {directory} is missing or not writable")
+
+    def _bucket_dir(self, bucket: Bucket) -> Path:
+        return self.root / self.bucket_names[bucket]
+
+    def _path(self, bucket: Bucket, key: str) -> Path:
+        base = self._bucket_dir(bucket)
+        path = (base / key).resolve()
+        if not key or key.startswith("/") or not path.is_relative_to(base):
+            raise StorageError(f"key {key!r} is outside the bucket")
+        return path
+
+    @staticmethod
+    def _info(key: str, path: Path, etag: str | None = None) -> ObjectInfo:
+        stat = path.stat()
+        extension = path.suffix.lstrip(".")
+        return ObjectInfo(
+            key=key,
+            size=stat.st_size,
+            last_modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+            etag=etag,
+            content_type=MIME_BY_EXTENSION.get(extension, "application/octet-stream"),
+        )

