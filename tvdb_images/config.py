@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 CONTENT_TYPES: tuple[str, ...] = ("episodes", "movies", "people", "seasons", "series")
 IMAGE_TYPES: tuple[str, ...] = ("poster", "banner", "fanart", "image", "thumbnail", "clearlogo", "clearart")

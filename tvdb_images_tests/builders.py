@@ -74,7 +74,9 @@ def corpus_entries(corpus: Path, *, include_edge: bool = True, include_bad: bool
         nonlocal artwork_id
         artwork_id += 1
         content_ids[content_type] += 1
-        catalog.entries.append(CatalogEntry(artwork_id, content_type, content_ids[content_type], image_type, path))
+        catalog.entries.append(
+            CatalogEntry(artwork_id, content_type, content_ids[content_type], image_type, path)
+        )
 
     for name, (content_type, image_type) in TVDB_FILES.items():
         add(content_type, image_type, f"tvdb/{name}")
@@ -132,5 +134,3 @@ def settings_for_origin(origin_netloc: str, **overrides: object) -> PipelineSett
 
 def keys_under(store: ObjectStore, bucket: Bucket, prefix: str) -> list[str]:
     return sorted(obj.key for obj in store.list(bucket, prefix))
-
-

@@ -84,7 +84,9 @@ def postgres_catalog(postgres_url: str) -> Iterator[Catalog]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_catalog(request: pytest.FixtureRequest) -> Catalog:
     """The same test on the embedded SQLite catalog and on the real PostgreSQL server."""
-    return request.getfixturevalue(f"{request.param}_catalog" if request.param == "sqlite" else "postgres_catalog")
+    return request.getfixturevalue(
+        f"{request.param}_catalog" if request.param == "sqlite" else "postgres_catalog"
+    )
 
 
 # --- object storage -----------------------------------------------------------------------------
@@ -134,6 +136,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         callspec = getattr(item, "callspec", None)
-        params = {value for value in callspec.params.values() if isinstance(value, str)} if callspec else set()
+        params = (
+            {value for value in callspec.params.values() if isinstance(value, str)} if callspec else set()
+        )
         if fixtures & real or params & {"s3", "postgresql", "production"}:
             item.add_marker(pytest.mark.services)

@@ -7,5 +7,6 @@ import os
 from pathlib import Path
 
 CORPUS_DIR = Path(
-    os.environ.get("TVDB_IMAGES_CORPUS_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+    os.environ.get("TVDB_IMAGES_CORPUS_DIR")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 )

@@ -26,7 +26,22 @@ from psycopg import sql
 PG_ADMIN_URL = os.environ.get("TVDB_IMAGES_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 S3_ACCESS_KEY = "tvdb-images-test"
 S3_SECRET_KEY = "tvdb-images-test-secret"
-S3_PORT = 8333
+# weed mini listens on a dozen ports; each server takes a free block of them so that several test
+# sessions (and a developer's own SeaweedFS on 8333) can run side by side.
+_PORT_NAMES = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "s3.port.iceberg",
+    "s3.port.lance",
+    "admin.port",
+    "admin.port.grpc",
+)
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -66,6 +81,11 @@ class SeaweedFS:
     secret_key: str
     data_dir: Path
     log_path: Path | None = None
+    base_port: int | None = None
+
+    @property
+    def s3_port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
 
     def stop(self, timeout: float = 20) -> None:
         """Stop the server this object started (by its pid); the data directory stays."""
@@ -77,20 +97,29 @@ class SeaweedFS:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
-        wait_for(lambda: not port_open("127.0.0.1", S3_PORT), timeout=15, what="SeaweedFS shutdown")
+        wait_for(lambda: not port_open("127.0.0.1", self.s3_port), timeout=15, what="SeaweedFS shutdown")
 
-    def restart(self) -> None:
-        self.stop()
-        started = start_seaweedfs(self.data_dir)
+    def start(self) -> None:
+        """Start it again on the same ports and data directory (after `stop`)."""
+        started = start_seaweedfs(self.data_dir, base_port=self.base_port)
         self.process, self.log_path = started.process, started.log_path
 
 
-def start_seaweedfs(data_dir: Path, *, timeout: float = 60) -> SeaweedFS:
+def free_port_block(size: int = len(_PORT_NAMES)) -> int:
+    """A base port such that base .. base+size-1 are all free on 127.0.0.1 right now."""
+    import random
+
+    for _ in range(200):
+        base = random.randrange(20000, 45000, 20)
+        if not any(port_open("127.0.0.1", base + offset, timeout=0.05) for offset in range(size)):
+            return base
+    raise RuntimeError("no free block of ports found for SeaweedFS")
+
+
+def start_seaweedfs(data_dir: Path, *, base_port: int | None = None, timeout: float = 60) -> SeaweedFS:
     """Start `weed mini` on 127.0.0.1 with the test credentials and wait until S3 answers."""
-    if port_open("127.0.0.1", S3_PORT):
-        raise RuntimeError(
-            f"port {S3_PORT} is already in use; stop that server or point TVDB_IMAGES_TEST_S3_ENDPOINT at it"
-        )
+    base = base_port or free_port_block()
+    ports = {name: base + offset for offset, name in enumerate(_PORT_NAMES)}
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "weed.log"
     env = dict(os.environ, AWS_ACCESS_KEY_ID=S3_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=S3_SECRET_KEY)
@@ -104,13 +133,17 @@ def start_seaweedfs(data_dir: Path, *, timeout: float = 60) -> SeaweedFS:
                 "-ip.bind=127.0.0.1",
                 "-master.telemetry=false",
                 "-admin.ui=false",
+                "-webdav=false",
+                *(f"-{name}={port}" for name, port in ports.items()),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
         )
-    server = SeaweedFS(process, f"http://127.0.0.1:{S3_PORT}", S3_ACCESS_KEY, S3_SECRET_KEY, data_dir, log_path)
+    endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+    server = SeaweedFS(process, endpoint, S3_ACCESS_KEY, S3_SECRET_KEY, data_dir, log_path, base)
+
     try:
         wait_for(lambda: _s3_ready(server), timeout=timeout, interval=0.3, what="SeaweedFS S3")
     except BaseException:
@@ -123,7 +156,7 @@ def _s3_ready(server: SeaweedFS) -> bool:
     if server.process is not None and server.process.poll() is not None:
         log = server.log_path.read_text(errors="replace")[-2000:] if server.log_path else ""
         raise RuntimeError(f"weed exited with {server.process.returncode}:\n{log}")
-    if not port_open("127.0.0.1", S3_PORT):
+    if not port_open("127.0.0.1", server.s3_port):
         return False
     import boto3
     from botocore.config import Config
@@ -180,7 +213,9 @@ def create_database(name: str, *, template: str | None = None) -> str:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
         statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template:
-            statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+            statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
         connection.execute(statement)
     return database_url(name)
 

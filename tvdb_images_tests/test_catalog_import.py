@@ -17,20 +17,35 @@ from tvdb_images.storage import layout
 
 
 def _line(content_type: str, content_id: int, *artworks: dict, name: str = "Item") -> str:
-    return json.dumps({"content_type": content_type, "id": content_id, "name": name, "artworks": list(artworks)})
+    return json.dumps(
+        {"content_type": content_type, "id": content_id, "name": name, "artworks": list(artworks)}
+    )
 
 
 def _art(artwork_id: int, image_type: str, url: str, score: int = 10, language: str | None = "eng") -> dict:
-    return {"id": artwork_id, "type": image_type, "url": url, "language": language, "score": score,
-            "width": 680, "height": 1000}
+    return {
+        "id": artwork_id,
+        "type": image_type,
+        "url": url,
+        "language": language,
+        "score": score,
+        "width": 680,
+        "height": 1000,
+    }
 
 
 def test_import_creates_rows_with_layout_and_source_urls(any_catalog: Catalog) -> None:
     report = import_catalog_lines(
         any_catalog,
         [
-            _line("series", 121361, _art(1, "poster", "https://a/p1.jpg", 5), _art(2, "poster", "https://a/p2.jpg", 9),
-                  _art(3, "fanart", "https://a/f.jpg"), name="Game"),
+            _line(
+                "series",
+                121361,
+                _art(1, "poster", "https://a/p1.jpg", 5),
+                _art(2, "poster", "https://a/p2.jpg", 9),
+                _art(3, "fanart", "https://a/f.jpg"),
+                name="Game",
+            ),
             _line("movies", 7, _art(4, "poster", "https://a/m.jpg")),
         ],
     )
@@ -49,16 +64,27 @@ def test_import_creates_rows_with_layout_and_source_urls(any_catalog: Catalog) -
 
 
 def test_reimport_upserts_and_a_changed_url_marks_for_redownload(any_catalog: Catalog) -> None:
-    import_catalog_lines(any_catalog, [_line("series", 1, _art(10, "poster", "https://a/1.jpg"),
-                                             _art(11, "banner", "https://a/2.jpg"))])
+    import_catalog_lines(
+        any_catalog,
+        [_line("series", 1, _art(10, "poster", "https://a/1.jpg"), _art(11, "banner", "https://a/2.jpg"))],
+    )
     with any_catalog.session() as session:
         for artwork_id in (10, 11):
-            work.record_download(session, artwork_id, checksum="c" * 64, source_format="jpeg", width=1, height=1, size=1)
+            work.record_download(
+                session, artwork_id, checksum="c" * 64, source_format="jpeg", width=1, height=1, size=1
+            )
         work.record_failure(session, 11, cause="timeout", detail="slow", retryable=True)
     report = import_catalog_lines(
         any_catalog,
-        [_line("series", 1, _art(10, "poster", "https://a/1.jpg", score=50),
-               _art(11, "banner", "https://a/2-new.jpg"), name="Renamed")],
+        [
+            _line(
+                "series",
+                1,
+                _art(10, "poster", "https://a/1.jpg", score=50),
+                _art(11, "banner", "https://a/2-new.jpg"),
+                name="Renamed",
+            )
+        ],
     )
     assert (report.artworks_new, report.artworks_changed, report.artworks_unchanged) == (0, 1, 1)
     with any_catalog.session() as session:
@@ -97,7 +123,11 @@ def test_artwork_moving_to_another_item_is_refused(sqlite_catalog: Catalog) -> N
 
 def test_rows_inserted_by_a_proxy_get_their_layout(any_catalog: Catalog) -> None:
     with any_catalog.session() as session:
-        session.add(Artwork(id=77, content_type="people", content_id=9, image_type="image", source_url="https://a/p.jpg"))
+        session.add(
+            Artwork(
+                id=77, content_type="people", content_id=9, image_type="image", source_url="https://a/p.jpg"
+            )
+        )
     with any_catalog.session() as session:
         assert work.assign_missing_layout(session) == 1
         row = session.get(Artwork, 77)

@@ -50,7 +50,10 @@ def test_contract_names_are_read_from_the_environment(monkeypatch: pytest.Monkey
     settings = load_settings()
     assert settings.s3_endpoint_url == "http://127.0.0.1:9000"
     assert settings.cdn_base_url == "https://cdn.example"
-    assert settings.s3_secret_access_key is not None and settings.s3_secret_access_key.get_secret_value() == "hunter2-value"
+    assert (
+        settings.s3_secret_access_key is not None
+        and settings.s3_secret_access_key.get_secret_value() == "hunter2-value"
+    )
     assert settings.image_format == "avif"
     assert settings.image_quality == 70
     assert settings.enable_image_optimization is False
@@ -78,7 +81,9 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         ("MAX_IMAGE_FILE_SIZE_MB", "-1", "MAX_IMAGE_FILE_SIZE_MB"),
     ],
 )
-def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str) -> None:
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError) as error:
         load_settings()

@@ -21,10 +21,10 @@ from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
 from tvdb_images.config import Settings
+from tvdb_images.definitions import build_definitions
 from tvdb_images.defs.partitions import artwork_partitions, partition_key
 from tvdb_images.defs.requests import RANGE_END_TAG, RANGE_START_TAG, partition_ranges
 from tvdb_images.defs.resources import resources_from_settings
-from tvdb_images.definitions import build_definitions
 from tvdb_images.storage import Bucket, store_from_settings
 from tvdb_images.storage.layout import SIZES, shard_of
 from tvdb_images_tests import services
@@ -49,7 +49,9 @@ def embedded(tmp_path: Path, sqlite_catalog: Catalog, origin: LoopbackOrigin) ->
 
 
 @pytest.fixture
-def production(postgres_catalog: Catalog, origin: LoopbackOrigin, seaweedfs: services.SeaweedFS, s3_bucket_names) -> Settings:  # type: ignore[no-untyped-def]
+def production(
+    postgres_catalog: Catalog, origin: LoopbackOrigin, seaweedfs: services.SeaweedFS, s3_bucket_names
+) -> Settings:  # type: ignore[no-untyped-def]
     return _settings(
         origin,
         postgres_catalog.url,
@@ -64,7 +66,11 @@ def production(postgres_catalog: Catalog, origin: LoopbackOrigin, seaweedfs: ser
 
 def _item_line(content_type: str, content_id: int, artwork_id: int, image_type: str, url: str) -> str:
     return json.dumps(
-        {"content_type": content_type, "id": content_id, "artworks": [{"id": artwork_id, "type": image_type, "url": url}]}
+        {
+            "content_type": content_type,
+            "id": content_id,
+            "artworks": [{"id": artwork_id, "type": image_type, "url": url}],
+        }
     )
 
 
@@ -73,21 +79,36 @@ def test_definitions_load_and_are_complete() -> None:
     dg.Definitions.validate_loadable(defs)
     repository = defs.get_repository_def()
     assert {job.name for job in repository.get_all_jobs()} >= {
-        "sync_images", "rerender_images", "cleanup_orphans", "sync_content_item", "sync_missing_artwork",
+        "sync_images",
+        "rerender_images",
+        "cleanup_orphans",
+        "sync_content_item",
+        "sync_missing_artwork",
         "refresh_storage_stats",
     }
-    assert {s.name for s in repository.schedule_defs} == {"nightly_sync", "weekly_cleanup", "daily_storage_stats"}
+    assert {s.name for s in repository.schedule_defs} == {
+        "nightly_sync",
+        "weekly_cleanup",
+        "daily_storage_stats",
+    }
     assert {s.name for s in repository.sensor_defs} == {"catalog_changes_sensor", "report_failed_runs"}
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
-        "missing_artwork", "source_images", "image_renditions", "orphaned_images", "storage_stats"}
+        "missing_artwork",
+        "source_images",
+        "image_renditions",
+        "orphaned_images",
+        "storage_stats",
+    }
     assert len(artwork_partitions.get_partition_keys()) == 5 * 256
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {"catalog_objects_exist", "processed_artwork_complete"}
 
 
 @pytest.mark.parametrize("setup", ["embedded", "production"])
-def test_sync_images_over_a_partition_range(request: pytest.FixtureRequest, setup: str, origin: LoopbackOrigin, corpus_dir: Path) -> None:
+def test_sync_images_over_a_partition_range(
+    request: pytest.FixtureRequest, setup: str, origin: LoopbackOrigin, corpus_dir: Path
+) -> None:
     settings: Settings = request.getfixturevalue(setup)
     catalog = Catalog(settings.resolved_database_url)
     entries = corpus_entries(corpus_dir, include_edge=False)
@@ -161,7 +182,9 @@ def test_asset_check_fails_when_an_object_goes_missing(embedded: Settings, origi
     result = defs.resolve_job_def("rerender_images").execute_in_process(
         instance=instance, partition_key=pk, raise_on_error=False
     )
-    evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "catalog_objects_exist")
+    evaluation = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "catalog_objects_exist"
+    )
     assert not evaluation.passed
     assert evaluation.metadata["missing"].value == 1
     catalog.dispose()
@@ -181,7 +204,9 @@ def test_sync_content_item_and_missing_artwork_jobs(embedded: Settings, origin: 
     instance = dg.DagsterInstance.ephemeral()
     result = defs.resolve_job_def("sync_content_item").execute_in_process(
         instance=instance,
-        run_config={"ops": {"sync_content_item_op": {"config": {"content_type": "movies", "content_id": 21}}}},
+        run_config={
+            "ops": {"sync_content_item_op": {"config": {"content_type": "movies", "content_id": 21}}}
+        },
     )
     assert result.success
     with catalog.session() as session:
@@ -206,7 +231,9 @@ def test_sync_content_item_and_missing_artwork_jobs(embedded: Settings, origin: 
     catalog.dispose()
 
 
-def test_catalog_changes_sensor_requests_only_affected_partitions(embedded: Settings, origin: LoopbackOrigin) -> None:
+def test_catalog_changes_sensor_requests_only_affected_partitions(
+    embedded: Settings, origin: LoopbackOrigin
+) -> None:
     catalog = Catalog(embedded.resolved_database_url)
     defs = build_definitions(embedded)
     sensor = defs.get_sensor_def("catalog_changes_sensor")
@@ -244,7 +271,9 @@ def test_catalog_changes_sensor_requests_only_affected_partitions(embedded: Sett
     with dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor) as context:
         result = sensor(context)
     people_key = str(partition_key("people", shard_of("people", 33)))
-    assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in result.run_requests] == [(people_key, people_key)]
+    assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in result.run_requests] == [
+        (people_key, people_key)
+    ]
     assert result.cursor > cursor
     catalog.dispose()
 
@@ -270,7 +299,10 @@ def test_schedules(embedded: Settings, origin: LoopbackOrigin) -> None:
     keys = [str(partition_key("series", s)) for s in sorted(shards)]
     all_keys = [str(k) for k in artwork_partitions.get_partition_keys()]
     for request in requests:
-        start, end = all_keys.index(request.tags[RANGE_START_TAG]), all_keys.index(request.tags[RANGE_END_TAG])
+        start, end = (
+            all_keys.index(request.tags[RANGE_START_TAG]),
+            all_keys.index(request.tags[RANGE_END_TAG]),
+        )
         assert end - start < 64
         covered |= set(all_keys[start : end + 1])
     assert set(keys) <= covered
@@ -286,7 +318,9 @@ def test_schedules(embedded: Settings, origin: LoopbackOrigin) -> None:
 
 def test_cleanup_job_dry_run_then_for_real(embedded: Settings, origin: LoopbackOrigin) -> None:
     catalog = Catalog(embedded.resolved_database_url)
-    import_catalog_lines(catalog, [_item_line("seasons", 41, 410, "poster", origin.url("/tvdb/poster_progressive.jpg"))])
+    import_catalog_lines(
+        catalog, [_item_line("seasons", 41, 410, "poster", origin.url("/tvdb/poster_progressive.jpg"))]
+    )
     pk = partition_key("seasons", shard_of("seasons", 41))
     defs = build_definitions(embedded)
     instance = dg.DagsterInstance.ephemeral()
@@ -317,7 +351,9 @@ def test_cleanup_job_dry_run_then_for_real(embedded: Settings, origin: LoopbackO
 
 def test_storage_stats_asset(embedded: Settings, origin: LoopbackOrigin) -> None:
     catalog = Catalog(embedded.resolved_database_url)
-    import_catalog_lines(catalog, [_item_line("episodes", 51, 510, "image", origin.url("/tvdb/episode_a.jpg"))])
+    import_catalog_lines(
+        catalog, [_item_line("episodes", 51, 510, "image", origin.url("/tvdb/episode_a.jpg"))]
+    )
     defs = build_definitions(embedded)
     instance = dg.DagsterInstance.ephemeral()
     pk = partition_key("episodes", shard_of("episodes", 51))
@@ -333,15 +369,22 @@ def test_storage_stats_asset(embedded: Settings, origin: LoopbackOrigin) -> None
 
 
 def test_run_failure_sensor_logs_the_partition(embedded: Settings, caplog: pytest.LogCaptureFixture) -> None:
-    defs = build_definitions(embedded.model_copy(update={"storage_backend": "s3", "s3_endpoint_url": "http://127.0.0.1:9"}))
+    defs = build_definitions(
+        embedded.model_copy(update={"storage_backend": "s3", "s3_endpoint_url": "http://127.0.0.1:9"})
+    )
     instance = dg.DagsterInstance.ephemeral()
     pk = partition_key("movies", "0a")
-    result = defs.resolve_job_def("sync_images").execute_in_process(instance=instance, partition_key=pk, raise_on_error=False)
+    result = defs.resolve_job_def("sync_images").execute_in_process(
+        instance=instance, partition_key=pk, raise_on_error=False
+    )
     assert not result.success  # object storage unreachable: the run fails instead of recording bad rows
     failure_event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
     sensor = defs.get_sensor_def("report_failed_runs")
     context = dg.build_run_status_sensor_context(
-        sensor_name="report_failed_runs", dagster_instance=instance, dagster_run=result.dagster_run, dagster_event=failure_event
+        sensor_name="report_failed_runs",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=failure_event,
     ).for_run_failure()
     with caplog.at_level("ERROR"):
         sensor(context)

@@ -53,6 +53,8 @@ def test_foreign_keys_are_not_layout_keys() -> None:
 def test_shard_is_the_first_hash_byte_and_prefix_matches(content_type: str, content_id: int) -> None:
     shard = layout.shard_of(content_type, content_id)
     assert shard in layout.SHARDS
-    key = layout.rendition_key(layout.artwork_storage_path(content_type, content_id, "poster", None), "small", "webp")
+    key = layout.rendition_key(
+        layout.artwork_storage_path(content_type, content_id, "poster", None), "small", "webp"
+    )
     assert key.startswith(layout.partition_prefix(content_type, shard))
     assert SEED_LAYOUT.match(key)

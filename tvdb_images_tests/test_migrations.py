@@ -31,7 +31,9 @@ def test_alembic_command_from_repo_root_on_sqlite(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     env = dict(os.environ, DATABASE_URL=url)
     alembic = Path(sys.executable).with_name("alembic")
-    result = subprocess.run([str(alembic), "upgrade", "head"], cwd=REPO, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(alembic), "upgrade", "head"], cwd=REPO, env=env, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     _assert_no_drift(url)
     assert migrate.current_revision(url) == "0001"

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from tvdb_images.catalog import work
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
-from tvdb_images.catalog.models import Artwork, ArtworkRendition, ArtworkStatus, CONTENT_MODELS
+from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition, ArtworkStatus
 from tvdb_images.catalog.work import Scope
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.imaging import fit_inside
@@ -26,10 +26,22 @@ from tvdb_images.pipeline.render import render_stored_sources
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import RENDITION_CACHE_CONTROL, Bucket, ObjectStore
 from tvdb_images.storage.layout import SIZES, is_layout_key, partition_prefix
-from tvdb_images_tests.builders import BAD_CAUSES, CorpusCatalog, corpus_entries, import_entries, settings_for_origin
+from tvdb_images_tests.builders import (
+    BAD_CAUSES,
+    CorpusCatalog,
+    corpus_entries,
+    import_entries,
+    settings_for_origin,
+)
 from tvdb_images_tests.origins import LoopbackOrigin, respond, sequence
 
-BOXES = {"original": None, "large": (1920, 1080), "medium": (1280, 720), "small": (640, 360), "thumbnail": (300, 169)}
+BOXES = {
+    "original": None,
+    "large": (1920, 1080),
+    "medium": (1280, 720),
+    "small": (640, 360),
+    "thumbnail": (300, 169),
+}
 
 
 @dataclass
@@ -42,8 +54,12 @@ class Setup:
 @pytest.fixture(params=["embedded", "production"])
 def setup(request: pytest.FixtureRequest) -> Setup:
     if request.param == "embedded":
-        return Setup(request.getfixturevalue("sqlite_catalog"), request.getfixturevalue("local_store"), "embedded")
-    return Setup(request.getfixturevalue("postgres_catalog"), request.getfixturevalue("s3_store"), "production")
+        return Setup(
+            request.getfixturevalue("sqlite_catalog"), request.getfixturevalue("local_store"), "embedded"
+        )
+    return Setup(
+        request.getfixturevalue("postgres_catalog"), request.getfixturevalue("s3_store"), "production"
+    )
 
 
 def _sync(setup: Setup, settings: PipelineSettings, scope: Scope = Scope()):  # type: ignore[no-untyped-def]
@@ -105,7 +121,10 @@ def test_full_sync_of_the_corpus(setup: Setup, origin: LoopbackOrigin, corpus_di
         for entry in bad:
             row = session.get(Artwork, entry.artwork_id)
             expected = BAD_CAUSES[entry.path.removeprefix("bad/")]
-            assert (row.status, row.failure_cause) == (ArtworkStatus.FAILED, expected), (entry.path, row.failure_detail)
+            assert (row.status, row.failure_cause) == (ArtworkStatus.FAILED, expected), (
+                entry.path,
+                row.failure_detail,
+            )
             assert row.failure_detail and row.attempts == 1 and not row.failure_retryable
             assert row.local_image_url is None and row.renditions == []
             # Nothing stored for bad input, in either bucket.
@@ -119,7 +138,9 @@ def test_full_sync_of_the_corpus(setup: Setup, origin: LoopbackOrigin, corpus_di
         assert series.poster_url == poster.source_url
 
 
-def test_s3_renditions_carry_cache_control(origin: LoopbackOrigin, postgres_catalog: Catalog, s3_store, corpus_dir) -> None:  # type: ignore[no-untyped-def]
+def test_s3_renditions_carry_cache_control(
+    origin: LoopbackOrigin, postgres_catalog: Catalog, s3_store, corpus_dir
+) -> None:  # type: ignore[no-untyped-def]
     entries = CorpusCatalog([e for e in corpus_entries(corpus_dir).entries if e.path == "tvdb/banner_a.jpg"])
     import_entries(postgres_catalog, entries, origin.url("").rstrip("/"))
     _sync(Setup(postgres_catalog, s3_store, "production"), settings_for_origin(origin.netloc))
@@ -130,7 +151,9 @@ def test_s3_renditions_carry_cache_control(origin: LoopbackOrigin, postgres_cata
     assert head["ContentType"] == "image/webp"
 
 
-def test_second_run_does_nothing_and_changes_nothing(setup: Setup, origin: LoopbackOrigin, corpus_dir: Path) -> None:
+def test_second_run_does_nothing_and_changes_nothing(
+    setup: Setup, origin: LoopbackOrigin, corpus_dir: Path
+) -> None:
     entries = CorpusCatalog(corpus_entries(corpus_dir, include_edge=False).entries[:6])
     import_entries(setup.catalog, entries, origin.url("").rstrip("/"))
     settings = settings_for_origin(origin.netloc)
@@ -143,7 +166,9 @@ def test_second_run_does_nothing_and_changes_nothing(setup: Setup, origin: Loopb
                 for a in session.scalars(select(Artwork).order_by(Artwork.id))
             ]
         objects = {
-            (bucket, o.key): (o.size, o.last_modified) for bucket in Bucket for o in setup.store.list(bucket, "")
+            (bucket, o.key): (o.size, o.last_modified)
+            for bucket in Bucket
+            for o in setup.store.list(bucket, "")
         }
         return rows, objects
 
@@ -155,9 +180,13 @@ def test_second_run_does_nothing_and_changes_nothing(setup: Setup, origin: Loopb
     assert sum(origin.hits(f"/{e.path}") for e in entries.entries) == hits_before  # no download at all
 
 
-def test_failures_are_retried_by_later_runs_up_to_the_limit(setup: Setup, origin: LoopbackOrigin, corpus_dir: Path) -> None:
+def test_failures_are_retried_by_later_runs_up_to_the_limit(
+    setup: Setup, origin: LoopbackOrigin, corpus_dir: Path
+) -> None:
     data = (corpus_dir / "tvdb/person_a.jpg").read_bytes()
-    origin.route("/flaky.jpg", sequence(respond(500), respond(500), respond(200, data, {"Content-Type": "image/jpeg"})))
+    origin.route(
+        "/flaky.jpg", sequence(respond(500), respond(500), respond(200, data, {"Content-Type": "image/jpeg"}))
+    )
     origin.route("/always-500.jpg", respond(500))
     origin.route("/gone.jpg", respond(404))
     lines = [
@@ -171,8 +200,16 @@ def test_failures_are_retried_by_later_runs_up_to_the_limit(setup: Setup, origin
     with setup.catalog.session() as session:
         flaky, broken, gone = (session.get(Artwork, i) for i in (1, 2, 3))
         assert (flaky.status, flaky.failure_cause, flaky.failure_retryable, flaky.attempts) == (
-            ArtworkStatus.FAILED, "server_error", True, 1)
-        assert (gone.status, gone.failure_cause, gone.failure_retryable) == (ArtworkStatus.GONE, "gone", False)
+            ArtworkStatus.FAILED,
+            "server_error",
+            True,
+            1,
+        )
+        assert (gone.status, gone.failure_cause, gone.failure_retryable) == (
+            ArtworkStatus.GONE,
+            "gone",
+            False,
+        )
     assert origin.hits("/gone.jpg") == 1
 
     _sync(setup, settings)  # flaky answers now
@@ -217,13 +254,19 @@ def test_changed_url_is_downloaded_again_and_the_old_source_becomes_an_orphan(
         shard = after.shard
 
     # The old .jpg source is now unreferenced: cleanup finds it, keeps it in the grace period, then deletes it.
-    kept = clean_orphans(setup.catalog, setup.store, [("series", shard)], grace=timedelta(hours=1), dry_run=False)
+    kept = clean_orphans(
+        setup.catalog, setup.store, [("series", shard)], grace=timedelta(hours=1), dry_run=False
+    )
     assert (kept.orphans_found, kept.orphans_in_grace, kept.deleted) == (1, 1, 0)
     later = datetime.now(UTC) + timedelta(hours=2)
-    dry = clean_orphans(setup.catalog, setup.store, [("series", shard)], grace=timedelta(hours=1), dry_run=True, now=later)
+    dry = clean_orphans(
+        setup.catalog, setup.store, [("series", shard)], grace=timedelta(hours=1), dry_run=True, now=later
+    )
     assert (dry.orphans_found, dry.deleted) == (1, 0)
     assert setup.store.head(Bucket.ORIGINALS, old_original) is not None
-    done = clean_orphans(setup.catalog, setup.store, [("series", shard)], grace=timedelta(hours=1), dry_run=False, now=later)
+    done = clean_orphans(
+        setup.catalog, setup.store, [("series", shard)], grace=timedelta(hours=1), dry_run=False, now=later
+    )
     assert done.deleted == 1 and done.bytes_freed == (corpus_dir / "tvdb/poster_a.jpg").stat().st_size
     assert setup.store.head(Bucket.ORIGINALS, old_original) is None
     with setup.catalog.session() as session:
@@ -244,7 +287,9 @@ def test_cleanup_never_touches_referenced_or_foreign_objects(setup: Setup, origi
     setup.store.put(Bucket.THUMBNAILS, f"{path}/9999/small.webp", b"stale", content_type="image/webp")
     setup.store.put(Bucket.THUMBNAILS, f"{prefix}notes.txt", b"operator's file", content_type="text/plain")
     far_future = datetime.now(UTC) + timedelta(days=30)
-    report = clean_orphans(setup.catalog, setup.store, [("movies", shard)], grace=timedelta(0), dry_run=False, now=far_future)
+    report = clean_orphans(
+        setup.catalog, setup.store, [("movies", shard)], grace=timedelta(0), dry_run=False, now=far_future
+    )
     assert report.deleted == 1 and report.foreign_keys_ignored == 1
     assert report.objects_referenced == len(SIZES) + 1  # five renditions and the source
     assert setup.store.head(Bucket.THUMBNAILS, f"{prefix}notes.txt") is not None
@@ -272,13 +317,18 @@ def test_rerender_after_a_quality_change(setup: Setup, origin: LoopbackOrigin) -
         assert all(after[size] < before[size] for size in ("original", "medium"))
         for rendition in row.renditions:
             assert len(setup.store.get(Bucket.THUMBNAILS, rendition.storage_key)) == rendition.bytes
-    assert render_stored_sources(setup.catalog, setup.store, lower, Scope(), include_stale=True).attempted == 0
+    assert (
+        render_stored_sources(setup.catalog, setup.store, lower, Scope(), include_stale=True).attempted == 0
+    )
 
 
 def test_avif_output(sqlite_catalog: Catalog, local_store, origin: LoopbackOrigin) -> None:  # type: ignore[no-untyped-def]
     line = '{"content_type": "episodes", "id": 4, "artworks": [{"id": 40, "type": "image", "url": "URL"}]}'
     import_catalog_lines(sqlite_catalog, [line.replace("URL", origin.url("/tvdb/episode_b.jpg"))])
-    _sync(Setup(sqlite_catalog, local_store, "embedded"), settings_for_origin(origin.netloc, IMAGE_FORMAT="avif"))
+    _sync(
+        Setup(sqlite_catalog, local_store, "embedded"),
+        settings_for_origin(origin.netloc, IMAGE_FORMAT="avif"),
+    )
     with sqlite_catalog.session() as session:
         row = session.get(Artwork, 40)
         assert {r.format for r in row.renditions} == {"avif"}
@@ -288,7 +338,9 @@ def test_avif_output(sqlite_catalog: Catalog, local_store, origin: LoopbackOrigi
                 assert image.format == "AVIF" and image.size == (rendition.width, rendition.height)
 
 
-def test_optimization_disabled_mirrors_the_source(sqlite_catalog: Catalog, local_store, origin: LoopbackOrigin) -> None:  # type: ignore[no-untyped-def]
+def test_optimization_disabled_mirrors_the_source(
+    sqlite_catalog: Catalog, local_store, origin: LoopbackOrigin
+) -> None:  # type: ignore[no-untyped-def]
     line = '{"content_type": "people", "id": 6, "artworks": [{"id": 60, "type": "image", "url": "URL"}]}'
     import_catalog_lines(sqlite_catalog, [line.replace("URL", origin.url("/tvdb/person_b.jpg"))])
     settings = settings_for_origin(origin.netloc, ENABLE_IMAGE_OPTIMIZATION=False)
@@ -329,7 +381,11 @@ def test_storage_outage_is_recorded_as_retryable_and_nothing_is_recorded_as_stor
     with sqlite_catalog.session() as session:
         row = session.get(Artwork, 20)
         assert (row.status, row.failure_retryable, row.local_image_url, row.renditions) == (
-            ArtworkStatus.FAILED, True, None, [])
+            ArtworkStatus.FAILED,
+            True,
+            None,
+            [],
+        )
     # The next run, with storage back, converges.
     _sync(Setup(sqlite_catalog, local_store, "embedded"), settings)
     with sqlite_catalog.session() as session:

@@ -14,8 +14,9 @@ from tvdb_images.storage.s3 import S3ObjectStore
 
 def test_put_get_head_list_delete(any_store) -> None:  # type: ignore[no-untyped-def]
     key = "series/ab/cd/1/poster/large.webp"
-    info = any_store.put(Bucket.THUMBNAILS, key, b"RIFF-data", content_type="image/webp",
-                         cache_control=RENDITION_CACHE_CONTROL)
+    info = any_store.put(
+        Bucket.THUMBNAILS, key, b"RIFF-data", content_type="image/webp", cache_control=RENDITION_CACHE_CONTROL
+    )
     assert info.size == 9
     assert any_store.get(Bucket.THUMBNAILS, key) == b"RIFF-data"
     head = any_store.head(Bucket.THUMBNAILS, key)
@@ -25,7 +26,9 @@ def test_put_get_head_list_delete(any_store) -> None:  # type: ignore[no-untyped
     any_store.put(Bucket.THUMBNAILS, "series/ab/cd/1/poster/small.webp", b"x", content_type="image/webp")
     any_store.put(Bucket.THUMBNAILS, "series/ac/cd/2/poster/small.webp", b"y", content_type="image/webp")
     assert [o.key for o in any_store.list(Bucket.THUMBNAILS, "series/ab/")] == [
-        key, "series/ab/cd/1/poster/small.webp"]
+        key,
+        "series/ab/cd/1/poster/small.webp",
+    ]
     stream = any_store.open(Bucket.THUMBNAILS, key)
     assert stream.info.size == 9 and b"".join(stream.iter_chunks(4)) == b"RIFF-data"
     assert any_store.delete(Bucket.THUMBNAILS, [key, "series/ab/nothing.webp"]) == 2
@@ -46,11 +49,20 @@ def test_overwrite_replaces_whole_object(any_store) -> None:  # type: ignore[no-
 
 def test_s3_objects_carry_content_type_and_cache_control(s3_store: S3ObjectStore, seaweedfs) -> None:  # type: ignore[no-untyped-def]
     key = "people/12/34/9/image/thumbnail.webp"
-    s3_store.put(Bucket.THUMBNAILS, key, b"webp-bytes", content_type="image/webp", cache_control=RENDITION_CACHE_CONTROL)
+    s3_store.put(
+        Bucket.THUMBNAILS,
+        key,
+        b"webp-bytes",
+        content_type="image/webp",
+        cache_control=RENDITION_CACHE_CONTROL,
+    )
     head = s3_store.client.head_object(Bucket=s3_store.bucket_names[Bucket.THUMBNAILS], Key=key)
     assert head["ContentType"] == "image/webp"
     assert head["CacheControl"] == RENDITION_CACHE_CONTROL
-    assert s3_store.url(Bucket.THUMBNAILS, key) == f"{seaweedfs.endpoint}/{s3_store.bucket_names[Bucket.THUMBNAILS]}/{key}"
+    assert (
+        s3_store.url(Bucket.THUMBNAILS, key)
+        == f"{seaweedfs.endpoint}/{s3_store.bucket_names[Bucket.THUMBNAILS]}/{key}"
+    )
 
 
 def test_s3_buckets_are_created_when_missing(s3_store: S3ObjectStore) -> None:
@@ -60,15 +72,25 @@ def test_s3_buckets_are_created_when_missing(s3_store: S3ObjectStore) -> None:
 
 
 def test_s3_wrong_credentials_are_a_storage_error(seaweedfs, s3_bucket_names) -> None:  # type: ignore[no-untyped-def]
-    store = S3ObjectStore(bucket_names=s3_bucket_names, endpoint_url=seaweedfs.endpoint, access_key_id=seaweedfs.access_key,
-                          secret_access_key="wrong", region="us-east-1")
+    store = S3ObjectStore(
+        bucket_names=s3_bucket_names,
+        endpoint_url=seaweedfs.endpoint,
+        access_key_id=seaweedfs.access_key,
+        secret_access_key="wrong",
+        region="us-east-1",
+    )
     with pytest.raises(StorageError):
         store.put(Bucket.THUMBNAILS, "series/aa/bb/1/poster/large.webp", b"x", content_type="image/webp")
 
 
 def test_unreachable_s3_is_a_storage_error(s3_bucket_names) -> None:  # type: ignore[no-untyped-def]
-    store = S3ObjectStore(bucket_names=s3_bucket_names, endpoint_url="http://127.0.0.1:9", access_key_id="a",
-                          secret_access_key="b", region="us-east-1")
+    store = S3ObjectStore(
+        bucket_names=s3_bucket_names,
+        endpoint_url="http://127.0.0.1:9",
+        access_key_id="a",
+        secret_access_key="b",
+        region="us-east-1",
+    )
     with pytest.raises(StorageError):
         store.check()
 
@@ -87,8 +109,14 @@ def test_local_store_urls_and_cdn(tmp_path) -> None:  # type: ignore[no-untyped-
 
 
 def test_cdn_url_for_s3(seaweedfs, s3_bucket_names) -> None:  # type: ignore[no-untyped-def]
-    store = S3ObjectStore(bucket_names=s3_bucket_names, endpoint_url=seaweedfs.endpoint, access_key_id="a",
-                          secret_access_key="b", region="us-east-1", cdn_base_url="https://img.example")
+    store = S3ObjectStore(
+        bucket_names=s3_bucket_names,
+        endpoint_url=seaweedfs.endpoint,
+        access_key_id="a",
+        secret_access_key="b",
+        region="us-east-1",
+        cdn_base_url="https://img.example",
+    )
     assert store.url(Bucket.THUMBNAILS, "k/x.webp") == "https://img.example/k/x.webp"
 
 

@@ -93,7 +93,9 @@ def import_catalog_file(catalog: Catalog, path: Path, *, batch_size: int = 500) 
         return import_catalog_lines(catalog, handle, batch_size=batch_size)
 
 
-def import_catalog_lines(catalog: Catalog, lines: Iterable[str] | IO[str], *, batch_size: int = 500) -> ImportReport:
+def import_catalog_lines(
+    catalog: Catalog, lines: Iterable[str] | IO[str], *, batch_size: int = 500
+) -> ImportReport:
     report = ImportReport()
     batch: list[ContentRecord] = []
     for record in _parse(lines, report):
@@ -149,7 +151,9 @@ def _upsert_content(session: Session, records: Iterable[ContentRecord], now: dat
         session.execute(upsert(session, model, rows, index_elements=["id"], update_columns=update_columns))
 
 
-def _upsert_artwork(session: Session, records: list[ContentRecord], now: datetime, report: ImportReport) -> None:
+def _upsert_artwork(
+    session: Session, records: list[ContentRecord], now: datetime, report: ImportReport
+) -> None:
     incoming: dict[int, tuple[ContentRecord, ArtworkRecord]] = {}
     for record in records:
         for artwork in record.artworks:
@@ -170,7 +174,9 @@ def _upsert_artwork(session: Session, records: list[ContentRecord], now: datetim
     new_rows: list[dict[str, object]] = []
     changed_rows: list[dict[str, object]] = []
     refreshed_rows: list[dict[str, object]] = []
-    ordered = sorted(incoming.values(), key=lambda pair: primary_sort_key(pair[1].score, pair[1].language, pair[1].id))
+    ordered = sorted(
+        incoming.values(), key=lambda pair: primary_sort_key(pair[1].score, pair[1].language, pair[1].id)
+    )
     for record, artwork in ordered:
         metadata = {
             "language": artwork.language,

@@ -127,7 +127,10 @@ class Artwork(Base):
     file_size: Mapped[int | None] = mapped_column(BigInteger)  # bytes of the downloaded source
 
     status: Mapped[str] = mapped_column(
-        String(16), nullable=False, default=ArtworkStatus.PENDING.value, server_default=ArtworkStatus.PENDING.value
+        String(16),
+        nullable=False,
+        default=ArtworkStatus.PENDING.value,
+        server_default=ArtworkStatus.PENDING.value,
     )
     failure_cause: Mapped[str | None] = mapped_column(String(32))
     failure_detail: Mapped[str | None] = mapped_column(Text)
@@ -145,7 +148,10 @@ class Artwork(Base):
     updated_at: Mapped[datetime] = _now_column()
 
     renditions: Mapped[list[ArtworkRendition]] = relationship(
-        back_populates="artwork", cascade="all, delete-orphan", lazy="selectin", order_by="ArtworkRendition.size"
+        back_populates="artwork",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="ArtworkRendition.size",
     )
 
     __table_args__ = (

@@ -41,7 +41,13 @@ def storage_stats(session: Session) -> StorageStats:
     )
     for content_type, size, image_format, count, total in rendition_rows:
         stats.renditions.append(
-            {"content_type": content_type, "size": size, "format": image_format, "objects": count, "bytes": int(total)}
+            {
+                "content_type": content_type,
+                "size": size,
+                "format": image_format,
+                "objects": count,
+                "bytes": int(total),
+            }
         )
         stats.total_objects += count
         stats.total_bytes += int(total)

@@ -124,7 +124,9 @@ def assign_missing_layout(session: Session, *, limit: int = 10_000) -> int:
         if path in taken:
             path = layout.artwork_storage_path(row.content_type, row.content_id, row.image_type, row.id)
         taken.add(path)
-        updates.append({"id": row.id, "storage_path": path, "shard": layout.shard_of(row.content_type, row.content_id)})
+        updates.append(
+            {"id": row.id, "storage_path": path, "shard": layout.shard_of(row.content_type, row.content_id)}
+        )
     session.execute(update(Artwork), updates)
     return len(updates)
 
@@ -168,7 +170,12 @@ def download_candidates(
             Artwork.source_checksum,
             Artwork.source_format,
         )
-        .where(scope.clause(), download_condition(max_attempts), Artwork.storage_path.isnot(None), Artwork.id > after_id)
+        .where(
+            scope.clause(),
+            download_condition(max_attempts),
+            Artwork.storage_path.isnot(None),
+            Artwork.id > after_id,
+        )
         .order_by(Artwork.id)
         .limit(limit)
     )
@@ -176,7 +183,13 @@ def download_candidates(
 
 
 def render_candidates(
-    session: Session, scope: Scope, *, signature: str, include_stale: bool, after_id: int = -1, limit: int = 200
+    session: Session,
+    scope: Scope,
+    *,
+    signature: str,
+    include_stale: bool,
+    after_id: int = -1,
+    limit: int = 200,
 ) -> list[RenderTask]:
     rows = session.execute(
         select(
@@ -229,13 +242,19 @@ def count_work(session: Session, scope: Scope, *, max_attempts: int, signature: 
 
 
 def partitions_with_work(
-    session: Session, *, max_attempts: int, signature: str | None = None, changed_since: datetime | None = None
+    session: Session,
+    *,
+    max_attempts: int,
+    signature: str | None = None,
+    changed_since: datetime | None = None,
 ) -> set[tuple[str, str]]:
     """Partitions that hold artwork needing download (or, with a signature, re-rendering)."""
     condition = or_(download_condition(max_attempts), render_condition(signature or "", include_stale=False))
     if signature is not None:
         condition = or_(condition, render_condition(signature, include_stale=True))
-    statement = select(Artwork.content_type, Artwork.shard).where(condition, Artwork.shard.isnot(None)).distinct()
+    statement = (
+        select(Artwork.content_type, Artwork.shard).where(condition, Artwork.shard.isnot(None)).distinct()
+    )
     if changed_since is not None:
         statement = statement.where(Artwork.updated_at > changed_since)
     return {(content_type, shard) for content_type, shard in session.execute(statement)}
@@ -325,7 +344,9 @@ def record_renditions(
     session.execute(
         delete(ArtworkRendition).where(
             ArtworkRendition.artwork_id == task.artwork_id,
-            or_(ArtworkRendition.format.in_(formats), ArtworkRendition.source_checksum != task.source_checksum),
+            or_(
+                ArtworkRendition.format.in_(formats), ArtworkRendition.source_checksum != task.source_checksum
+            ),
         )
     )
     session.execute(
@@ -376,8 +397,14 @@ def refresh_content_local_urls(session: Session, items: Iterable[tuple[str, int]
         by_type[content_type].add(content_id)
     for content_type, ids in by_type.items():
         rows = session.execute(
-            select(Artwork.content_id, Artwork.image_type, Artwork.score, Artwork.language, Artwork.id, Artwork.local_image_url)
-            .where(
+            select(
+                Artwork.content_id,
+                Artwork.image_type,
+                Artwork.score,
+                Artwork.language,
+                Artwork.id,
+                Artwork.local_image_url,
+            ).where(
                 Artwork.content_type == content_type,
                 Artwork.content_id.in_(ids),
                 Artwork.status == ArtworkStatus.PROCESSED.value,

@@ -5,7 +5,6 @@ scope, calls the stage, and returns a `MaterializeResult` with metadata. Image b
 origin, the workers and object storage; they never pass through an IO manager.
 """
 
-
 import dagster as dg
 
 from tvdb_images.catalog import work
@@ -55,7 +54,9 @@ def missing_artwork(
     settings = image_pipeline.pipeline_settings()
     with catalog.get_catalog().session() as session:
         assigned = work.assign_missing_layout(session)
-        counts = work.count_work(session, scope, max_attempts=settings.max_attempts, signature=settings.signature)
+        counts = work.count_work(
+            session, scope, max_attempts=settings.max_attempts, signature=settings.signature
+        )
     context.log.info("discovery over %d partitions: %s", partitions, counts)
     metadata = {name: dg.MetadataValue.int(value) for name, value in counts.items()}
     metadata["partitions"] = dg.MetadataValue.int(partitions)

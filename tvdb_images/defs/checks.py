@@ -5,7 +5,6 @@
 - every processed artwork has all its sizes recorded in the current format.
 """
 
-
 import dagster as dg
 from sqlalchemy import case, func, select
 

@@ -1,12 +1,17 @@
 """Jobs: the partitioned asset jobs operators backfill, and op jobs the admin API launches by config."""
 
-
 import dagster as dg
 
 from tvdb_images.catalog import work
 from tvdb_images.catalog.work import Scope
 from tvdb_images.config import CONTENT_TYPES
-from tvdb_images.defs.assets import image_renditions, missing_artwork, orphaned_images, source_images, storage_stats
+from tvdb_images.defs.assets import (
+    image_renditions,
+    missing_artwork,
+    orphaned_images,
+    source_images,
+    storage_stats,
+)
 from tvdb_images.defs.metadata import stage_metadata
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
 from tvdb_images.pipeline.sync import sync_scope
@@ -25,7 +30,8 @@ sync_images = dg.define_asset_job(
 
 rerender_images = dg.define_asset_job(
     "rerender_images",
-    selection=dg.AssetSelection.assets(image_renditions) | dg.AssetSelection.checks_for_assets(image_renditions),
+    selection=dg.AssetSelection.assets(image_renditions)
+    | dg.AssetSelection.checks_for_assets(image_renditions),
     description="Re-render stored sources whose renditions were made with other settings (e.g. IMAGE_QUALITY).",
     config={"ops": {"image_renditions": {"config": {"rerender_stale": True}}}},
 )
@@ -114,17 +120,31 @@ def sync_missing_artwork_op(
     _check_content_type(config.content_type)
     if config.limit < 1:
         raise dg.Failure("limit must be at least 1")
-    _run_sync(context, Scope(content_type=config.content_type), config.limit, catalog, storage, image_pipeline)
+    _run_sync(
+        context, Scope(content_type=config.content_type), config.limit, catalog, storage, image_pipeline
+    )
 
 
-@dg.job(description="Sync one content item's artwork now (run config: content_type, content_id).", tags=SOURCE_HOST_TAG)
+@dg.job(
+    description="Sync one content item's artwork now (run config: content_type, content_id).",
+    tags=SOURCE_HOST_TAG,
+)
 def sync_content_item() -> None:
     sync_content_item_op()
 
 
-@dg.job(description="Sync up to `limit` missing artworks, optionally of one content type.", tags=SOURCE_HOST_TAG)
+@dg.job(
+    description="Sync up to `limit` missing artworks, optionally of one content type.", tags=SOURCE_HOST_TAG
+)
 def sync_missing_artwork() -> None:
     sync_missing_artwork_op()
 
 
-ALL_JOBS = [sync_images, rerender_images, cleanup_orphans, refresh_storage_stats, sync_content_item, sync_missing_artwork]
+ALL_JOBS = [
+    sync_images,
+    rerender_images,
+    cleanup_orphans,
+    refresh_storage_stats,
+    sync_content_item,
+    sync_missing_artwork,
+]

@@ -24,7 +24,9 @@ def stage_metadata(report: StageReport, partitions: int) -> dict[str, Any]:
         "images_per_second": dg.MetadataValue.float(round(report.images_per_second, 2)),
         "elapsed_seconds": dg.MetadataValue.float(round(report.elapsed_seconds, 3)),
         "failures_by_cause": dg.MetadataValue.json(dict(report.failures_by_cause)),
-        "seconds_by_phase": dg.MetadataValue.json({k: round(v, 3) for k, v in report.seconds_by_phase.items()}),
+        "seconds_by_phase": dg.MetadataValue.json(
+            {k: round(v, 3) for k, v in report.seconds_by_phase.items()}
+        ),
     }
     if report.failure_examples:
         metadata["failure_examples"] = dg.MetadataValue.json(dict(report.failure_examples))
@@ -33,14 +35,14 @@ def stage_metadata(report: StageReport, partitions: int) -> dict[str, Any]:
     return metadata
 
 
-def counts_table(counts: Mapping[str, int], key_name: str, value_name: str, limit: int = 300) -> dg.MetadataValue:
+def counts_table(
+    counts: Mapping[str, int], key_name: str, value_name: str, limit: int = 300
+) -> dg.MetadataValue:
     rows = [
         dg.TableRecord({key_name: key, value_name: int(value)})
         for key, value in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
     ]
-    schema = dg.TableSchema(
-        columns=[dg.TableColumn(key_name, "string"), dg.TableColumn(value_name, "int")]
-    )
+    schema = dg.TableSchema(columns=[dg.TableColumn(key_name, "string"), dg.TableColumn(value_name, "int")])
     return dg.MetadataValue.table(rows, schema=schema)
 
 
@@ -49,6 +51,9 @@ def records_table(records: list[dict[str, Any]]) -> dg.MetadataValue:
     if not records:
         return dg.MetadataValue.table([], schema=dg.TableSchema(columns=[]))
     columns = [
-        dg.TableColumn(name, "int" if isinstance(value, int) else "string") for name, value in records[0].items()
+        dg.TableColumn(name, "int" if isinstance(value, int) else "string")
+        for name, value in records[0].items()
     ]
-    return dg.MetadataValue.table([dg.TableRecord(r) for r in records], schema=dg.TableSchema(columns=columns))
+    return dg.MetadataValue.table(
+        [dg.TableRecord(r) for r in records], schema=dg.TableSchema(columns=columns)
+    )

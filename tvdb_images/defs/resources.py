@@ -119,7 +119,9 @@ class ImagePipelineResource(_SettingsMirror):
 
 def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """The resources the code location uses, configured from env vars / `.env`."""
-    database_url: Any = dg.EnvVar("DATABASE_URL") if os.environ.get("DATABASE_URL") else settings.resolved_database_url
+    database_url: Any = (
+        dg.EnvVar("DATABASE_URL") if os.environ.get("DATABASE_URL") else settings.resolved_database_url
+    )
     return {
         "catalog": CatalogResource(database_url=database_url),
         "storage": ObjectStorageResource.from_settings(

@@ -4,14 +4,13 @@ Schedules are created stopped, as Dagster does by default; operators turn them o
 (Automation) or with `dagster schedule start`.
 """
 
-
 import dagster as dg
 
 from tvdb_images.catalog import work
+from tvdb_images.config import CONTENT_TYPES
 from tvdb_images.defs.jobs import cleanup_orphans, refresh_storage_stats, sync_images
 from tvdb_images.defs.requests import range_run_requests
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource
-from tvdb_images.config import CONTENT_TYPES
 from tvdb_images.storage.layout import SHARDS
 
 

@@ -1,6 +1,5 @@
 """Sensors: react to catalog changes within a minute, and report failed runs with their partitions."""
 
-
 import logging
 from datetime import datetime, timedelta
 
@@ -37,10 +36,14 @@ def catalog_changes_sensor(
         # Look back a little past the watermark: a transaction that committed late may carry an older
         # timestamp. Extra partitions cost one idempotent run; the nightly sync is the final backstop.
         lookback = since - WATERMARK_OVERLAP if since is not None else None
-        partitions = work.partitions_with_work(session, max_attempts=settings.max_attempts, changed_since=lookback)
+        partitions = work.partitions_with_work(
+            session, max_attempts=settings.max_attempts, changed_since=lookback
+        )
     watermark = latest.isoformat()
     requests = range_run_requests(partitions, run_key_prefix=f"catalog:{watermark}")
-    context.log.info("%d changed partitions -> %d runs; watermark %s", len(partitions), len(requests), watermark)
+    context.log.info(
+        "%d changed partitions -> %d runs; watermark %s", len(partitions), len(requests), watermark
+    )
     return dg.SensorResult(run_requests=requests, cursor=watermark)
 
 

@@ -22,7 +22,11 @@ _PLAN: list[tuple[str, int, list[tuple[str, list[str]]]]] = [
             ("clearlogo", ["clearlogo_a.png"]),
         ],
     ),
-    ("movies", 6, [("poster", ["poster_b.jpg", "poster_a.jpg"]), ("fanart", ["fanart_c.jpg", "fanart_a.jpg"])]),
+    (
+        "movies",
+        6,
+        [("poster", ["poster_b.jpg", "poster_a.jpg"]), ("fanart", ["fanart_c.jpg", "fanart_a.jpg"])],
+    ),
     ("episodes", 10, [("image", ["episode_a.jpg", "episode_b.jpg"])]),
     ("seasons", 6, [("poster", ["poster_progressive.jpg", "poster_a.jpg"])]),
     ("people", 6, [("image", ["person_a.jpg", "person_b.jpg"])]),
@@ -154,9 +158,13 @@ def write_demo_catalog(path: Path, origin: str) -> DemoCatalog:
                 "content_type": content_type,
                 "id": _BASE_IDS[content_type] + 9000 + offset,
                 "name": f"Demo {_NAMES[content_type]} with a bad {image_type}",
-                "artworks": [{"id": artwork_id, "type": image_type, "url": f"{origin}/{origin_path}", "score": 1}],
+                "artworks": [
+                    {"id": artwork_id, "type": image_type, "url": f"{origin}/{origin_path}", "score": 1}
+                ],
             }
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
-    return DemoCatalog(path=path, items=len(lines), artworks=artworks + len(BAD_SOURCES), bad_artworks=len(BAD_SOURCES))
+    return DemoCatalog(
+        path=path, items=len(lines), artworks=artworks + len(BAD_SOURCES), bad_artworks=len(BAD_SOURCES)
+    )

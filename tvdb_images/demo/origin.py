@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature from the stdlib
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

@@ -87,7 +87,9 @@ def run_demo(*, origin_port: int = DEFAULT_ORIGIN_PORT, say: Callable[[str], Non
         catalog = Catalog(database_url)
         demo = write_demo_catalog(settings.data_dir.resolve() / "demo-catalog.jsonl", origin)
         report = import_catalog_file(catalog, demo.path)
-        say(f"catalog: {catalog.engine.url.render_as_string(hide_password=True)}; imported {report.summary()}")
+        say(
+            f"catalog: {catalog.engine.url.render_as_string(hide_password=True)}; imported {report.summary()}"
+        )
 
         home = prepare_dagster_home(settings)
         defs = build_definitions(settings)
@@ -117,13 +119,24 @@ def run_demo(*, origin_port: int = DEFAULT_ORIGIN_PORT, say: Callable[[str], Non
     return result
 
 
-def _summarize(catalog: Catalog, settings: Settings, runs: list[tuple[str, bool]], seconds: float) -> DemoResult:
+def _summarize(
+    catalog: Catalog, settings: Settings, runs: list[tuple[str, bool]], seconds: float
+) -> DemoResult:
     with catalog.session() as session:
-        status_counts = dict(session.execute(select(Artwork.status, func.count()).group_by(Artwork.status)).all())
+        status_counts = dict(
+            session.execute(select(Artwork.status, func.count()).group_by(Artwork.status)).all()
+        )
         failures = [
-            (row.id, f"{row.content_type}/{row.content_id} {row.image_type}", row.failure_cause, row.failure_detail)
+            (
+                row.id,
+                f"{row.content_type}/{row.content_id} {row.image_type}",
+                row.failure_cause,
+                row.failure_detail,
+            )
             for row in session.execute(
-                select(Artwork).where(Artwork.status.in_([ArtworkStatus.FAILED.value, ArtworkStatus.GONE.value]))
+                select(Artwork).where(
+                    Artwork.status.in_([ArtworkStatus.FAILED.value, ArtworkStatus.GONE.value])
+                )
             ).scalars()
         ]
         bytes_sources = session.scalar(
@@ -142,10 +155,14 @@ def _summarize(catalog: Catalog, settings: Settings, runs: list[tuple[str, bool]
         ).scalar_one_or_none()
         example: dict[str, str] = {}
         if example_row is not None:
-            example["artwork"] = f"{example_row.content_type}/{example_row.content_id} poster (artwork {example_row.id})"
+            example["artwork"] = (
+                f"{example_row.content_type}/{example_row.content_id} poster (artwork {example_row.id})"
+            )
             order = {size: index for index, size in enumerate(SIZES)}
             for rendition in sorted(example_row.renditions, key=lambda r: order.get(r.size, 99)):
-                example[rendition.size] = f"{rendition.url}  ({rendition.width}x{rendition.height}, {rendition.bytes} B)"
+                example[rendition.size] = (
+                    f"{rendition.url}  ({rendition.width}x{rendition.height}, {rendition.bytes} B)"
+                )
     return DemoResult(
         seconds=seconds,
         runs=runs,
@@ -171,7 +188,9 @@ def format_summary(result: DemoResult) -> str:
         f"  artworks processed: {processed}, refused or failed: {failed}",
     ]
     if len(result.runs) <= 1:
-        lines.append("  (nothing needed syncing: every artwork already had its local copy or its recorded failure)")
+        lines.append(
+            "  (nothing needed syncing: every artwork already had its local copy or its recorded failure)"
+        )
     for artwork_id, what, cause, detail in result.failures:
         lines.append(f"    artwork {artwork_id} ({what}): {cause}: {(detail or '')[:110]}")
     if result.bytes_sources:
@@ -186,8 +205,12 @@ def format_summary(result: DemoResult) -> str:
             f"(renditions) and {settings.s3_bucket_originals} (sources)"
         )
     else:
-        lines.append(f"  images: {settings.resolved_local_storage_dir}/{{{settings.s3_bucket_thumbnails},{settings.s3_bucket_originals}}}")
-    lines.append(f"  catalog: {settings.resolved_database_url if not settings.database_url else 'DATABASE_URL'}")
+        lines.append(
+            f"  images: {settings.resolved_local_storage_dir}/{{{settings.s3_bucket_thumbnails},{settings.s3_bucket_originals}}}"
+        )
+    lines.append(
+        f"  catalog: {settings.resolved_database_url if not settings.database_url else 'DATABASE_URL'}"
+    )
     if result.example:
         lines.append(f"  example: {result.example.pop('artwork')}")
         lines.extend(f"    {size:<9} {where}" for size, where in result.example.items())

@@ -75,7 +75,9 @@ def download_sources(
     return report
 
 
-def _candidates(catalog: Catalog, scope: Scope, max_attempts: int, limit: int | None) -> Iterator[DownloadTask]:
+def _candidates(
+    catalog: Catalog, scope: Scope, max_attempts: int, limit: int | None
+) -> Iterator[DownloadTask]:
     """Page through the work by artwork id so a retryable failure is not picked twice in one run."""
     after_id = -1
     remaining = limit
@@ -94,7 +96,11 @@ def _candidates(catalog: Catalog, scope: Scope, max_attempts: int, limit: int | 
 
 
 def _download_one(
-    task: DownloadTask, store: ObjectStore, fetcher: ImageFetcher, settings: PipelineSettings, report: StageReport
+    task: DownloadTask,
+    store: ObjectStore,
+    fetcher: ImageFetcher,
+    settings: PipelineSettings,
+    report: StageReport,
 ) -> Downloaded | Failed:
     try:
         with report.timed("fetch"):

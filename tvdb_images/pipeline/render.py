@@ -94,7 +94,12 @@ def _candidates(
         page_size = 200 if remaining is None else min(200, remaining)
         with catalog.session() as session:
             page = work.render_candidates(
-                session, scope, signature=signature, include_stale=include_stale, after_id=after_id, limit=page_size
+                session,
+                scope,
+                signature=signature,
+                include_stale=include_stale,
+                after_id=after_id,
+                limit=page_size,
             )
         if not page:
             return
@@ -111,7 +116,9 @@ def _render_one(
         with report.timed("read_source"):
             data = store.get(Bucket.ORIGINALS, task.original_key)
     except ObjectNotFound:
-        return RenderFailed("source_missing", f"{task.original_key} is not in the originals bucket", retryable=True)
+        return RenderFailed(
+            "source_missing", f"{task.original_key} is not in the originals bucket", retryable=True
+        )
     except StorageError as exc:
         return RenderFailed("storage_error", str(exc), retryable=True)
 
@@ -166,7 +173,9 @@ def _mirror_one(task: RenderTask, store: ObjectStore) -> Rendered | RenderFailed
     """With optimization off, the unchanged source in the originals bucket is the artwork's only copy."""
     info = store.head(Bucket.ORIGINALS, task.original_key)
     if info is None:
-        return RenderFailed("source_missing", f"{task.original_key} is not in the originals bucket", retryable=True)
+        return RenderFailed(
+            "source_missing", f"{task.original_key} is not in the originals bucket", retryable=True
+        )
     extension = source_extension(task.source_format)
     return Rendered(
         renditions=(

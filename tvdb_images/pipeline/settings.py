@@ -10,7 +10,6 @@ from tvdb_images.config import Settings
 from tvdb_images.fetch import FetchPolicy
 from tvdb_images.imaging import RenderSettings, ValidationLimits, render_settings_signature
 
-
 # Render signature of artwork stored as-is (ENABLE_IMAGE_OPTIMIZATION=false): one unchanged source.
 MIRROR_SIGNATURE = "mirror"
 

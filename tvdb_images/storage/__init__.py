@@ -46,4 +46,6 @@ def store_from_settings(settings: Settings) -> ObjectStore:
         )
     from tvdb_images.storage.local import LocalObjectStore
 
-    return LocalObjectStore(settings.resolved_local_storage_dir, bucket_names=names, cdn_base_url=settings.cdn_base_url)
+    return LocalObjectStore(
+        settings.resolved_local_storage_dir, bucket_names=names, cdn_base_url=settings.cdn_base_url
+    )
