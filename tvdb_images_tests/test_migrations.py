@@ -1,4 +1,4 @@
-"""Alembic: `alembic upgrade head` from the repository root and the packaged migrations agree with the models."""
+"""Alembic: `alembic upgrade head` from the repository root works, and migrations match the models."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,7 +63,8 @@ def setup(request: pytest.FixtureRequest) -> Setup:
     )
 
 
-def _sync(setup: Setup, settings: PipelineSettings, scope: Scope = Scope()):  # type: ignore[no-untyped-def]
+def _sync(setup: Setup, settings: PipelineSettings, scope: Scope | None = None):  # type: ignore[no-untyped-def]
+    scope = scope or Scope()
     with ImageFetcher(settings.fetch) as fetcher:
         download = download_sources(setup.catalog, setup.store, fetcher, settings, scope)
     render = render_stored_sources(setup.catalog, setup.store, settings, scope)
@@ -190,8 +192,14 @@ def test_failures_are_retried_by_later_runs_up_to_the_limit(
     origin.route("/always-500.jpg", respond(500))
     origin.route("/gone.jpg", respond(404))
     lines = [
-        f'{{"content_type": "people", "id": {i}, "artworks": [{{"id": {i}, "type": "image", "url": "{origin.url(path)}"}}]}}'
-        for i, path in ((1, "/flaky.jpg"), (2, "/always-500.jpg"), (3, "/gone.jpg"))
+        json.dumps(
+            {
+                "content_type": "people",
+                "id": i,
+                "artworks": [{"id": i, "type": "image", "url": origin.url(p)}],
+            }
+        )
+        for i, p in ((1, "/flaky.jpg"), (2, "/always-500.jpg"), (3, "/gone.jpg"))
     ]
     import_catalog_lines(setup.catalog, lines)
     settings = settings_for_origin(origin.netloc, FETCH_MAX_RETRIES=1, ARTWORK_MAX_ATTEMPTS=3)
@@ -253,7 +261,7 @@ def test_changed_url_is_downloaded_again_and_the_old_source_becomes_an_orphan(
         assert len(after.renditions) == len(SIZES)
         shard = after.shard
 
-    # The old .jpg source is now unreferenced: cleanup finds it, keeps it in the grace period, then deletes it.
+    # The old .jpg source is unreferenced now: cleanup finds it, keeps it during the grace period, deletes it.
     kept = clean_orphans(
         setup.catalog, setup.store, [("series", shard)], grace=timedelta(hours=1), dry_run=False
     )

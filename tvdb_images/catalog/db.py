@@ -1,4 +1,4 @@
-"""Engines and sessions for the catalog database (SQLite for the embedded default, PostgreSQL in production)."""
+"""Engines and sessions for the catalog database: SQLite (embedded default) or PostgreSQL (production)."""
 
 from __future__ import annotations
 

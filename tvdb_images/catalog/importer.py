@@ -210,7 +210,8 @@ def _upsert_artwork(
             report.artworks_new += 1
         elif (current.content_type, current.content_id) != (record.content_type, record.id):
             report.errors.append(
-                f"artwork {artwork.id}: belongs to {current.content_type}/{current.content_id} in the catalog, "
+                f"artwork {artwork.id}: belongs to {current.content_type}/{current.content_id} "
+                "in the catalog, "
                 f"not {record.content_type}/{record.id}; skipped"
             )
         elif current.source_url != artwork.url:

@@ -135,7 +135,7 @@ class CleanupConfig(dg.Config):
     backfill_policy=artwork_backfill_policy,
     group_name=ARTWORK_GROUP,
     kinds={"s3"},
-    description="Objects in a partition's prefix that no catalog row references; deleted after a grace period.",
+    description="Objects in a partition's prefix that no catalog row references; deleted after a grace time.",
 )
 def orphaned_images(
     context: dg.AssetExecutionContext,

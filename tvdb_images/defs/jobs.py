@@ -32,7 +32,7 @@ rerender_images = dg.define_asset_job(
     "rerender_images",
     selection=dg.AssetSelection.assets(image_renditions)
     | dg.AssetSelection.checks_for_assets(image_renditions),
-    description="Re-render stored sources whose renditions were made with other settings (e.g. IMAGE_QUALITY).",
+    description="Re-render stored sources whose renditions came from other settings (IMAGE_QUALITY, ...).",
     config={"ops": {"image_renditions": {"config": {"rerender_stale": True}}}},
 )
 

@@ -206,7 +206,8 @@ def format_summary(result: DemoResult) -> str:
         )
     else:
         lines.append(
-            f"  images: {settings.resolved_local_storage_dir}/{{{settings.s3_bucket_thumbnails},{settings.s3_bucket_originals}}}"
+            f"  images: {settings.resolved_local_storage_dir}/"
+            f"{{{settings.s3_bucket_thumbnails},{settings.s3_bucket_originals}}}"
         )
     lines.append(
         f"  catalog: {settings.resolved_database_url if not settings.database_url else 'DATABASE_URL'}"
@@ -218,7 +219,8 @@ def format_summary(result: DemoResult) -> str:
     lines += [
         f"  Dagster runs ({len(result.runs)}) are recorded in DAGSTER_HOME={result.dagster_home}",
         "  open the Dagster UI on this data with:",
-        f"    DAGSTER_HOME={result.dagster_home} TVDB_IMAGES_DATA_DIR={data_dir} dagster dev -m tvdb_images.definitions",
+        f"    DAGSTER_HOME={result.dagster_home} TVDB_IMAGES_DATA_DIR={data_dir} "
+        "dagster dev -m tvdb_images.definitions",
         "  and serve the images with:",
         f"    TVDB_IMAGES_DATA_DIR={data_dir} tvdb-images serve",
     ]

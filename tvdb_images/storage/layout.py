@@ -35,9 +35,9 @@ MIME_BY_EXTENSION = {
 
 # What a full rendition key looks like; used to refuse anything else before it reaches storage.
 RENDITION_KEY_PATTERN = re.compile(
-    r"^(?P<content_type>%s)/(?P<h0>[0-9a-f]{2})/(?P<h1>[0-9a-f]{2})/(?P<content_id>[0-9]+)/"
-    r"(?P<image_type>%s)(?:/(?P<artwork_id>[0-9]+))?/(?P<size>%s)\.(?P<ext>[a-z]+)$"
-    % ("|".join(CONTENT_TYPES), "|".join(IMAGE_TYPES), "|".join(SIZES))
+    rf"^(?P<content_type>{'|'.join(CONTENT_TYPES)})/(?P<h0>[0-9a-f]{{2}})/(?P<h1>[0-9a-f]{{2}})/"
+    rf"(?P<content_id>[0-9]+)/(?P<image_type>{'|'.join(IMAGE_TYPES)})(?:/(?P<artwork_id>[0-9]+))?/"
+    rf"(?P<size>{'|'.join(SIZES)})\.(?P<ext>[a-z]+)$"
 )
 
 
