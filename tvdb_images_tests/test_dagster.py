@@ -389,3 +389,20 @@ def test_run_failure_sensor_logs_the_partition(embedded: Settings, caplog: pytes
     with caplog.at_level("ERROR"):
         sensor(context)
     assert any("movies|0a" in message and result.run_id in message for message in caplog.messages)
+
+
+def test_workspace_yaml_loads_the_code_location() -> None:
+    """`dagster dev -w workspace.yaml` loads: the same check Dagster's CLI runs."""
+    import subprocess
+    import sys
+
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Validation successful for code location tvdb_images" in result.stderr + result.stdout
