@@ -1,15 +1,66 @@
-"""FastAPI application factory."""
+"""FastAPI application factory: `create_app()` for uvicorn (`tvdb-images serve`), with settings from
+the environment, or with settings, catalog, store and Dagster client passed in (tests, embedding)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
+from serving.access_log import AccessLogMiddleware, configure_access_log
+from serving.dagster_client import DagsterClient
+from serving.errors import install_error_handlers
+from serving.routes import admin, artwork, health, images, stats
+from serving.state import ServingState
+from tvdb_images.catalog.db import Catalog
+from tvdb_images.config import Settings, load_settings
+from tvdb_images.storage import ObjectStore
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="tvdb-images", version="0.1.0")
+DESCRIPTION = """\
+Serves the local copies of TVDB artwork that the tvdb_images pipeline stores, their metadata and
+storage statistics, and lets admins launch syncs (Dagster runs).
 
-    @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+Every error answers with the same JSON shape (`ErrorBody`): `status`, `code`, `message`, and where
+useful `parameter`, `details` and `request_id`.
+"""
 
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    catalog: Catalog | None = None,
+    store: ObjectStore | None = None,
+    dagster: DagsterClient | None = None,
+) -> FastAPI:
+    settings = settings or load_settings()
+    state = ServingState.build(settings, catalog=catalog, store=store, dagster=dagster)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    app = FastAPI(
+        title="tvdb-images",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "images", "description": "Image bytes of a content item's primary artwork."},
+            {"name": "artwork", "description": "One artwork's metadata and images."},
+            {"name": "stats", "description": "What is stored."},
+            {
+                "name": "admin",
+                "description": "Launch syncs; needs `Authorization: Bearer <ADMIN_API_TOKEN>`.",
+            },
+            {"name": "health", "description": "Liveness and readiness probes."},
+        ],
+    )
+    app.state.serving = state
+    install_error_handlers(app)
+    configure_access_log()
+    app.add_middleware(AccessLogMiddleware)
+    for router in (images.router, artwork.router, stats.router, admin.router, health.router):
+        app.include_router(router)
     return app

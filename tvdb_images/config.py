@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     admin_api_token: SecretStr | None = Field(default=None, alias="ADMIN_API_TOKEN")
     dagster_graphql_url: str = Field(default="http://127.0.0.1:3000/graphql", alias="DAGSTER_GRAPHQL_URL")
 
+    # Serving API: answer for artwork not stored yet, browser cache lifetime of unversioned image URLs,
+    # and the per-client budget of admin sync launches.
+    missing_image_redirect: bool = Field(default=False, alias="MISSING_IMAGE_REDIRECT")
+    image_cache_max_age_seconds: int = Field(
+        default=86400, ge=0, le=31536000, alias="IMAGE_CACHE_MAX_AGE_SECONDS"
+    )
+    admin_sync_rate_per_minute: float = Field(default=30.0, gt=0, alias="ADMIN_SYNC_RATE_PER_MINUTE")
+    admin_sync_burst: int = Field(default=5, ge=1, le=1000, alias="ADMIN_SYNC_BURST")
+
     @field_validator("allowed_source_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:

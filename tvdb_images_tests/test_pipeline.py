@@ -388,8 +388,9 @@ def test_storage_outage_is_recorded_as_retryable_and_nothing_is_recorded_as_stor
     assert render.failures_by_cause == {"storage_error": 1}
     with sqlite_catalog.session() as session:
         row = session.get(Artwork, 20)
+        # The source is stored: the artwork stays in the render queue and is never fetched again.
         assert (row.status, row.failure_retryable, row.local_image_url, row.renditions) == (
-            ArtworkStatus.FAILED,
+            ArtworkStatus.DOWNLOADED,
             True,
             None,
             [],

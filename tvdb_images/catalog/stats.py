@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
+from tvdb_images.pipeline.settings import MIRROR_SIGNATURE
 
 
 @dataclass
@@ -36,6 +37,8 @@ def storage_stats(session: Session) -> StorageStats:
             func.coalesce(func.sum(ArtworkRendition.bytes), 0),
         )
         .join(Artwork, Artwork.id == ArtworkRendition.artwork_id)
+        # A mirrored source (ENABLE_IMAGE_OPTIMIZATION=false) is the originals object counted below.
+        .where(ArtworkRendition.render_signature != MIRROR_SIGNATURE)
         .group_by(Artwork.content_type, ArtworkRendition.size, ArtworkRendition.format)
         .order_by(Artwork.content_type, ArtworkRendition.size, ArtworkRendition.format)
     )

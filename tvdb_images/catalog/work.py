@@ -309,17 +309,23 @@ def record_failure(
     retryable: bool,
     gone: bool = False,
     drop_source: bool = False,
+    keep_status: bool = False,
     now: datetime | None = None,
 ) -> None:
-    """Record a failed attempt; `drop_source` forgets a stored source the caller has just deleted."""
+    """Record a failed attempt; `drop_source` forgets a stored source the caller has just deleted.
+
+    `keep_status` records the cause but leaves the status alone: a render that failed on storage still
+    has its source stored, so the artwork stays in the render queue and is not fetched again.
+    """
     now = now or datetime.now(UTC)
     extra: dict[str, Any] = {"source_checksum": None, "source_format": None} if drop_source else {}
+    if not keep_status:
+        extra["status"] = (ArtworkStatus.GONE if gone else ArtworkStatus.FAILED).value
     session.execute(
         update(Artwork)
         .where(Artwork.id == artwork_id)
         .values(
             **extra,
-            status=(ArtworkStatus.GONE if gone else ArtworkStatus.FAILED).value,
             failure_cause=cause[:32],
             failure_detail=detail[:2000],
             failure_retryable=retryable and not gone,

@@ -28,9 +28,11 @@ _SIXTEEN_BIT_GREY = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 
 
 def exif_orientation(image: Image.Image) -> int:
-    """The EXIF (or XMP) orientation of an opened image, 1 when absent, invalid or unreadable.
+    """The EXIF (or XMP) orientation of an image, 1 when absent, invalid or unreadable.
 
-    Read from the header before decoding, so the upright size is known up front.
+    For JPEG this reads only the header. Pillow's PNG reader decodes the whole image to look for
+    EXIF after the pixel data, so for other formats call it after `decode`, whose error handling
+    then applies.
     """
     try:
         value = image.getexif().get(ExifTags.Base.Orientation, 1)

@@ -38,6 +38,7 @@ ENGINE_VERSION = 1
 # JPEG sources may be decoded at 1/2, 1/4 or 1/8 scale when the full resolution is not wanted;
 # the decoded image stays at least this many times the largest rendition, as Image.thumbnail does.
 _DRAFT_GAP = 2
+_DRAFTABLE = frozenset({"JPEG", "MPO"})
 
 
 @dataclass(frozen=True)
@@ -89,13 +90,17 @@ def render_renditions(data: bytes, settings: RenderSettings, limits: ValidationL
     names = [name for name in SIZE_BOXES if name in settings.sizes]
     source, image = open_source(data, limits)
     try:
+        if "original" not in names and image.format in _DRAFTABLE:
+            # A JPEG's EXIF sits in its header, so the upright size is known before decoding.
+            orientation = exif_orientation(image)
+            upright = upright_size(source.width, source.height, orientation)
+            _decode_smaller(image, fit_inside(*upright, SIZE_BOXES[names[0]]), orientation)
+        decode(image, source.format)
+        # Read after decoding: PNG may carry its EXIF after the image data.
         orientation = exif_orientation(image)
         upright = upright_size(source.width, source.height, orientation)
         targets = [(name, fit_inside(*upright, SIZE_BOXES[name])) for name in names]
-        if "original" not in names:
-            _decode_smaller(image, targets[0][1], orientation)
-        pixels = to_working(decode(image, source.format), orientation)
-        renditions = _encode_all(pixels, targets, settings)
+        renditions = _encode_all(to_working(image, orientation), targets, settings)
     finally:
         image.close()
     return RenderResult(source=source, renditions=renditions)
@@ -150,8 +155,6 @@ def _decode_smaller(image: Image.Image, largest: tuple[int, int], orientation: i
     DCT-domain scaling skips most of the decoding work, and keeping the decoded image at least
     twice the largest rendition keeps the final resampling step in charge of quality.
     """
-    if image.format not in ("JPEG", "MPO"):
-        return
     width, height = stored_size(*largest, orientation)
     image.draft(None, (width * _DRAFT_GAP, height * _DRAFT_GAP))
 

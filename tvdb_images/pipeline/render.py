@@ -41,6 +41,7 @@ class RenderFailed:
     detail: str
     retryable: bool
     source_deleted: bool = False
+    source_kept: bool = False  # the stored source is fine: render again next run, never fetch again
 
 
 def render_stored_sources(
@@ -120,7 +121,7 @@ def _render_one(
             "source_missing", f"{task.original_key} is not in the originals bucket", retryable=True
         )
     except StorageError as exc:
-        return RenderFailed("storage_error", str(exc), retryable=True)
+        return RenderFailed("storage_error", str(exc), retryable=True, source_kept=True)
 
     try:
         with report.timed("render"):
@@ -161,7 +162,7 @@ def _render_one(
     except StorageError as exc:
         # Objects already written are harmless: no row references them until every size is stored,
         # and the retry overwrites the same keys.
-        return RenderFailed("storage_error", str(exc), retryable=True)
+        return RenderFailed("storage_error", str(exc), retryable=True, source_kept=True)
     with report._lock:
         report.bytes_in += len(data)
         report.bytes_out += out_bytes
@@ -219,6 +220,7 @@ def _record_failure(task: RenderTask, outcome: RenderFailed):  # type: ignore[no
             detail=outcome.detail,
             retryable=outcome.retryable,
             drop_source=outcome.source_deleted,
+            keep_status=outcome.source_kept,
         )
 
     return apply

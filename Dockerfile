@@ -1,0 +1,38 @@
+# syntax=docker/dockerfile:1
+# One image for every service of the project in docker-compose.yml: the Dagster code server, webserver
+# and daemon, the run containers the daemon launches, the migrations step and the serving API. Only
+# the command differs.
+
+FROM python:3.11-slim-bookworm AS base
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Wheels for the project and everything it needs, built apart so the final image has no build tools.
+FROM base AS wheels
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY tvdb_images ./tvdb_images
+COPY serving ./serving
+RUN pip wheel --wheel-dir /wheels ".[docker]"
+
+FROM base
+RUN groupadd --system --gid 10001 tvdb \
+    && useradd --system --uid 10001 --gid tvdb --home-dir /opt/dagster --no-create-home tvdb
+RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
+    pip install --no-index --find-links /wheels "tvdb-images[docker]"
+
+# DAGSTER_HOME holds the production instance config (dagster/dagster.yaml): PostgreSQL storage, the run
+# queue and its limits, the Docker run launcher, S3 step logs. The working directory holds the
+# workspace file the webserver and the daemon load (-w dagster/workspace.production.yaml).
+ENV DAGSTER_HOME=/opt/dagster/dagster_home
+WORKDIR /opt/dagster/app
+COPY dagster ./dagster
+RUN mkdir -p "$DAGSTER_HOME" \
+    && cp dagster/dagster.yaml "$DAGSTER_HOME/dagster.yaml" \
+    && chown -R tvdb:tvdb /opt/dagster
+
+USER tvdb
+EXPOSE 3000 4000 8000
+CMD ["tvdb-images", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,164 @@
+"""Answer an image request for one chosen artwork and size: pick the format, then redirect to the CDN,
+answer 304, or stream the bytes from storage; or explain why there is no image yet.
+
+Storage keys come only from catalog rows, and `is_layout_key` checks each one again before the store
+sees it: nothing from the request path is ever part of a key.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from fastapi import Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
+from starlette.background import BackgroundTask
+
+from serving.conditional import cache_control, content_version, if_none_match_hits, strong_etag
+from serving.errors import NO_STORE, ApiError
+from serving.links import artwork_image_path
+from serving.negotiation import choose_format
+from serving.queries import ArtworkRecord, RenditionRecord
+from tvdb_images.config import Settings
+from tvdb_images.storage import ObjectNotFound, ObjectStore, StorageError
+from tvdb_images.storage.layout import is_layout_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    size: str
+    pinned_format: str | None  # `?format=` on artwork URLs; None means negotiate with Accept
+    version: str | None  # `?v=`
+
+
+def deliver(
+    request: Request,
+    artwork: ArtworkRecord,
+    wanted: ImageRequest,
+    *,
+    settings: Settings,
+    store: ObjectStore,
+) -> Response:
+    candidates = artwork.renditions_of(wanted.size)
+    if wanted.pinned_format is not None:
+        candidates = [r for r in candidates if r.format == wanted.pinned_format]
+    if not candidates:
+        if not artwork.renditions:
+            return not_stored(artwork, settings)
+        raise ApiError(
+            404,
+            "size_not_available",
+            f"artwork {artwork.id} has no {wanted.size} rendition"
+            + (f" in {wanted.pinned_format}" if wanted.pinned_format else ""),
+            parameter="size" if wanted.pinned_format is None else "format",
+            details={
+                "artwork_id": artwork.id,
+                "available": [{"size": r.size, "format": r.format} for r in artwork.renditions],
+            },
+        )
+
+    chosen = _choose(candidates, wanted.pinned_format, request.headers.get("accept"))
+    if not is_layout_key(chosen.storage_key):
+        log.error(
+            "artwork %s rendition key %r is not a layout key; refusing it", artwork.id, chosen.storage_key
+        )
+        raise ApiError(500, "invalid_storage_key", "the catalog holds a storage key outside the layout")
+
+    version = content_version(r.checksum for r in candidates)
+    headers = {
+        "Cache-Control": cache_control(
+            versioned=wanted.version == version, max_age=settings.image_cache_max_age_seconds
+        ),
+        "Content-Location": artwork_image_path(
+            artwork.id, chosen.size, image_format=chosen.format, version=content_version([chosen.checksum])
+        ),
+        "X-Artwork-Id": str(artwork.id),
+    }
+    if wanted.pinned_format is None:
+        headers["Vary"] = "Accept"
+
+    if settings.cdn_base_url:
+        return RedirectResponse(
+            store.url(chosen.bucket, chosen.storage_key), status_code=307, headers=headers
+        )
+
+    etag = strong_etag(chosen.checksum)
+    headers["ETag"] = etag
+    if if_none_match_hits(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    if request.method == "HEAD":
+        return Response(
+            status_code=200,
+            headers={**headers, "Content-Length": str(chosen.bytes), "Content-Type": chosen.content_type},
+        )
+    return _stream(store, chosen, headers)
+
+
+def _choose(candidates: list[RenditionRecord], pinned: str | None, accept: str | None) -> RenditionRecord:
+    if pinned is not None:
+        return candidates[0]
+    image_format = choose_format((r.format for r in candidates), accept)
+    return next(r for r in candidates if r.format == image_format)
+
+
+def _stream(store: ObjectStore, rendition: RenditionRecord, headers: dict[str, str]) -> Response:
+    try:
+        stream = store.open(rendition.bucket, rendition.storage_key)
+    except ObjectNotFound:
+        log.error(
+            "catalog references %s/%s but storage has no such object", rendition.bucket, rendition.storage_key
+        )
+        raise ApiError(
+            404,
+            "object_missing",
+            "the catalog lists this image but storage does not have it; the next sync restores it",
+        ) from None
+    except StorageError as exc:
+        raise ApiError(
+            503,
+            "storage_unavailable",
+            f"object storage is not reachable: {exc}",
+            headers={"Retry-After": "5"},
+        ) from exc
+    if stream.info.size != rendition.bytes:
+        # Replaced by a re-render that is not recorded yet: these bytes do not match the catalog's
+        # checksum, so they get no ETag and no cache lifetime.
+        headers = {**headers, "Cache-Control": "no-cache"}
+        headers.pop("ETag", None)
+    headers["Content-Length"] = str(stream.info.size)
+    return StreamingResponse(
+        stream.iter_chunks(),
+        status_code=200,
+        media_type=rendition.content_type,
+        headers=headers,
+        background=BackgroundTask(stream.close),
+    )
+
+
+def not_stored(artwork: ArtworkRecord, settings: Settings) -> Response:
+    """No local copy yet: a 404 naming the source, or (MISSING_IMAGE_REDIRECT) a redirect to it."""
+    if settings.missing_image_redirect and _redirectable(artwork.source_url, settings):
+        return RedirectResponse(artwork.source_url, status_code=302, headers=NO_STORE)
+    raise ApiError(
+        404,
+        "image_not_stored",
+        f"artwork {artwork.id} is not stored yet (status: {artwork.status})",
+        details={
+            "artwork_id": artwork.id,
+            "source_url": artwork.source_url,
+            "artwork_status": artwork.status,
+            "failure_cause": artwork.failure_cause,
+        },
+    )
+
+
+def _redirectable(url: str, settings: Settings) -> bool:
+    """Redirect only to sources the pipeline itself may fetch: never an open redirect."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    netloc = parts.netloc.lower().rsplit("@", 1)[-1]
+    allowed = set(settings.allowed_source_hosts)
+    return parts.scheme in ("http", "https") and (host in allowed or netloc in allowed)

@@ -1,0 +1,98 @@
+"""Which stored format to send for a request's `Accept` header (RFC 9110 §12.5.1).
+
+AVIF is sent only to clients that name `image/avif` in `Accept` (as browsers that decode it do):
+wildcards such as `*/*` or `image/*` do not count for it, because clients that predate AVIF send them
+too. Among the acceptable formats the client's quality values decide, and between equal ones the
+smaller encoding wins (AVIF, then WebP, then mirrored sources). When nothing stored is acceptable the
+API still sends WebP (or the one stored format) rather than a 406: an image is more useful to a
+client with a narrow `Accept` than an error, and RFC 9110 allows disregarding the header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+MIME_BY_FORMAT: dict[str, str] = {
+    "avif": "image/avif",
+    "webp": "image/webp",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+}
+SERVER_PREFERENCE: tuple[str, ...] = ("avif", "webp", "jpeg", "png", "gif")
+DEFAULT_FORMAT = "webp"
+# Formats a client must name exactly; a wildcard is no promise that it can decode them.
+EXPLICIT_ONLY = frozenset({"avif"})
+
+
+@dataclass(frozen=True)
+class MediaRange:
+    type: str
+    subtype: str
+    quality: float
+
+    @property
+    def specificity(self) -> int:
+        return (self.type != "*") + (self.subtype != "*")
+
+    def matches(self, mime: str) -> bool:
+        kind, _, sub = mime.partition("/")
+        return self.type in ("*", kind) and self.subtype in ("*", sub)
+
+
+def parse_accept(header: str | None) -> list[MediaRange]:
+    """Media ranges of an Accept header; malformed members are skipped."""
+    ranges: list[MediaRange] = []
+    for member in (header or "").split(","):
+        mime, *params = (part.strip() for part in member.split(";"))
+        kind, slash, sub = mime.lower().partition("/")
+        if not slash or not kind or not sub or (kind == "*" and sub != "*"):
+            continue
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = min(max(float(value.strip()), 0.0), 1.0)
+                except ValueError:
+                    quality = -1.0
+        if quality >= 0:
+            ranges.append(MediaRange(kind, sub, quality))
+    return ranges
+
+
+def quality_of(mime: str, ranges: list[MediaRange], *, exact_only: bool = False) -> float:
+    """The q of the most specific range matching `mime`; every type is acceptable with no header."""
+    if not ranges:
+        return 0.0 if exact_only else 1.0
+    matching = [r for r in ranges if r.matches(mime) and (r.specificity == 2 or not exact_only)]
+    if not matching:
+        return 0.0
+    best = max(r.specificity for r in matching)
+    return max(r.quality for r in matching if r.specificity == best)
+
+
+def choose_format(available: Iterable[str], accept: str | None) -> str:
+    """The stored format to send; `available` must not be empty."""
+    formats = sorted(set(available), key=_server_rank)
+    if not formats:
+        raise ValueError("no formats to choose from")
+    ranges = parse_accept(accept)
+    scored = [
+        (quality_of(MIME_BY_FORMAT.get(f, f"image/{f}"), ranges, exact_only=f in EXPLICIT_ONLY), f)
+        for f in formats
+    ]
+    acceptable = [(q, f) for q, f in scored if q > 0]
+    if not acceptable:
+        fallback = [f for f in formats if f not in EXPLICIT_ONLY]
+        return DEFAULT_FORMAT if DEFAULT_FORMAT in formats else (fallback or formats)[0]
+    top = max(q for q, _ in acceptable)
+    return next(f for q, f in acceptable if q == top)
+
+
+def _server_rank(image_format: str) -> int:
+    try:
+        return SERVER_PREFERENCE.index(image_format)
+    except ValueError:
+        return len(SERVER_PREFERENCE)

@@ -1,0 +1,197 @@
+"""Admin endpoints: launch the pipeline's Dagster jobs through Dagster's GraphQL API, report run status.
+
+A task id is the Dagster run id, so an operator can open the same run in the Dagster UI.
+Cleanup is one `cleanup_orphans` run over a partition range: every partition, or every shard of one
+content type. It is a dry run unless `dry_run=false` is given.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from serving.dagster_client import DagsterError, DagsterUnavailable, LaunchedRun, RunNotFound
+from serving.dependencies import Admin, CatalogSession, State, limit_sync_launches
+from serving.errors import ApiError, error_responses
+from serving.links import task_path
+from serving.queries import content_item_exists
+from serving.routes.params import ContentId
+from serving.schemas import ContentType, TaskAccepted, TaskInfo, TaskStatus
+from serving.state import ServingState
+from tvdb_images.storage.layout import SHARDS
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+# Dagster's own tags for a run over a range of partitions of the (content_type x shard) definition.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+REQUESTED_BY_TAG = "tvdb_images/requested_by"
+
+TASK_STATUS = {
+    "QUEUED": TaskStatus.QUEUED,
+    "NOT_STARTED": TaskStatus.QUEUED,
+    "STARTING": TaskStatus.RUNNING,
+    "STARTED": TaskStatus.RUNNING,
+    "MANAGED": TaskStatus.RUNNING,
+    "SUSPENDED": TaskStatus.RUNNING,
+    "SUCCESS": TaskStatus.SUCCEEDED,
+    "FAILURE": TaskStatus.FAILED,
+    "CANCELING": TaskStatus.CANCELING,
+    "CANCELED": TaskStatus.CANCELED,
+}
+FINISHED = {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED}
+
+_LAUNCH_RESPONSES = {
+    202: {"description": "The run was launched; poll `status_url`."},
+    **error_responses(401, 404, 422, 429, 502, 503),
+}
+RateLimited = Annotated[None, Depends(limit_sync_launches)]
+
+
+@router.post(
+    "/sync/images/missing",
+    status_code=202,
+    response_model=TaskAccepted,
+    responses=_LAUNCH_RESPONSES,
+)
+def sync_missing(
+    response: Response,
+    state: State,
+    _admin: Admin,
+    _limit: RateLimited,
+    content_type: Annotated[
+        ContentType | None, Query(description="Only artwork of this content type.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many artworks.")] = 100,
+) -> TaskAccepted:
+    """Sync up to `limit` artworks that have no local copy (job `sync_missing_artwork`)."""
+    config = {"content_type": content_type.value if content_type else None, "limit": limit}
+    run = _launch(state, "sync_missing_artwork", {"ops": {"sync_missing_artwork_op": {"config": config}}}, {})
+    return _accepted(response, run)
+
+
+@router.post(
+    "/sync/images/cleanup",
+    status_code=202,
+    response_model=TaskAccepted,
+    responses=_LAUNCH_RESPONSES,
+)
+def sync_cleanup(
+    response: Response,
+    state: State,
+    _admin: Admin,
+    _limit: RateLimited,
+    dry_run: Annotated[bool, Query(description="Report orphans without deleting (the default).")] = True,
+    grace_hours: Annotated[
+        float | None,
+        Query(ge=0, le=24 * 365, description="Keep orphans younger than this (default ORPHAN_GRACE_HOURS)."),
+    ] = None,
+    content_type: Annotated[
+        ContentType | None, Query(description="Only this content type's partitions.")
+    ] = None,
+) -> TaskAccepted:
+    """Delete stored objects no catalog row references (job `cleanup_orphans`, one run over a range)."""
+    types = [content_type.value] if content_type else sorted(ct.value for ct in ContentType)
+    config: dict[str, Any] = {"dry_run": dry_run}
+    if grace_hours is not None:
+        config["grace_hours"] = grace_hours
+    tags = {RANGE_START_TAG: f"{types[0]}|{SHARDS[0]}", RANGE_END_TAG: f"{types[-1]}|{SHARDS[-1]}"}
+    run = _launch(state, "cleanup_orphans", {"ops": {"orphaned_images": {"config": config}}}, tags)
+    return _accepted(response, run)
+
+
+@router.post(
+    "/sync/images/{content_type}/{content_id}",
+    status_code=202,
+    response_model=TaskAccepted,
+    responses=_LAUNCH_RESPONSES,
+)
+def sync_item(
+    response: Response,
+    content_type: ContentType,
+    content_id: ContentId,
+    state: State,
+    session: CatalogSession,
+    _admin: Admin,
+    _limit: RateLimited,
+    retry_failed: Annotated[bool, Query(description="Give failed and gone artwork a fresh attempt.")] = True,
+) -> TaskAccepted:
+    """Sync every artwork of one content item now (job `sync_content_item`)."""
+    if not content_item_exists(session, content_type.value, content_id):
+        raise ApiError(
+            404,
+            "content_not_found",
+            f"the catalog has no {content_type.value} with id {content_id}",
+            details={"content_type": content_type.value, "content_id": content_id},
+        )
+    config = {"content_type": content_type.value, "content_id": content_id, "retry_failed": retry_failed}
+    run = _launch(state, "sync_content_item", {"ops": {"sync_content_item_op": {"config": config}}}, {})
+    return _accepted(response, run)
+
+
+@router.get(
+    "/tasks/{task_id}",
+    response_model=TaskInfo,
+    responses=error_responses(401, 404, 422, 502, 503),
+)
+def get_task(
+    state: State,
+    _admin: Admin,
+    task_id: Annotated[
+        str,
+        Path(
+            pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+            description="The task id a sync endpoint returned (a Dagster run id).",
+        ),
+    ],
+) -> TaskInfo:
+    """A launched task's status, mapped from its Dagster run status (kept as `dagster_status`)."""
+    try:
+        run = state.dagster.run(task_id)
+    except RunNotFound:
+        raise ApiError(404, "task_not_found", f"no task {task_id}", parameter="task_id") from None
+    except DagsterUnavailable as exc:
+        raise _unavailable(exc) from exc
+    except DagsterError as exc:
+        raise ApiError(502, "dagster_error", str(exc)) from exc
+    status = _task_status(run.status)
+    return TaskInfo(
+        task_id=run.run_id,
+        job=run.job_name,
+        status=status,
+        dagster_status=run.status,
+        finished=status in FINISHED,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        ended_at=run.ended_at,
+    )
+
+
+def _launch(state: ServingState, job: str, run_config: dict[str, Any], tags: dict[str, str]) -> LaunchedRun:
+    try:
+        return state.dagster.launch_run(job, run_config, {REQUESTED_BY_TAG: "serving-api", **tags})
+    except DagsterUnavailable as exc:
+        raise _unavailable(exc) from exc
+    except DagsterError as exc:
+        raise ApiError(502, "dagster_error", str(exc)) from exc
+
+
+def _unavailable(exc: Exception) -> ApiError:
+    return ApiError(503, "dagster_unavailable", str(exc), headers={"Retry-After": "30"})
+
+
+def _accepted(response: Response, run: LaunchedRun) -> TaskAccepted:
+    url = task_path(run.run_id)
+    response.headers["Location"] = url
+    return TaskAccepted(
+        task_id=run.run_id,
+        job=run.job_name,
+        status=_task_status(run.status),
+        dagster_status=run.status,
+        status_url=url,
+    )
+
+
+def _task_status(dagster_status: str) -> TaskStatus:
+    return TASK_STATUS.get(dagster_status, TaskStatus.RUNNING)

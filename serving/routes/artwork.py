@@ -1,0 +1,110 @@
+"""`GET /api/v1/images/artwork/{artwork_id}` (metadata) and `.../{artwork_id}/{size}` (its image)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from serving.conditional import content_version, strong_etag
+from serving.delivery import ImageRequest, deliver
+from serving.dependencies import CatalogSession, State
+from serving.errors import ApiError, error_responses
+from serving.links import artwork_image_path
+from serving.queries import ArtworkRecord, artwork_by_id, is_primary
+from serving.routes.images import IMAGE_RESPONSES
+from serving.routes.params import ArtworkId, Version
+from serving.schemas import ArtworkMetadata, ImageFormat, RenditionInfo, Size
+from serving.state import ServingState
+
+router = APIRouter(prefix="/api/v1/images/artwork", tags=["artwork"])
+
+
+def _find(session: CatalogSession, artwork_id: int) -> ArtworkRecord:
+    artwork = artwork_by_id(session, artwork_id)
+    if artwork is None:
+        raise ApiError(404, "artwork_not_found", f"no artwork with id {artwork_id}", parameter="artwork_id")
+    return artwork
+
+
+@router.get("/{artwork_id}", response_model=ArtworkMetadata, responses=error_responses(404, 422))
+def get_artwork(
+    request: Request, artwork_id: ArtworkId, state: State, session: CatalogSession
+) -> ArtworkMetadata:
+    """One artwork's metadata: every stored size and format with its public URL, and its pipeline state.
+
+    `url` is the CDN URL when CDN_BASE_URL is set, else this API's URL for exactly those bytes
+    (format and content version pinned, so it may be cached as immutable).
+    """
+    artwork = _find(session, artwork_id)
+    primary = is_primary(session, artwork)
+    base = str(request.base_url).rstrip("/")
+    sizes = [
+        RenditionInfo(
+            size=r.size,
+            format=r.format,
+            url=_public_url(state, base, artwork.id, r),
+            width=r.width,
+            height=r.height,
+            bytes=r.bytes,
+            content_type=r.content_type,
+            etag=strong_etag(r.checksum),
+        )
+        for r in artwork.renditions
+    ]
+    return ArtworkMetadata(
+        artwork_id=artwork.id,
+        content_type=artwork.content_type,
+        content_id=artwork.content_id,
+        image_type=artwork.image_type,
+        language=artwork.language,
+        score=artwork.score,
+        is_primary=primary,
+        source_url=artwork.source_url,
+        status=artwork.status,
+        failure_cause=artwork.failure_cause,
+        processed_at=artwork.processed_at,
+        source_width=artwork.source_width,
+        source_height=artwork.source_height,
+        source_bytes=artwork.source_bytes,
+        sizes=sizes,
+    )
+
+
+def _public_url(state: ServingState, base: str, artwork_id: int, rendition) -> str:  # type: ignore[no-untyped-def]
+    if state.settings.cdn_base_url:
+        return state.store.url(rendition.bucket, rendition.storage_key)
+    version = content_version([rendition.checksum])
+    return base + artwork_image_path(
+        artwork_id, rendition.size, image_format=rendition.format, version=version
+    )
+
+
+def get_artwork_image(
+    request: Request,
+    artwork_id: ArtworkId,
+    size: Size,
+    state: State,
+    session: CatalogSession,
+    format: Annotated[
+        ImageFormat | None,
+        Query(description="Pin one stored format; without it the format follows `Accept`."),
+    ] = None,
+    v: Version = None,
+) -> Response:
+    """One size of one specific artwork (not only an item's primary one): the URLs the metadata lists."""
+    artwork = _find(session, artwork_id)
+    return deliver(
+        request,
+        artwork,
+        ImageRequest(size=size.value, pinned_format=format.value if format else None, version=v),
+        settings=state.settings,
+        store=state.store,
+    )
+
+
+_PATH = "/{artwork_id}/{size}"
+router.get(_PATH, responses=IMAGE_RESPONSES, response_class=Response)(get_artwork_image)
+router.head(
+    _PATH, responses=IMAGE_RESPONSES, response_class=Response, summary="Artwork image headers only (HEAD)"
+)(get_artwork_image)

@@ -1,0 +1,80 @@
+"""`GET /api/v1/images/{content_type}/{content_id}/{image_type}/{size}`: a content item's image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from serving.delivery import ImageRequest, deliver, not_stored
+from serving.dependencies import CatalogSession, State
+from serving.errors import ApiError, error_responses
+from serving.queries import primary_artwork, primary_stored_artwork
+from serving.routes.params import ContentId, Version
+from serving.schemas import ContentType, ImageType, Size
+
+router = APIRouter(prefix="/api/v1/images", tags=["images"])
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The image bytes, streamed. Headers: `Content-Type`, `Content-Length`, strong "
+        "`ETag`, `Cache-Control`, `Vary: Accept` (negotiated URLs), `Content-Location` (the URL pinned "
+        "to exactly these bytes), `X-Artwork-Id`.",
+        "content": {mime: _BINARY for mime in ("image/avif", "image/webp", "image/jpeg", "image/png")},
+    },
+    302: {"description": "Not stored yet and MISSING_IMAGE_REDIRECT=true: redirect to the TVDB source."},
+    304: {"description": "`If-None-Match` matched the current ETag (weak comparison)."},
+    307: {"description": "CDN_BASE_URL is set: redirect to the rendition on the CDN."},
+    **error_responses(404, 422, 500, 503),
+}
+IMAGE_DESCRIPTION = (
+    "Format: AVIF when the request's `Accept` allows it and an AVIF rendition exists, else WebP "
+    "(artwork stored with ENABLE_IMAGE_OPTIMIZATION=false has only its unchanged source, as `original`). "
+    "Not stored yet: 404 `image_not_stored` naming the TVDB source URL, its status and failure cause "
+    "(or a 302 to the source with MISSING_IMAGE_REDIRECT=true). HEAD answers the same headers without a body."
+)
+
+
+def get_image(
+    request: Request,
+    content_type: ContentType,
+    content_id: ContentId,
+    image_type: ImageType,
+    size: Size,
+    state: State,
+    session: CatalogSession,
+    v: Version = None,
+) -> Response:
+    """A content item's image of one type and size.
+
+    When the item has several artworks of the type, this serves the primary one among those stored:
+    highest TVDB score, then English before no language before other languages, then the lowest id.
+    """
+    artwork = primary_stored_artwork(session, content_type.value, content_id, image_type.value)
+    if artwork is None:
+        pending = primary_artwork(session, content_type.value, content_id, image_type.value)
+        if pending is None:
+            raise ApiError(
+                404,
+                "artwork_not_found",
+                f"the catalog has no {image_type.value} artwork for {content_type.value} {content_id}",
+                details={"content_type": content_type.value, "content_id": content_id},
+            )
+        return not_stored(pending, state.settings)
+    return deliver(
+        request,
+        artwork,
+        ImageRequest(size=size.value, pinned_format=None, version=v),
+        settings=state.settings,
+        store=state.store,
+    )
+
+
+_PATH = "/{content_type}/{content_id}/{image_type}/{size}"
+router.get(_PATH, responses=IMAGE_RESPONSES, response_class=Response, description=IMAGE_DESCRIPTION)(
+    get_image
+)
+router.head(_PATH, responses=IMAGE_RESPONSES, response_class=Response, summary="Image headers only (HEAD)")(
+    get_image
+)

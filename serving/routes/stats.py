@@ -1,0 +1,112 @@
+"""`GET /api/v1/images/storage/stats`: objects and bytes stored, from the catalog or (admin) recounted."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from serving.dependencies import CatalogSession, State, check_admin
+from serving.errors import ApiError, error_responses
+from serving.recount import recount_storage
+from serving.schemas import (
+    GroupTotal,
+    OriginalCount,
+    RenditionCount,
+    StatusCount,
+    StorageStatsResponse,
+)
+from tvdb_images.catalog.stats import StorageStats, storage_stats
+
+router = APIRouter(prefix="/api/v1/images/storage", tags=["stats"])
+
+_MB = 1024 * 1024
+
+
+@router.get(
+    "/stats",
+    response_model=StorageStatsResponse,
+    responses=error_responses(401, 409, 422, 503),
+)
+def get_storage_stats(
+    request: Request,
+    state: State,
+    session: CatalogSession,
+    recount: Annotated[
+        bool,
+        Query(
+            description="Admin only (Bearer token): count by listing the buckets instead of from the "
+            "catalog. Bounded to 1,000,000 objects; S3 lists 1,000 keys a request.",
+        ),
+    ] = False,
+) -> StorageStatsResponse:
+    """Totals (`total_objects`, `total_size_mb`) and breakdowns by content type and size.
+
+    From the catalog: a few grouped queries, cheap enough to call often. Renditions and the unchanged
+    sources in the originals bucket both count as objects.
+    """
+    started = time.perf_counter()
+    catalog_stats = storage_stats(session)
+    counted = catalog_stats
+    truncated, unrecognized = False, 0
+    if recount:
+        check_admin(request, state)
+        if not state.recount_lock.acquire(blocking=False):
+            raise ApiError(
+                409, "recount_in_progress", "a storage recount is already running; try again later"
+            )
+        try:
+            result = recount_storage(state.store)
+        finally:
+            state.recount_lock.release()
+        counted, truncated, unrecognized = result.stats, result.truncated, result.unrecognized
+    return _response(
+        counted,
+        catalog_stats,
+        counted_from="storage" if recount else "catalog",
+        truncated=truncated,
+        unrecognized=unrecognized,
+        elapsed_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def _response(
+    counted: StorageStats,
+    catalog_stats: StorageStats,
+    *,
+    counted_from: str,
+    truncated: bool,
+    unrecognized: int,
+    elapsed_ms: float,
+) -> StorageStatsResponse:
+    by_type: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    by_size: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for row in counted.renditions:
+        for group in (by_type[row["content_type"]], by_size[row["size"]]):
+            group[0] += row["objects"]
+            group[1] += row["bytes"]
+    for row in counted.originals:
+        for group in (by_type[row["content_type"]], by_size["source"]):
+            group[0] += row["objects"]
+            group[1] += row["bytes"]
+    return StorageStatsResponse(
+        total_objects=counted.total_objects,
+        total_size_mb=counted.total_size_mb,
+        total_bytes=counted.total_bytes,
+        by_content_type={key: _total(*value) for key, value in sorted(by_type.items())},
+        by_size={key: _total(*value) for key, value in by_size.items()},
+        renditions=[RenditionCount(**row) for row in counted.renditions],
+        originals=[OriginalCount(**row) for row in counted.originals],
+        artwork_by_status=[StatusCount(**row) for row in catalog_stats.artwork_by_status],
+        failures_by_cause=catalog_stats.failures_by_cause,
+        counted_from=counted_from,
+        truncated=truncated,
+        unrecognized_objects=unrecognized,
+        elapsed_ms=round(elapsed_ms, 2),
+    )
+
+
+def _total(objects: int, size_bytes: int) -> GroupTotal:
+    return GroupTotal(objects=objects, bytes=size_bytes, size_mb=round(size_bytes / _MB, 3))

@@ -1,0 +1,156 @@
+"""Request enums and response models: what OpenAPI shows clients, and the one error shape of every failure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tvdb_images.config import CONTENT_TYPES, IMAGE_TYPES
+from tvdb_images.storage.layout import SIZES
+
+# Enums built from the project's own tuples, so the API accepts exactly what the layout can store.
+ContentType = StrEnum("ContentType", {name: name for name in CONTENT_TYPES})  # type: ignore[misc]
+ImageType = StrEnum("ImageType", {name: name for name in IMAGE_TYPES})  # type: ignore[misc]
+Size = StrEnum("Size", {name: name for name in SIZES})  # type: ignore[misc]
+
+
+class ImageFormat(StrEnum):
+    """Formats a stored image can have: renditions (AVIF, WebP) and mirrored sources (the rest)."""
+
+    AVIF = "avif"
+    WEBP = "webp"
+    JPEG = "jpeg"
+    PNG = "png"
+    GIF = "gif"
+
+
+class ErrorBody(BaseModel):
+    """Every error the API returns has this shape, whatever the status code."""
+
+    status: int = Field(description="The HTTP status code, repeated for clients that log bodies only.")
+    code: str = Field(description="Stable machine-readable error code, e.g. `image_not_stored`.")
+    message: str = Field(description="What went wrong, for a human.")
+    parameter: str | None = Field(default=None, description="The request parameter that was refused.")
+    details: dict[str, Any] | None = Field(default=None, description="Extra facts about this error.")
+    request_id: str | None = Field(default=None, description="Also sent as `X-Request-ID` and logged.")
+
+
+class RenditionInfo(BaseModel):
+    size: str
+    format: str
+    url: str = Field(description="Public URL: the CDN's when CDN_BASE_URL is set, else this API's.")
+    width: int
+    height: int
+    bytes: int
+    content_type: str
+    etag: str = Field(description="Strong ETag the image endpoints send for these bytes.")
+
+
+class ArtworkMetadata(BaseModel):
+    artwork_id: int
+    content_type: str
+    content_id: int
+    image_type: str
+    language: str | None
+    score: int | None
+    is_primary: bool = Field(
+        description="True when this is the artwork the content item's image URL serves for its type."
+    )
+    source_url: str = Field(description="Where TVDB serves the artwork.")
+    status: str = Field(description="pending, downloaded, processed, failed or gone.")
+    failure_cause: str | None
+    processed_at: datetime | None
+    source_width: int | None
+    source_height: int | None
+    source_bytes: int | None
+    sizes: list[RenditionInfo] = Field(description="Every stored size and format, largest first.")
+
+
+class RenditionCount(BaseModel):
+    content_type: str
+    size: str
+    format: str
+    objects: int
+    bytes: int
+
+
+class OriginalCount(BaseModel):
+    content_type: str
+    objects: int
+    bytes: int
+
+
+class GroupTotal(BaseModel):
+    objects: int
+    bytes: int
+    size_mb: float
+
+
+class StatusCount(BaseModel):
+    content_type: str
+    status: str
+    artworks: int
+
+
+class StorageStatsResponse(BaseModel):
+    total_objects: int
+    total_size_mb: float
+    total_bytes: int
+    by_content_type: dict[str, GroupTotal] = Field(description="Renditions and originals per content type.")
+    by_size: dict[str, GroupTotal] = Field(description="Renditions per size; unchanged sources as `source`.")
+    renditions: list[RenditionCount]
+    originals: list[OriginalCount]
+    artwork_by_status: list[StatusCount] = Field(description="From the catalog, also when recounting.")
+    failures_by_cause: dict[str, int]
+    counted_from: str = Field(description="`catalog`, or `storage` for a recount.")
+    truncated: bool = Field(default=False, description="A recount stopped at its object limit.")
+    unrecognized_objects: int = Field(
+        default=0, description="Recount: objects whose key is not a layout key."
+    )
+    elapsed_ms: float
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELING = "canceling"
+    CANCELED = "canceled"
+
+
+class TaskAccepted(BaseModel):
+    task_id: str = Field(description="The Dagster run id.")
+    job: str
+    status: TaskStatus
+    dagster_status: str
+    status_url: str
+
+
+class TaskInfo(BaseModel):
+    task_id: str
+    job: str
+    status: TaskStatus
+    dagster_status: str
+    finished: bool
+    created_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class Health(BaseModel):
+    status: str
+
+
+class CheckResult(BaseModel):
+    ok: bool
+    elapsed_ms: float
+    error: str | None = None
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="`ready` or `not_ready`.")
+    checks: dict[str, CheckResult]

@@ -1,0 +1,64 @@
+"""What one API process shares between requests: settings, the catalog engine, the object store,
+the Dagster client, the admin rate limiter and a few threads for bounded readiness probes."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from serving.dagster_client import DagsterClient
+from serving.ratelimit import TokenBucketLimiter
+from tvdb_images.catalog.db import Catalog
+from tvdb_images.config import Settings
+from tvdb_images.storage import ObjectStore, store_from_settings
+
+
+@dataclass
+class ServingState:
+    settings: Settings
+    catalog: Catalog
+    store: ObjectStore
+    dagster: DagsterClient
+    sync_limiter: TokenBucketLimiter
+    probes: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
+    )
+    recount_lock: threading.Lock = field(default_factory=threading.Lock)
+    _owned: list[object] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        catalog: Catalog | None = None,
+        store: ObjectStore | None = None,
+        dagster: DagsterClient | None = None,
+    ) -> ServingState:
+        """Use what the caller passes (tests), build the rest from the settings and close only that."""
+        owned: list[object] = []
+        if catalog is None:
+            catalog = Catalog(settings.resolved_database_url)
+            owned.append(catalog)
+        if dagster is None:
+            dagster = DagsterClient(settings.dagster_graphql_url)
+            owned.append(dagster)
+        return cls(
+            settings=settings,
+            catalog=catalog,
+            store=store or store_from_settings(settings),
+            dagster=dagster,
+            sync_limiter=TokenBucketLimiter(
+                settings.admin_sync_rate_per_minute / 60.0, settings.admin_sync_burst
+            ),
+            _owned=owned,
+        )
+
+    def close(self) -> None:
+        self.probes.shutdown(wait=False, cancel_futures=True)
+        for resource in self._owned:
+            if isinstance(resource, Catalog):
+                resource.dispose()
+            elif isinstance(resource, DagsterClient):
+                resource.close()

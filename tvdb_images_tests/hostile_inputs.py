@@ -1,0 +1,216 @@
+"""Bad source files for reliability tests: the corpus's bad/ directory plus variants generated here.
+
+Each input is served under a name and a Content-Type that lie about it where that makes the attack
+plausible (an SVG named `.jpg` and sent as `image/jpeg`), because the pipeline must judge by the bytes
+alone. `cause` is the refusal the pipeline must record, and `bomb` marks inputs whose header claims
+more pixels than the limit: those must be refused before Pillow so much as opens them.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class BadInput:
+    name: str  # what the table calls it
+    data: bytes
+    served_as: str  # path on the origin, e.g. "/bad/svg-as.jpg"
+    content_type: str | None  # the header the origin sends; None sends none
+    cause: str  # the failure cause the pipeline must record
+    bomb: bool = False
+
+
+# Corpus bad/ file -> (cause, Content-Type the origin claims).
+CORPUS_BAD: dict[str, tuple[str, str]] = {
+    "truncated.jpg": ("truncated", "image/jpeg"),
+    "truncated.png": ("truncated", "image/png"),
+    "corrupt-header.jpg": ("corrupt", "image/jpeg"),
+    "giant-image.jpg": ("too_many_pixels", "image/jpeg"),
+    "65536-uint32-limit.png": ("too_many_pixels", "image/png"),
+    "G31D.TIF": ("unsupported_format", "image/jpeg"),
+    "html-error-page.jpg": ("unsupported_format", "image/jpeg"),
+    "empty.jpg": ("empty", "image/jpeg"),
+    "random-bytes.png": ("not_an_image", "image/png"),
+}
+CORPUS_BOMBS = {"giant-image.jpg", "65536-uint32-limit.png"}
+
+
+def bad_inputs(corpus: Path, *, max_frames: int) -> list[BadInput]:
+    """Every bad input: the corpus's own, then the generated variants."""
+    inputs = [
+        BadInput(
+            f"corpus bad/{name}",
+            (corpus / "bad" / name).read_bytes(),
+            f"/bad/{name}",
+            content_type,
+            cause,
+            bomb=name in CORPUS_BOMBS,
+        )
+        for name, (cause, content_type) in CORPUS_BAD.items()
+    ]
+    return inputs + generated_inputs(corpus, max_frames=max_frames)
+
+
+def generated_inputs(corpus: Path, *, max_frames: int) -> list[BadInput]:
+    fanart = (corpus / "tvdb" / "fanart_a.jpg").read_bytes()
+    webp = (corpus / "edge" / "4.webp").read_bytes()
+    frames = max_frames * 3
+    small = Image.new("RGB", (16, 16), (200, 40, 40))
+    return [
+        BadInput(
+            "JPEG, last half missing", fanart[: len(fanart) // 2], "/gen/half.jpg", "image/jpeg", "truncated"
+        ),
+        BadInput(
+            "WebP, last half missing", webp[: len(webp) // 2], "/gen/half.webp", "image/webp", "truncated"
+        ),
+        BadInput(
+            "PNG whose header claims 100000x100000",
+            png_claiming(100_000, 100_000),
+            "/gen/claims-100000.png",
+            "image/png",
+            "too_many_pixels",
+            bomb=True,
+        ),
+        BadInput(
+            "GIF whose screen claims 65535x65535",
+            gif_claiming(65_535, 65_535),
+            "/gen/claims-65535.gif",
+            "image/gif",
+            "too_many_pixels",
+            bomb=True,
+        ),
+        BadInput("SVG named .jpg", svg_document(), "/gen/svg-as.jpg", "image/jpeg", "unsupported_format"),
+        BadInput(
+            "TIFF named .jpg", _encoded(small, "TIFF"), "/gen/tiff-as.jpg", "image/jpeg", "unsupported_format"
+        ),
+        BadInput(
+            "PDF named .jpg", _encoded(small, "PDF"), "/gen/pdf-as.jpg", "image/jpeg", "unsupported_format"
+        ),
+        BadInput(
+            "EPS named .jpg", _encoded(small, "EPS"), "/gen/eps-as.jpg", "image/jpeg", "unsupported_format"
+        ),
+        BadInput(
+            "BMP named .png", _encoded(small, "BMP"), "/gen/bmp-as.png", "image/png", "unsupported_format"
+        ),
+        BadInput(
+            "ICO named .png", _encoded(small, "ICO"), "/gen/ico-as.png", "image/png", "unsupported_format"
+        ),
+        BadInput(
+            "JPEG 2000 named .jpg",
+            _encoded(small, "JPEG2000"),
+            "/gen/jp2-as.jpg",
+            "image/jpeg",
+            "unsupported_format",
+        ),
+        BadInput(
+            "QOI named .png", _encoded(small, "QOI"), "/gen/qoi-as.png", "image/png", "unsupported_format"
+        ),
+        BadInput(
+            "ZIP holding a JPEG, named .jpg",
+            zip_of(fanart),
+            "/gen/zip-as.jpg",
+            "image/jpeg",
+            "unsupported_format",
+        ),
+        BadInput(
+            "HTML page sent as image/png",
+            b"<!DOCTYPE html><title>502</title>",
+            "/gen/page.png",
+            "image/png",
+            "unsupported_format",
+        ),
+        BadInput(
+            "JSON error sent as image/jpeg",
+            b'{"error": "not found"}',
+            "/gen/error.jpg",
+            "image/jpeg",
+            "unsupported_format",
+        ),
+        BadInput(
+            "PCX (no signature) named .jpg",
+            _encoded(small, "PCX"),
+            "/gen/pcx-as.jpg",
+            "image/jpeg",
+            "not_an_image",
+        ),
+        BadInput(
+            f"GIF with {frames} frames",
+            animation(frames, "GIF"),
+            "/gen/frames.gif",
+            "image/gif",
+            "too_many_frames",
+        ),
+        BadInput(
+            f"APNG with {frames} frames",
+            animation(frames, "PNG"),
+            "/gen/frames.png",
+            "image/png",
+            "too_many_frames",
+        ),
+        BadInput(
+            f"WebP with {frames} frames",
+            animation(frames, "WEBP"),
+            "/gen/frames.webp",
+            "image/webp",
+            "too_many_frames",
+        ),
+    ]
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small, well-formed PNG whose IHDR states width x height (CRC fixed up, IDAT tiny)."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = 8  # the IHDR chunk follows the signature
+    struct.pack_into(">II", data, ihdr + 8, width, height)
+    crc = zlib.crc32(bytes(data[ihdr + 4 : ihdr + 8 + 13]))
+    struct.pack_into(">I", data, ihdr + 8 + 13, crc)
+    return bytes(data)
+
+
+def gif_claiming(width: int, height: int) -> bytes:
+    """A one-pixel GIF whose logical screen and first frame state width x height."""
+    buffer = io.BytesIO()
+    Image.new("P", (1, 1)).save(buffer, "GIF")
+    data = bytearray(buffer.getvalue())
+    struct.pack_into("<HH", data, 6, width, height)
+    descriptor = data.index(b",", 13)  # the image descriptor: 0x2C, left, top, width, height
+    struct.pack_into("<HH", data, descriptor + 5, width, height)
+    return bytes(data)
+
+
+def svg_document() -> bytes:
+    return (
+        b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="100000" height="100000">'
+        b'<image href="http://169.254.169.254/latest/meta-data/" width="1" height="1"/></svg>'
+    )
+
+
+def zip_of(payload: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("poster.jpg", payload)
+    return buffer.getvalue()
+
+
+def animation(frames: int, fmt: str) -> bytes:
+    """An animation of `frames` tiny frames (each a different colour, so none is merged away)."""
+    images = [Image.new("RGB", (8, 8), (i % 256, (i * 7) % 256, (i * 13) % 256)) for i in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, fmt, save_all=True, append_images=images[1:], duration=40, loop=0)
+    return buffer.getvalue()
+
+
+def _encoded(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
