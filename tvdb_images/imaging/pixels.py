@@ -1,7 +1,7 @@
 """Turn a validated, lazily opened source into upright sRGB pixels in one of four working modes.
 
 Working modes are "L", "LA", "RGB" and "RGBA": the fewest channels that hold the image, because
-resizing cost grows with channel count (greyscale resizes three times faster than RGB). The
+resizing cost grows with channel count (greyscale resizes several times faster than RGB). The
 encoder adds channels only at the end, on the small renditions. An alpha channel is kept only when
 some pixel is actually transparent.
 """
