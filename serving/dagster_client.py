@@ -100,6 +100,8 @@ class DagsterClient:
     location_name: str = DEFAULT_LOCATION_NAME
     repository_name: str = DEFAULT_REPOSITORY_NAME
     timeout: float = 10.0
+    # Launching a run over many partitions keeps Dagster busy for a while (see the cleanup endpoint).
+    launch_timeout: float = 60.0
     transport: httpx.BaseTransport | None = None
     _http: httpx.Client = field(init=False, repr=False)
     _selectors: dict[str, _Selector] = field(init=False, default_factory=dict, repr=False)
@@ -167,7 +169,8 @@ class DagsterClient:
             "runConfigData": dict(run_config),
             "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
         }
-        return self._execute(LAUNCH_RUN_MUTATION, {"executionParams": params})["launchRun"]
+        data = self._execute(LAUNCH_RUN_MUTATION, {"executionParams": params}, timeout=self.launch_timeout)
+        return data["launchRun"]
 
     def _selector(self, job_name: str, *, discover: bool = False) -> _Selector:
         with self._lock:
@@ -194,9 +197,15 @@ class DagsterClient:
         hosts.sort(key=lambda s: (s.location != self.location_name, s.location))
         return hosts[0] if hosts else None
 
-    def _execute(self, query: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+    def _execute(
+        self, query: str, variables: Mapping[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
         try:
-            response = self._http.post(self.url, json={"query": query, "variables": dict(variables)})
+            response = self._http.post(
+                self.url,
+                json={"query": query, "variables": dict(variables)},
+                timeout=httpx.Timeout(timeout or self.timeout, connect=min(self.timeout, 3.0)),
+            )
         except httpx.TimeoutException as exc:
             raise DagsterUnavailable(f"Dagster at {self.url} did not answer in time ({exc})") from exc
         except httpx.HTTPError as exc:

@@ -10,14 +10,17 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.schemas import ErrorBody
+from tvdb_images.storage import StorageError
 
 log = logging.getLogger(__name__)
 
 # Errors are about this request only: never let a cache keep them.
 NO_STORE = {"Cache-Control": "no-store"}
+_RETRY_SOON = {"Retry-After": "5"}
 
 _REASONS = {
     400: "bad_request",
@@ -81,6 +84,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _catalog_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(StorageError, _storage_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
 
 
@@ -114,6 +119,22 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     if exc.status_code == 404 and message == "Not Found":
         message = "no such endpoint; see /docs for the API's paths"
     return error_response(request, ApiError(exc.status_code, code, message, headers=dict(exc.headers or {})))
+
+
+async def _catalog_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+    log.error("catalog database unavailable: %s", exc.orig)
+    return error_response(
+        request,
+        ApiError(503, "catalog_unavailable", "the catalog database is not reachable", headers=_RETRY_SOON),
+    )
+
+
+async def _storage_unavailable(request: Request, exc: StorageError) -> JSONResponse:
+    log.error("object storage unavailable: %s", exc)
+    return error_response(
+        request,
+        ApiError(503, "storage_unavailable", f"object storage is not reachable: {exc}", headers=_RETRY_SOON),
+    )
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

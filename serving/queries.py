@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition
 from tvdb_images.catalog.selection import primary_order_by
@@ -68,17 +68,22 @@ def primary_stored_artwork(
     session: Session, content_type: str, content_id: int, image_type: str
 ) -> ArtworkRecord | None:
     """The artwork an item's image URL serves: the primary one among those with renditions."""
-    row = session.scalars(
-        select(Artwork)
-        .where(
-            Artwork.content_type == content_type,
-            Artwork.content_id == content_id,
-            Artwork.image_type == image_type,
-            _has_renditions(),
+    row = (
+        session.scalars(
+            select(Artwork)
+            .options(joinedload(Artwork.renditions))  # one round trip instead of two
+            .where(
+                Artwork.content_type == content_type,
+                Artwork.content_id == content_id,
+                Artwork.image_type == image_type,
+                _has_renditions(),
+            )
+            .order_by(*primary_order_by())
+            .limit(1)
         )
-        .order_by(*primary_order_by())
-        .limit(1)
-    ).first()
+        .unique()
+        .first()
+    )
     return _record(row) if row is not None else None
 
 
@@ -100,7 +105,7 @@ def primary_artwork(
 
 
 def artwork_by_id(session: Session, artwork_id: int) -> ArtworkRecord | None:
-    row = session.get(Artwork, artwork_id)
+    row = session.get(Artwork, artwork_id, options=[joinedload(Artwork.renditions)])
     return _record(row) if row is not None else None
 
 

@@ -16,7 +16,8 @@ from tvdb_images.config import CONTENT_TYPES
 from tvdb_images.storage import Bucket, ObjectStore
 from tvdb_images.storage.layout import RENDITION_KEY_PATTERN
 
-DEFAULT_MAX_OBJECTS = 1_000_000
+# About 35 s on SeaweedFS and 12 s on a local directory at the rates measured on a 2-core machine.
+DEFAULT_MAX_OBJECTS = 100_000
 _FORMAT_BY_EXTENSION = {"webp": "webp", "avif": "avif", "jpg": "jpeg", "png": "png", "gif": "gif"}
 
 

@@ -107,6 +107,7 @@ class StorageStatsResponse(BaseModel):
     failures_by_cause: dict[str, int]
     counted_from: str = Field(description="`catalog`, or `storage` for a recount.")
     truncated: bool = Field(default=False, description="A recount stopped at its object limit.")
+    computed_at: datetime = Field(description="When these figures were computed.")
     unrecognized_objects: int = Field(
         default=0, description="Recount: objects whose key is not a layout key."
     )

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from serving.dagster_client import DagsterClient
 from serving.ratelimit import TokenBucketLimiter
+from serving.stats_cache import StatsCache
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.config import Settings
 from tvdb_images.storage import ObjectStore, store_from_settings
@@ -25,6 +26,7 @@ class ServingState:
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
     )
     recount_lock: threading.Lock = field(default_factory=threading.Lock)
+    stats_cache: StatsCache = field(default_factory=StatsCache)
     _owned: list[object] = field(default_factory=list)
 
     @classmethod

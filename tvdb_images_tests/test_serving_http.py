@@ -10,6 +10,8 @@ from serving.negotiation import choose_format, parse_accept
 from serving.ratelimit import TokenBucketLimiter
 from serving.routes.admin import TASK_STATUS
 from serving.schemas import TaskStatus
+from serving.stats_cache import StatsCache
+from tvdb_images.catalog.stats import StorageStats
 
 BROWSER_WITH_AVIF = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
 BROWSER_WITHOUT_AVIF = "image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5"
@@ -118,3 +120,30 @@ def test_every_dagster_run_status_maps_to_a_task_status() -> None:
     assert TASK_STATUS["SUCCESS"] is TaskStatus.SUCCEEDED
     assert TASK_STATUS["FAILURE"] is TaskStatus.FAILED
     assert TASK_STATUS["QUEUED"] is TaskStatus.QUEUED
+
+
+def test_cleanup_range_covers_exactly_the_partitions_dagster_defines() -> None:
+    from serving.routes.admin import cleanup_partition_range
+    from tvdb_images.defs.partitions import artwork_partitions
+
+    keys = [str(key) for key in artwork_partitions.get_partition_keys()]
+    assert cleanup_partition_range(None) == (keys[0], keys[-1])
+    series = [key for key in keys if key.startswith("series|")]
+    assert cleanup_partition_range("series") == (series[0], series[-1])
+    assert keys.index(series[-1]) - keys.index(series[0]) == 255
+
+
+def test_stats_cache_computes_once_per_period() -> None:
+    now = [0.0]
+    calls: list[int] = []
+    cache = StatsCache(ttl=30, clock=lambda: now[0])
+
+    def compute() -> StorageStats:
+        calls.append(1)
+        return StorageStats(total_objects=len(calls))
+
+    first, at = cache.get(compute)
+    now[0] = 29.9
+    assert cache.get(compute) == (first, at) and len(calls) == 1
+    now[0] = 30.0
+    assert cache.get(compute)[0].total_objects == 2

@@ -22,18 +22,16 @@ from tvdb_images.catalog.stats import storage_stats
 from tvdb_images.imaging import fit_inside
 from tvdb_images.storage import Bucket, ObjectStore, store_from_settings
 from tvdb_images.storage.layout import SIZES
-from tvdb_images_tests.serving_fixtures import (  # noqa: F401 - fixtures
+from tvdb_images_tests.serving_data import (
     ADMIN_TOKEN,
     AVIF_ARTWORK,
     MIRRORED,
     PRIMARY_POSTER,
     RecordingStore,
     ServedData,
-    embedded_data,
-    module_origin,
-    production_data,
-    served,
 )
+
+pytest_plugins = ["tvdb_images_tests.serving_fixtures"]
 
 BOXES = {
     "original": None,
@@ -92,10 +90,8 @@ def test_versioned_urls_are_immutable_and_stale_versions_are_not(served: ServedD
     with api(served) as client:
         plain = client.get("/api/v1/images/series/101/poster/small")
         pinned = plain.headers["content-location"]
-        assert (
-            pinned
-            == f"/api/v1/images/artwork/{PRIMARY_POSTER}/small?format=webp&v={content_version([row.checksum])}"
-        )
+        version = content_version([row.checksum])
+        assert pinned == f"/api/v1/images/artwork/{PRIMARY_POSTER}/small?format=webp&v={version}"
         exact = client.get(pinned)
         assert exact.status_code == 200 and exact.content == plain.content
         assert exact.headers["cache-control"] == IMMUTABLE
@@ -346,6 +342,8 @@ def test_stats_match_the_catalog_and_a_recount_of_storage(served: ServedData) ->
         for name in ("total_objects", "total_bytes", "renditions", "originals", "by_content_type", "by_size"):
             assert recount[name] == body[name], name
         assert recount["unrecognized_objects"] == 0
+        bounded = client.get("/api/v1/images/storage/stats?recount=true&max_objects=3", headers=ADMIN).json()
+        assert bounded["truncated"] is True and bounded["total_objects"] == 3
 
         stray = "series/not-a-layout-key.txt"
         served.store.put(Bucket.THUMBNAILS, stray, b"stray", content_type="text/plain")
@@ -406,7 +404,7 @@ def test_openapi_documents_every_endpoint_and_the_error_shape(embedded_data: Ser
         for method, operation in operations.items():
             assert operation.get("summary") and operation.get("description"), (path, method)
             for parameter in operation.get("parameters", []):
-                assert parameter.get("schema"), (path, method, parameter["name"])
+                assert parameter.get("schema") and parameter.get("description"), (path, method, parameter)
             if operation.get("parameters"):
                 schema = operation["responses"]["422"]["content"]["application/json"]["schema"]
                 assert schema == {"$ref": error_ref}, (path, method)

@@ -5,22 +5,23 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from serving.conditional import content_version, strong_etag
 from serving.delivery import ImageRequest, deliver
 from serving.dependencies import CatalogSession, State
 from serving.errors import ApiError, error_responses
 from serving.links import artwork_image_path
-from serving.queries import ArtworkRecord, artwork_by_id, is_primary
+from serving.queries import ArtworkRecord, RenditionRecord, artwork_by_id, is_primary
 from serving.routes.images import IMAGE_RESPONSES
-from serving.routes.params import ArtworkId, Version
-from serving.schemas import ArtworkMetadata, ImageFormat, RenditionInfo, Size
+from serving.routes.params import ArtworkId, SizePath, Version
+from serving.schemas import ArtworkMetadata, ImageFormat, RenditionInfo
 from serving.state import ServingState
 
 router = APIRouter(prefix="/api/v1/images/artwork", tags=["artwork"])
 
 
-def _find(session: CatalogSession, artwork_id: int) -> ArtworkRecord:
+def _find(session: Session, artwork_id: int) -> ArtworkRecord:
     artwork = artwork_by_id(session, artwork_id)
     if artwork is None:
         raise ApiError(404, "artwork_not_found", f"no artwork with id {artwork_id}", parameter="artwork_id")
@@ -71,7 +72,7 @@ def get_artwork(
     )
 
 
-def _public_url(state: ServingState, base: str, artwork_id: int, rendition) -> str:  # type: ignore[no-untyped-def]
+def _public_url(state: ServingState, base: str, artwork_id: int, rendition: RenditionRecord) -> str:
     if state.settings.cdn_base_url:
         return state.store.url(rendition.bucket, rendition.storage_key)
     version = content_version([rendition.checksum])
@@ -83,7 +84,7 @@ def _public_url(state: ServingState, base: str, artwork_id: int, rendition) -> s
 def get_artwork_image(
     request: Request,
     artwork_id: ArtworkId,
-    size: Size,
+    size: SizePath,
     state: State,
     session: CatalogSession,
     format: Annotated[

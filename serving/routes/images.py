@@ -10,8 +10,7 @@ from serving.delivery import ImageRequest, deliver, not_stored
 from serving.dependencies import CatalogSession, State
 from serving.errors import ApiError, error_responses
 from serving.queries import primary_artwork, primary_stored_artwork
-from serving.routes.params import ContentId, Version
-from serving.schemas import ContentType, ImageType, Size
+from serving.routes.params import ContentId, ContentTypePath, ImageTypePath, SizePath, Version
 
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
 
@@ -28,28 +27,33 @@ IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     307: {"description": "CDN_BASE_URL is set: redirect to the rendition on the CDN."},
     **error_responses(404, 422, 500, 503),
 }
-IMAGE_DESCRIPTION = (
-    "Format: AVIF when the request's `Accept` allows it and an AVIF rendition exists, else WebP "
-    "(artwork stored with ENABLE_IMAGE_OPTIMIZATION=false has only its unchanged source, as `original`). "
-    "Not stored yet: 404 `image_not_stored` naming the TVDB source URL, its status and failure cause "
-    "(or a 302 to the source with MISSING_IMAGE_REDIRECT=true). HEAD answers the same headers without a body."
-)
 
 
 def get_image(
     request: Request,
-    content_type: ContentType,
+    content_type: ContentTypePath,
     content_id: ContentId,
-    image_type: ImageType,
-    size: Size,
+    image_type: ImageTypePath,
+    size: SizePath,
     state: State,
     session: CatalogSession,
     v: Version = None,
 ) -> Response:
-    """A content item's image of one type and size.
+    """A content item's image of one type and size, streamed from storage (or redirected to the CDN).
 
-    When the item has several artworks of the type, this serves the primary one among those stored:
+    **Which artwork:** when the item has several of the type, the primary one among those stored:
     highest TVDB score, then English before no language before other languages, then the lowest id.
+
+    **Format:** AVIF when `Accept` names `image/avif` (wildcards do not count) and an AVIF rendition
+    exists, else WebP. Artwork stored with ENABLE_IMAGE_OPTIMIZATION=false has only its unchanged
+    source, as size `original`.
+
+    **Caching:** strong `ETag`; `If-None-Match` answers 304. `Cache-Control: public,
+    max-age=IMAGE_CACHE_MAX_AGE_SECONDS`, or a year and `immutable` when `v` matches the stored bytes.
+
+    **Not stored yet:** 404 `image_not_stored` naming the TVDB source URL, the artwork's status and
+    failure cause; with MISSING_IMAGE_REDIRECT=true a 302 to the source instead.
+    HEAD answers the same headers without a body and without reading storage.
     """
     artwork = primary_stored_artwork(session, content_type.value, content_id, image_type.value)
     if artwork is None:
@@ -72,9 +76,7 @@ def get_image(
 
 
 _PATH = "/{content_type}/{content_id}/{image_type}/{size}"
-router.get(_PATH, responses=IMAGE_RESPONSES, response_class=Response, description=IMAGE_DESCRIPTION)(
-    get_image
-)
+router.get(_PATH, responses=IMAGE_RESPONSES, response_class=Response)(get_image)
 router.head(_PATH, responses=IMAGE_RESPONSES, response_class=Response, summary="Image headers only (HEAD)")(
     get_image
 )

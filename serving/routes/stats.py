@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from serving.dependencies import CatalogSession, State, check_admin
 from serving.errors import ApiError, error_responses
-from serving.recount import recount_storage
+from serving.recount import DEFAULT_MAX_OBJECTS, recount_storage
 from serving.schemas import (
     GroupTotal,
     OriginalCount,
@@ -38,36 +39,46 @@ def get_storage_stats(
         bool,
         Query(
             description="Admin only (Bearer token): count by listing the buckets instead of from the "
-            "catalog. Bounded to 1,000,000 objects; S3 lists 1,000 keys a request.",
+            "catalog. S3 lists 1,000 keys a request: about 3,000 objects/s on SeaweedFS, 8,000/s on a "
+            "local directory (measured on a 2-core machine).",
         ),
     ] = False,
+    max_objects: Annotated[
+        int,
+        Query(ge=1, le=10_000_000, description="Recount: stop after listing this many objects."),
+    ] = DEFAULT_MAX_OBJECTS,
 ) -> StorageStatsResponse:
     """Totals (`total_objects`, `total_size_mb`) and breakdowns by content type and size.
 
-    From the catalog: a few grouped queries, cheap enough to call often. Renditions and the unchanged
-    sources in the originals bucket both count as objects.
+    From the catalog: a few grouped queries, shared by all callers for 30 s (`computed_at` says when
+    they ran), so the endpoint is cheap to poll. Renditions and the unchanged sources in the originals
+    bucket both count as objects. Artwork counts by status and failures by cause always come from the
+    catalog.
     """
     started = time.perf_counter()
-    catalog_stats = storage_stats(session)
+    if recount:
+        check_admin(request, state)
+    catalog_stats, computed_at = state.stats_cache.get(lambda: storage_stats(session))
     counted = catalog_stats
     truncated, unrecognized = False, 0
     if recount:
-        check_admin(request, state)
         if not state.recount_lock.acquire(blocking=False):
             raise ApiError(
                 409, "recount_in_progress", "a storage recount is already running; try again later"
             )
         try:
-            result = recount_storage(state.store)
+            result = recount_storage(state.store, max_objects=max_objects)
         finally:
             state.recount_lock.release()
         counted, truncated, unrecognized = result.stats, result.truncated, result.unrecognized
+        computed_at = datetime.now(UTC)
     return _response(
         counted,
         catalog_stats,
         counted_from="storage" if recount else "catalog",
         truncated=truncated,
         unrecognized=unrecognized,
+        computed_at=computed_at,
         elapsed_ms=(time.perf_counter() - started) * 1000,
     )
 
@@ -79,6 +90,7 @@ def _response(
     counted_from: str,
     truncated: bool,
     unrecognized: int,
+    computed_at: datetime,
     elapsed_ms: float,
 ) -> StorageStatsResponse:
     by_type: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -104,6 +116,7 @@ def _response(
         counted_from=counted_from,
         truncated=truncated,
         unrecognized_objects=unrecognized,
+        computed_at=computed_at,
         elapsed_ms=round(elapsed_ms, 2),
     )
 
