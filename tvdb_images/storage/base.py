@@ -9,9 +9,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import BinaryIO, Protocol, runtime_checkable
 
-# Renditions never change once written under a key for a given source, so clients and CDNs may keep
-# them for a year; the serving API revalidates with the ETag when a source is replaced.
-RENDITION_CACHE_CONTROL = "public, max-age=31536000, immutable"
+# A rendition's key is stable per artwork, but its bytes are replaced when TVDB replaces the source or
+# an operator re-renders (IMAGE_QUALITY, IMAGE_FORMAT). So objects are long-lived but not `immutable`:
+# a week, after which clients and CDNs revalidate (S3 answers with the object's ETag); purge a CDN
+# after a re-render to see the change sooner.
+RENDITION_CACHE_CONTROL = "public, max-age=604800"
 
 
 class Bucket(StrEnum):
