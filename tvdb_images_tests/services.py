@@ -106,11 +106,16 @@ class SeaweedFS:
 
 
 def free_port_block(size: int = len(_PORT_NAMES)) -> int:
-    """A base port such that base .. base+size-1 are all free on 127.0.0.1 right now."""
+    """A base port such that base .. base+size-1 are all free on 127.0.0.1 right now.
+
+    The block lies below Linux's ephemeral range (32768+): ports there are handed to outgoing
+    connections at any moment (and a client retrying a stopped server can even connect to itself),
+    which would make `weed` fail to bind its block at a start or a restart.
+    """
     import random
 
     for _ in range(200):
-        base = random.randrange(20000, 45000, 20)
+        base = random.randrange(20000, 32768 - size, 20)
         if not any(port_open("127.0.0.1", base + offset, timeout=0.05) for offset in range(size)):
             return base
     raise RuntimeError("no free block of ports found for SeaweedFS")

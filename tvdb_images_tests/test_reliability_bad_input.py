@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from PIL import Image, ImageFile
+from sqlalchemy import select
 
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
@@ -143,7 +144,7 @@ def test_bad_images_are_refused_before_decode_and_store_nothing(
 
     bad_by_url = dict(zip(urls, bad, strict=False))
     with postgres_catalog.session() as session:
-        rows = {row.source_url: row for row in session.query(Artwork).all()}
+        rows = {row.source_url: row for row in session.scalars(select(Artwork))}
 
     # The good ones, mislabelled or not, were processed in the same run.
     for name, (path, _) in GOOD.items():

@@ -16,6 +16,7 @@ renditions are not rewritten).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -26,7 +27,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 from sqlalchemy import func, select
 
 from tvdb_images.catalog import migrate
@@ -39,8 +42,8 @@ from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.cleanup import clean_orphans
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.pipeline.sync import sync_scope
-from tvdb_images.storage import Bucket, ObjectStore
-from tvdb_images.storage.layout import partition_prefix, shard_of
+from tvdb_images.storage import Bucket, ObjectStore, StorageError
+from tvdb_images.storage.layout import SIZES, partition_prefix, shard_of
 from tvdb_images.storage.s3 import S3ObjectStore
 from tvdb_images_tests import services
 from tvdb_images_tests.convergence import audit
@@ -63,6 +66,8 @@ IMAGES = [
     "tvdb/fanart_a.jpg",
 ]
 ARTWORKS = 24
+DATABASE_DOWN_SECONDS = 2.0
+STOP_SECONDS = 5.0  # SIGTERM, then SIGKILL if SeaweedFS is still up
 CONTENT_TYPE = "series"
 
 
@@ -110,6 +115,8 @@ class AfterFault:
     processed_at: dict[int, datetime]
     renditions: dict[str, tuple[str | None, datetime]]  # key -> (etag, last modified) of recorded ones
     statuses: dict[str, int]
+    unrecorded: int = 0  # objects stored that the catalog does not reference (yet)
+    deleted_by_cleanup: int = 0  # of those, what a cleanup (grace 0) run right then deleted
 
 
 def _after_fault(scenario: Scenario) -> AfterFault:
@@ -127,7 +134,16 @@ def _after_fault(scenario: Scenario) -> AfterFault:
     }
     missing = keys - set(listed)
     assert not missing, f"recorded renditions missing right after the fault: {sorted(missing)[:5]}"
-    return AfterFault(sources, processed, {key: listed[key] for key in keys}, statuses)
+    # Objects written but never recorded belong to artwork still in work: a cleanup running now, even
+    # with no grace period, must leave them to the rerun, which writes the same keys again.
+    unrecorded = audit(scenario.catalog, scenario.store, [scenario.partition]).unreferenced
+    cleanup = clean_orphans(
+        scenario.catalog, scenario.store, [scenario.partition], grace=timedelta(0), dry_run=False
+    )
+    assert cleanup.deleted == 0 and cleanup.orphans_in_progress == len(unrecorded), cleanup.as_dict()
+    return AfterFault(
+        sources, processed, {key: listed[key] for key in keys}, statuses, len(unrecorded), cleanup.deleted
+    )
 
 
 def _verify_converged(scenario: Scenario, before: AfterFault, fault: str, outcome: str) -> None:
@@ -156,8 +172,11 @@ def _verify_converged(scenario: Scenario, before: AfterFault, fault: str, outcom
         "fault",
         fault=fault,
         faulted_run=outcome,
-        at_fault=", ".join(f"{n} {status}" for status, n in sorted(before.statuses.items())),
+        after_faulted_run=", ".join(f"{n} {status}" for status, n in sorted(before.statuses.items())),
+        unrecorded_objects=before.unrecorded,
+        deleted_by_cleanup_then=before.deleted_by_cleanup,
         after_rerun=f"{result.processed} processed, {result.failed} failed",
+        unsettled_rows=len(result.unsettled),
         missing_objects=len(result.missing),
         orphans_removed=cleanup.deleted,
         refetched=len(refetched),
@@ -193,14 +212,47 @@ class SyncThread(threading.Thread):
 
     def outcome(self) -> str:
         if self.error is None:
-            return f"finished in {self.seconds:.0f}s, failures recorded"
+            return f"finished in {self.seconds:.0f}s"
         return f"stopped after {self.seconds:.0f}s with {type(self.error).__name__}"
 
 
-def _core_sync(scenario: Scenario, settings: PipelineSettings) -> None:
+class RenditionGate:
+    """The real store, with a gate that holds every rendition upload after the first `after` of them.
+
+    It decides *when* the fault lands (mid-render, with some artwork done and some not), not what
+    happens: every call still goes to the real server, before and after the fault.
+    """
+
+    def __init__(self, inner: ObjectStore, *, after: int) -> None:
+        self.inner = inner
+        self.after = after
+        self.reached = threading.Event()
+        self.opened = threading.Event()
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def put(self, bucket: Bucket, key: str, data: bytes, **kwargs: Any) -> Any:
+        if bucket == Bucket.THUMBNAILS:
+            with self._lock:
+                self._count += 1
+                hold = self._count > self.after
+            if hold:
+                self.reached.set()
+                self.opened.wait(timeout=120)
+        return self.inner.put(bucket, key, data, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _core_sync(scenario: Scenario, settings: PipelineSettings, store: ObjectStore | None = None) -> None:
     with ImageFetcher(settings.fetch) as fetcher:
         sync_scope(
-            scenario.catalog, scenario.store, fetcher, settings, Scope(partitions=(scenario.partition,))
+            scenario.catalog,
+            store or scenario.store,
+            fetcher,
+            settings,
+            Scope(partitions=(scenario.partition,)),
         )
 
 
@@ -212,10 +264,10 @@ def _wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> No
         time.sleep(0.05)
 
 
-def _pipeline_settings(origin: LoopbackOrigin) -> PipelineSettings:
+def _pipeline_settings(origin: LoopbackOrigin, *, render_workers: int = 2) -> PipelineSettings:
     return PipelineSettings.from_settings(
         Settings.model_validate(
-            {"ALLOWED_SOURCE_HOSTS": origin.netloc, "FETCH_MAX_RETRIES": 0, "RENDER_WORKERS": 2}
+            {"ALLOWED_SOURCE_HOSTS": origin.netloc, "FETCH_MAX_RETRIES": 0, "RENDER_WORKERS": render_workers}
         )
     )
 
@@ -241,24 +293,67 @@ def test_seaweedfs_stopped_mid_sync_then_rerun_converges(
             scenario = Scenario(origin, postgres_catalog, store)
             scenario.load(corpus_dir)
             settings = _pipeline_settings(origin)
-            sync = SyncThread(lambda: _core_sync(scenario, settings))
+            gate = RenditionGate(store, after=len(SIZES) * 6)
+            sync = SyncThread(lambda: _core_sync(scenario, settings, gate))
             sync.start()
-            _wait_for(lambda: scenario.processed() >= 3, timeout=60, what="no artwork processed")
-            server.stop()
+            assert gate.reached.wait(timeout=60), "the sync never got to rendering"
+            server.stop(timeout=STOP_SECONDS)
+            gate.opened.set()  # the held uploads, and everything after them, meet a dead server
             sync.join(timeout=180)
             assert not sync.is_alive(), "the sync hung with storage down"
             server.start()
+            _wait_until_serving(server, s3_bucket_names)
             before = _after_fault(scenario)
             assert before.statuses.get("processed", 0) < ARTWORKS, "the fault came too late to matter"
             _core_sync(scenario, settings)  # the rerun
             _verify_converged(scenario, before, "SeaweedFS stopped mid-render, started again", sync.outcome())
     finally:
-        server.stop()
+        server.stop(timeout=STOP_SECONDS)
+
+
+def _wait_until_serving(server: services.SeaweedFS, buckets: dict[Bucket, str], timeout: float = 60) -> None:
+    """A restarted SeaweedFS lists buckets before its volumes serve reads and writes; wait for both.
+
+    The probe has a client of its own that does not retry, so each poll is quick.
+    """
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=2),
+    )
+    store = S3ObjectStore(
+        bucket_names=buckets,
+        endpoint_url=None,
+        access_key_id=None,
+        secret_access_key=None,
+        region="",
+        client=client,
+    )
+    probe = "readiness-probe/ready"  # outside the layout: no partition prefix, never an orphan
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            store.put(Bucket.THUMBNAILS, probe, b"ok", content_type="text/plain")
+            if store.get(Bucket.THUMBNAILS, probe) == b"ok":
+                store.delete(Bucket.THUMBNAILS, [probe])
+                return
+        except StorageError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("SeaweedFS did not serve reads and writes after its restart")
+        time.sleep(0.1)
 
 
 def test_postgresql_restarted_mid_sync_then_rerun_converges(
-    seaweedfs: services.SeaweedFS, s3_store: S3ObjectStore, corpus_dir: Path
+    seaweedfs: services.SeaweedFS,
+    s3_store: S3ObjectStore,
+    corpus_dir: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="tvdb_images.pipeline.batching")
     with PrivatePostgres() as postgres:
         url = postgres.create_database("catalog")
         migrate.upgrade(url)
@@ -267,16 +362,28 @@ def test_postgresql_restarted_mid_sync_then_rerun_converges(
             with LoopbackOrigin() as origin:
                 scenario = Scenario(origin, catalog, s3_store)
                 scenario.load(corpus_dir)
-                settings = _pipeline_settings(origin)
-                sync = SyncThread(lambda: _core_sync(scenario, settings))
+                settings = _pipeline_settings(origin, render_workers=1)
+                gate = RenditionGate(s3_store, after=len(SIZES) * 4)
+                sync = SyncThread(lambda: _core_sync(scenario, settings, gate))
                 sync.start()
-                _wait_for(lambda: scenario.processed() >= 3, timeout=60, what="no artwork processed")
-                postgres.restart()
+                assert gate.reached.wait(timeout=60), "the sync never got to rendering"
+                postgres.stop()
+                gate.opened.set()  # rendering goes on while the database is away, like a failover
+                time.sleep(DATABASE_DOWN_SECONDS)
+                postgres.start()
                 sync.join(timeout=180)
                 assert not sync.is_alive(), "the sync hung across the database restart"
+                retries = sum("retrying" in r.getMessage() for r in caplog.records)
+                # The outage was felt: the catalog writer retried a batch, or the run stopped on it.
+                assert retries > 0 or sync.error is not None, "the restart missed the sync"
                 before = _after_fault(scenario)
                 _core_sync(scenario, settings)
-                _verify_converged(scenario, before, "PostgreSQL restarted mid-render", sync.outcome())
+                _verify_converged(
+                    scenario,
+                    before,
+                    f"PostgreSQL down {DATABASE_DOWN_SECONDS:.0f}s mid-render, then back",
+                    sync.outcome() + f" ({retries} catalog batches retried)",
+                )
         finally:
             catalog.dispose()
 
@@ -312,7 +419,7 @@ def test_sync_process_killed_mid_partition_then_rerun_converges(
             "S3_BUCKET_THUMBNAILS": s3_bucket_names[Bucket.THUMBNAILS],
             "ALLOWED_SOURCE_HOSTS": origin.netloc,
             "FETCH_MAX_RETRIES": "0",
-            "RENDER_WORKERS": "2",
+            "RENDER_WORKERS": "1",  # slow enough that the kill lands mid-render
             "TVDB_IMAGES_DATA_DIR": str(tmp_path / "data"),
         }
         key = str(partition_key(*scenario.partition))

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
+
 from tvdb_images.catalog import work
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
@@ -207,7 +209,7 @@ def test_hostile_origins_end_in_their_recorded_cause_within_bounded_time(
         third_hits = {case.path: origin.hits(case.path) for case in cases}
 
     with postgres_catalog.session() as session:
-        rows = {row.source_url: row for row in session.query(Artwork).all()}
+        rows = {row.source_url: row for row in session.scalars(select(Artwork))}
         counts = work.count_work(
             session,
             work.Scope(partitions=(("movies", shard),)),

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from sqlalchemy import select
+
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
 from tvdb_images.storage import Bucket
@@ -141,7 +143,7 @@ def test_catalog_urls_never_reach_internal_addresses(
         connections = internal.connections - 1
 
     with postgres_catalog.session() as session:
-        rows = {row.source_url: row for row in session.query(Artwork).all()}
+        rows = {row.source_url: row for row in session.scalars(select(Artwork))}
     for name, url, cause in cases:
         row = rows[url]
         shown = url.replace(str(p1), "ORIGIN").replace(str(p2), "INTERNAL")

@@ -457,6 +457,25 @@ def referenced_keys(session: Session, content_type: str, shard: str) -> tuple[se
     return originals, thumbnails
 
 
+def storage_paths_in_progress(session: Session, content_type: str, shard: str) -> set[str]:
+    """Storage paths of a partition's artwork that a sync has yet to finish: pending, downloaded, or
+    failed in a way a later run retries. A sync may write these artworks' keys again at any moment."""
+    unfinished = or_(
+        Artwork.status.in_([ArtworkStatus.PENDING.value, ArtworkStatus.DOWNLOADED.value]),
+        and_(Artwork.status == ArtworkStatus.FAILED.value, Artwork.failure_retryable.is_(True)),
+    )
+    return set(
+        session.scalars(
+            select(Artwork.storage_path).where(
+                Artwork.content_type == content_type,
+                Artwork.shard == shard,
+                unfinished,
+                Artwork.storage_path.isnot(None),
+            )
+        )
+    )
+
+
 def reset_failed(
     session: Session,
     *,

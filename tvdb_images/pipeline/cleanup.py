@@ -2,8 +2,12 @@
 
 Safe alongside a running sync: each partition's objects are listed *before* the catalog's references
 are read, so an object a sync has recorded by then is kept; and an object younger than the grace
-period is never deleted, which covers one written but not yet recorded. Keys outside the layout are
-never touched.
+period is never deleted, which covers one written but not yet recorded. Objects under the storage
+path of an artwork that still has work in progress (pending, downloaded, or failed and due a retry)
+are kept too: a sync is about to write those very keys again (after a killed run, say), and a
+listing made before that write must not delete it. Right before deleting, each candidate is checked
+once more against fresh catalog references and a fresh HEAD, so a key rewritten while the partition
+was being examined survives. Keys outside the layout are never touched.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ class CleanupReport:
     objects_referenced: int = 0
     orphans_found: int = 0
     orphans_in_grace: int = 0
+    orphans_in_progress: int = 0  # under an artwork a sync has yet to finish: kept
+    kept_on_recheck: int = 0  # rewritten or referenced since the listing: kept
     deleted: int = 0
     bytes_freed: int = 0
     foreign_keys_ignored: int = 0
@@ -53,29 +59,73 @@ def clean_orphans(
         report.partitions += 1
         prefix = partition_prefix(content_type, shard)
         listed = {bucket: list(store.list(bucket, prefix)) for bucket in Bucket}
-        with catalog.session() as session:
-            originals, thumbnails = work.referenced_keys(session, content_type, shard)
-        referenced = {Bucket.ORIGINALS: originals, Bucket.THUMBNAILS: thumbnails}
+        references = _References.read(catalog, content_type, shard)
         cutoff = (now or datetime.now(UTC)) - grace
         for bucket, objects in listed.items():
-            doomed: list[str] = []
+            doomed: dict[str, int] = {}
             for obj in objects:
                 report.objects_listed += 1
-                if obj.key in referenced[bucket]:
+                if obj.key in references.keys[bucket]:
                     report.objects_referenced += 1
                     continue
                 if not is_layout_key(obj.key):
                     report.foreign_keys_ignored += 1
                     continue
                 report.orphans_found += 1
+                if references.in_progress(obj.key):
+                    report.orphans_in_progress += 1
+                    continue
                 if obj.last_modified > cutoff:
                     report.orphans_in_grace += 1
                     continue
-                doomed.append(obj.key)
-                report.bytes_freed += obj.size
-                if len(report.examples) < 20:
-                    report.examples.append(f"{bucket.value}/{obj.key}")
+                doomed[obj.key] = obj.size
             if doomed and not dry_run:
-                report.deleted += store.delete(bucket, doomed)
+                doomed = _recheck(catalog, store, bucket, content_type, shard, doomed, cutoff, report)
+                if doomed:
+                    report.deleted += store.delete(bucket, list(doomed))
+            report.bytes_freed += sum(doomed.values())
+            report.examples.extend(
+                f"{bucket.value}/{key}" for key in list(doomed)[: 20 - len(report.examples)]
+            )
     report.elapsed_seconds = time.perf_counter() - started
     return report
+
+
+@dataclass
+class _References:
+    """What the catalog says about one partition: referenced keys, and artwork paths still in work."""
+
+    keys: dict[Bucket, set[str]]
+    busy_paths: set[str]
+
+    @classmethod
+    def read(cls, catalog: Catalog, content_type: str, shard: str) -> _References:
+        with catalog.session() as session:
+            originals, thumbnails = work.referenced_keys(session, content_type, shard)
+            busy = work.storage_paths_in_progress(session, content_type, shard)
+        return cls({Bucket.ORIGINALS: originals, Bucket.THUMBNAILS: thumbnails}, busy)
+
+    def in_progress(self, key: str) -> bool:
+        return key.rsplit("/", 1)[0] in self.busy_paths
+
+
+def _recheck(
+    catalog: Catalog,
+    store: ObjectStore,
+    bucket: Bucket,
+    content_type: str,
+    shard: str,
+    doomed: dict[str, int],
+    cutoff: datetime,
+    report: CleanupReport,
+) -> dict[str, int]:
+    """The candidates that are still orphans now: unreferenced, not in progress, not rewritten since."""
+    fresh = _References.read(catalog, content_type, shard)
+    still: dict[str, int] = {}
+    for key, size in doomed.items():
+        info = None if key in fresh.keys[bucket] or fresh.in_progress(key) else store.head(bucket, key)
+        if info is None or info.last_modified > cutoff:
+            report.kept_on_recheck += 1
+            continue
+        still[key] = size
+    return still
