@@ -400,3 +400,51 @@ def test_storage_outage_is_recorded_as_retryable_and_nothing_is_recorded_as_stor
     with sqlite_catalog.session() as session:
         row = session.get(Artwork, 20)
         assert row.status == ArtworkStatus.PROCESSED and len(row.renditions) == len(SIZES)
+
+
+def test_url_changed_while_a_sync_works_on_the_artwork(setup: Setup, origin: LoopbackOrigin) -> None:
+    """An import that changes a URL mid-sync is not overwritten: the new URL is downloaded next run."""
+    line = '{"content_type": "series", "id": 7, "artworks": [{"id": 70, "type": "poster", "url": "URL"}]}'
+    import_catalog_lines(setup.catalog, [line.replace("URL", origin.url("/tvdb/poster_a.jpg"))])
+    settings = settings_for_origin(origin.netloc)
+    with ImageFetcher(settings.fetch) as fetcher:
+        download_sources(setup.catalog, setup.store, fetcher, settings, Scope())
+    # The proxy changes the URL after the download, before the render records its result.
+    import_catalog_lines(setup.catalog, [line.replace("URL", origin.url("/tvdb/poster_b.jpg"))])
+    with setup.catalog.session() as session:
+        stale_task = work.render_candidates(
+            session, Scope(), signature=settings.signature, include_stale=False
+        )
+    assert stale_task == []  # pending again: nothing to render from the old source
+    _sync(setup, settings)
+    with setup.catalog.session() as session:
+        row = session.get(Artwork, 70)
+        assert row.status == ArtworkStatus.PROCESSED
+        assert row.source_url.endswith("poster_b.jpg")
+    assert origin.hits("/tvdb/poster_b.jpg") == 1
+
+
+def test_render_result_for_an_old_url_does_not_mark_the_new_one_processed(
+    sqlite_catalog: Catalog, local_store, origin: LoopbackOrigin
+) -> None:  # type: ignore[no-untyped-def]
+    line = '{"content_type": "movies", "id": 8, "artworks": [{"id": 80, "type": "poster", "url": "URL"}]}'
+    import_catalog_lines(sqlite_catalog, [line.replace("URL", origin.url("/tvdb/poster_a.jpg"))])
+    settings = settings_for_origin(origin.netloc)
+    setup = Setup(sqlite_catalog, local_store, "embedded")
+    with ImageFetcher(settings.fetch) as fetcher:
+        download_sources(sqlite_catalog, local_store, fetcher, settings, Scope())
+    with sqlite_catalog.session() as session:
+        (task,) = work.render_candidates(session, Scope(), signature=settings.signature, include_stale=False)
+    # The URL changes while this task renders; its result must not mark the artwork processed.
+    import_catalog_lines(sqlite_catalog, [line.replace("URL", origin.url("/tvdb/poster_b.jpg"))])
+    from tvdb_images.pipeline import render as render_stage
+    from tvdb_images.pipeline.report import StageReport
+
+    outcome = render_stage._render_one(task, local_store, settings, StageReport(stage="render"))
+    with sqlite_catalog.session() as session:
+        work.record_renditions(session, task, outcome.renditions, signature=settings.signature)
+    with sqlite_catalog.session() as session:
+        assert session.get(Artwork, 80).status == ArtworkStatus.PENDING
+    _sync(setup, settings)
+    with sqlite_catalog.session() as session:
+        assert session.get(Artwork, 80).status == ArtworkStatus.PROCESSED

@@ -77,6 +77,7 @@ class RenderTask:
     source_checksum: str
     source_width: int | None = None
     source_height: int | None = None
+    source_url: str | None = None
 
     @property
     def original_key(self) -> str:
@@ -202,6 +203,7 @@ def render_candidates(
             Artwork.source_checksum,
             Artwork.source_width,
             Artwork.source_height,
+            Artwork.source_url,
         )
         .where(
             scope.clause(),
@@ -277,12 +279,15 @@ def record_download(
     width: int,
     height: int,
     size: int,
+    source_url: str | None = None,
     now: datetime | None = None,
 ) -> None:
+    """Record a stored source. With `source_url`, only if the row still has that URL: an import that
+    changed it meanwhile keeps the row pending, so the new URL is downloaded by the next run."""
     now = now or datetime.now(UTC)
     session.execute(
         update(Artwork)
-        .where(Artwork.id == artwork_id)
+        .where(_still_the_same_source(artwork_id, source_url))
         .values(
             status=ArtworkStatus.DOWNLOADED.value,
             source_checksum=checksum,
@@ -295,9 +300,14 @@ def record_download(
             failure_retryable=False,
             attempts=Artwork.attempts + 1,
             last_attempt_at=now,
-            updated_at=now,
         )
     )
+
+
+def _still_the_same_source(artwork_id: int, source_url: str | None) -> Any:
+    if source_url is None:
+        return Artwork.id == artwork_id
+    return and_(Artwork.id == artwork_id, Artwork.source_url == source_url)
 
 
 def record_failure(
@@ -310,6 +320,7 @@ def record_failure(
     gone: bool = False,
     drop_source: bool = False,
     keep_status: bool = False,
+    source_url: str | None = None,
     now: datetime | None = None,
 ) -> None:
     """Record a failed attempt; `drop_source` forgets a stored source the caller has just deleted.
@@ -323,7 +334,7 @@ def record_failure(
         extra["status"] = (ArtworkStatus.GONE if gone else ArtworkStatus.FAILED).value
     session.execute(
         update(Artwork)
-        .where(Artwork.id == artwork_id)
+        .where(_still_the_same_source(artwork_id, source_url))
         .values(
             **extra,
             failure_cause=cause[:32],
@@ -331,7 +342,6 @@ def record_failure(
             failure_retryable=retryable and not gone,
             attempts=Artwork.attempts + 1,
             last_attempt_at=now,
-            updated_at=now,
         )
     )
 
@@ -379,9 +389,10 @@ def record_renditions(
     by_size = {r.size: r for r in renditions}
     image = by_size.get("original") or renditions[0]
     thumbnail = by_size.get("thumbnail") or renditions[-1]
+    # The artwork becomes processed only if its URL did not change while it was rendered.
     session.execute(
         update(Artwork)
-        .where(Artwork.id == task.artwork_id)
+        .where(_still_the_same_source(task.artwork_id, task.source_url))
         .values(
             status=ArtworkStatus.PROCESSED.value,
             local_image_url=image.url,
@@ -391,7 +402,6 @@ def record_renditions(
             failure_cause=None,
             failure_detail=None,
             failure_retryable=False,
-            updated_at=now,
         )
     )
 

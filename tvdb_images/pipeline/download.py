@@ -149,6 +149,7 @@ def _record_download(task: DownloadTask, outcome: Downloaded):  # type: ignore[n
             width=outcome.info.width,
             height=outcome.info.height,
             size=outcome.info.byte_size,
+            source_url=task.source_url,
         )
 
     return apply
@@ -163,6 +164,7 @@ def _record_failure(task: DownloadTask, outcome: Failed):  # type: ignore[no-unt
             detail=outcome.detail,
             retryable=outcome.retryable,
             gone=outcome.gone,
+            source_url=task.source_url,
         )
 
     return apply

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,11 +58,14 @@ def render_stored_sources(
     started = time.perf_counter()
     signature = settings.signature
     touched_items: set[tuple[str, int]] = set()
+    # At most `render_workers` renders at once: the extra threads only read sources and upload while
+    # those run, so a 4K render's buffers (~120 MB) are never held by more threads than there are cores.
+    render_slots = threading.BoundedSemaphore(settings.render_workers)
 
     def run(task: RenderTask) -> Rendered | RenderFailed:
         if not settings.optimization_enabled:
             return _mirror_one(task, store)
-        return _render_one(task, store, settings, report)
+        return _render_one(task, store, settings, report, render_slots)
 
     def refresh_items(session: Session, _writes: list) -> None:  # type: ignore[type-arg]
         if touched_items:
@@ -111,7 +115,11 @@ def _candidates(
 
 
 def _render_one(
-    task: RenderTask, store: ObjectStore, settings: PipelineSettings, report: StageReport
+    task: RenderTask,
+    store: ObjectStore,
+    settings: PipelineSettings,
+    report: StageReport,
+    render_slots: threading.BoundedSemaphore,
 ) -> Rendered | RenderFailed:
     try:
         with report.timed("read_source"):
@@ -124,7 +132,7 @@ def _render_one(
         return RenderFailed("storage_error", str(exc), retryable=True, source_kept=True)
 
     try:
-        with report.timed("render"):
+        with render_slots, report.timed("render"):
             result = render_renditions(data, settings.render, settings.limits)
     except ImageRejected as exc:
         deleted = _delete_source(store, task)
@@ -221,6 +229,8 @@ def _record_failure(task: RenderTask, outcome: RenderFailed):  # type: ignore[no
             retryable=outcome.retryable,
             drop_source=outcome.source_deleted,
             keep_status=outcome.source_kept,
+            # A deleted source must be forgotten whatever happened to the row meanwhile.
+            source_url=None if outcome.source_deleted else task.source_url,
         )
 
     return apply
