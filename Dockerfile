@@ -3,6 +3,10 @@
 # and daemon, the run containers the daemon launches, the migrations step and the serving API. Only
 # the command differs.
 
+# The run launcher's package: `docker` (DockerRunLauncher, docker-compose.yml) or `k8s`
+# (K8sRunLauncher, Dagster's Helm chart): docker build --build-arg EXTRAS=k8s .
+ARG EXTRAS=docker
+
 FROM python:3.11-slim-bookworm AS base
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -11,17 +15,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # Wheels for the project and everything it needs, built apart so the final image has no build tools.
 FROM base AS wheels
+ARG EXTRAS
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY tvdb_images ./tvdb_images
 COPY serving ./serving
-RUN pip wheel --wheel-dir /wheels ".[docker]"
+RUN pip wheel --wheel-dir /wheels ".[${EXTRAS}]"
 
 FROM base
+ARG EXTRAS
 RUN groupadd --system --gid 10001 tvdb \
     && useradd --system --uid 10001 --gid tvdb --home-dir /opt/dagster --no-create-home tvdb
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
-    pip install --no-index --find-links /wheels "tvdb-images[docker]"
+    pip install --no-index --find-links /wheels "tvdb-images[${EXTRAS}]"
 
 # DAGSTER_HOME holds the production instance config (dagster/dagster.yaml): PostgreSQL storage, the run
 # queue and its limits, the Docker run launcher, S3 step logs. The working directory holds the

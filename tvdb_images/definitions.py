@@ -22,6 +22,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         schedules=ALL_SCHEDULES,
         sensors=ALL_SENSORS,
         resources=resources_from_settings(settings or load_settings()),
+        # A run's steps depend on each other and share one catalog engine: running them in one process
+        # saves a process start per step (about 40 s per backfill run) and costs no parallelism.
+        executor=dg.in_process_executor,
     )
 
 

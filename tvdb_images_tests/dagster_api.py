@@ -1,5 +1,5 @@
-"""The few Dagster GraphQL calls an operator's script (or the stack test) makes: launch a backfill of a
-job's partitions, follow it, list its runs and read materialization metadata."""
+"""The few Dagster GraphQL calls an operator's script (or the stack test) makes: launch an asset backfill,
+follow it and its runs, and read materialization metadata."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-
-REPOSITORY_NAME = "__repository__"  # the repository a Definitions object becomes
 
 LAUNCH_BACKFILL = """
 mutation LaunchBackfill($params: LaunchBackfillParams!) {
@@ -97,20 +95,23 @@ class DagsterAPI:
             raise GraphQLError(str(body["errors"]))
         return body["data"]
 
-    def launch_job_backfill(
-        self, job_name: str, partition_names: list[str], *, location: str, title: str | None = None
+    def launch_asset_backfill(
+        self,
+        assets: list[str],
+        partition_names: list[str],
+        *,
+        tags: dict[str, str] | None = None,
+        run_config: dict[str, Any] | None = None,
+        title: str | None = None,
     ) -> str:
-        """A backfill of `job_name`'s partitions, as the UI's "Launch backfill" creates it."""
+        """A backfill of `assets` over `partition_names`, as the UI's Materialize dialog creates it."""
         params: dict[str, Any] = {
-            "selector": {
-                "partitionSetName": f"{job_name}_partition_set",
-                "repositorySelector": {
-                    "repositoryLocationName": location,
-                    "repositoryName": REPOSITORY_NAME,
-                },
-            },
+            "assetSelection": [{"path": [asset]} for asset in assets],
             "partitionNames": partition_names,
+            "tags": [{"key": key, "value": value} for key, value in (tags or {}).items()],
         }
+        if run_config is not None:
+            params["runConfigData"] = run_config
         if title:
             params["title"] = title
         result = self.query(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]

@@ -144,7 +144,7 @@ class Service:
         return {name: (spec or {}).get("condition", "service_started") for name, spec in depends.items()}
 
 
-def services(document: Mapping[str, Any]) -> dict[str, Service]:
+def compose_services(document: Mapping[str, Any]) -> dict[str, Service]:
     return {name: Service(name, spec) for name, spec in document["services"].items()}
 
 
@@ -210,7 +210,7 @@ class NativeCommand:
 
 def native_commands(document: Mapping[str, Any], addresses: NativeAddresses) -> dict[str, NativeCommand]:
     """The project's services of an interpolated compose file, rewritten to run on this machine."""
-    found = services(document)
+    found = compose_services(document)
     commands = {}
     for name in NATIVE_SERVICES:
         service = found[name]
@@ -246,7 +246,7 @@ def address_references(document: Mapping[str, Any]) -> set[str]:
                 walk(value)
 
     for spec in document["services"].values():
-        walk({key: value for key, value in spec.items() if key != "ports"})
+        walk({key: value for key, value in spec.items() if key not in ("ports", "image")})
     return found
 
 
@@ -262,6 +262,12 @@ def instance_for_native_run(dequeue_interval_seconds: int = 1) -> dict[str, Any]
     instance.pop("run_launcher")
     instance["run_coordinator"]["config"]["dequeue_interval_seconds"] = dequeue_interval_seconds
     return instance
+
+
+def tag_concurrency_limit(key: str, value: str | None = None) -> int:
+    """The production instance's run limit for runs tagged `key` (= `value`)."""
+    limits = yaml.safe_load(PRODUCTION_INSTANCE.read_text())["concurrency"]["runs"]["tag_concurrency_limits"]
+    return next(limit["limit"] for limit in limits if limit["key"] == key and limit.get("value") == value)
 
 
 def workspace_for_native_run(addresses: NativeAddresses) -> dict[str, Any]:

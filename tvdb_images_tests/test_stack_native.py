@@ -5,13 +5,19 @@ compose file gives each service (read from docker-compose.yml by `tvdb_images_te
 addresses rewritten): the migrations step, the gRPC code server, dagster-webserver, dagster-daemon and
 the serving API, with a DAGSTER_HOME holding the production dagster.yaml (PostgreSQL storage, the
 queued run coordinator and its tag limits, run retries, run monitoring, S3 step logs). PostgreSQL is
-the machine's server (fresh databases) and SeaweedFS stands in for MinIO. Two differences from
-compose, both because there is no Docker: runs are subprocesses of the code server (Dagster's default
-run launcher) instead of DockerRunLauncher containers, and the run queue is polled every second.
+the machine's server (fresh databases) and SeaweedFS stands in for MinIO; the compose healthchecks
+are run natively too.
 
-It then launches a backfill of `sync_images` the way the UI does, waits for the daemon to run it and
-checks what an operator would: the runs (how many, their tags, the concurrency limit), the objects in
-S3, the catalog rows, the materialization metadata and the serving API's answers.
+Then it does what an operator does on day one: imports a catalog, launches a backfill of the
+`sync_images` assets over every shard of one content type (as the UI's Materialize dialog does) and
+asks the serving API's admin endpoint to sync one more item; it waits for the daemon and checks the
+runs (how many, their tags, the concurrency limit), the objects in S3, the catalog rows, the
+materialization metadata and the serving API's answers.
+
+Differences from compose, all for want of Docker or of time: runs are subprocesses of the code server
+(Dagster's default run launcher) instead of DockerRunLauncher containers; the run queue is polled
+every second instead of every five; and the backfill's runs use the in-process executor (one process
+a run rather than one a step), which takes a run from ~55 s to ~12 s on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -42,29 +49,30 @@ from tvdb_images.imaging.sizes import SIZE_BOXES
 from tvdb_images.storage.layout import SHARDS, SIZES, is_layout_key
 from tvdb_images_tests import services
 from tvdb_images_tests.builders import CatalogEntry, catalog_lines, corpus_entries
-from tvdb_images_tests.dagster_api import DagsterAPI
+from tvdb_images_tests.dagster_api import Backfill, DagsterAPI
 from tvdb_images_tests.origins import LoopbackOrigin
 from tvdb_images_tests.processes import ManagedProcess, free_port
 from tvdb_images_tests.stack import (
     NativeAddresses,
     NativeCommand,
     Service,
+    compose_services,
     instance_for_native_run,
     load_compose,
     native_commands,
     read_env_file,
+    tag_concurrency_limit,
     workspace_for_native_run,
-)
-from tvdb_images_tests.stack import (
-    services as compose_services,
 )
 
 pytestmark = pytest.mark.stack
 
-LOCATION = "tvdb_images"
-BACKFILL_CONTENT_TYPES = ("movies", "series")  # every shard of each: 2 x 256 partitions
-SOURCE_HOST_LIMIT = 2  # dagster/dagster.yaml: tag_concurrency_limits for tvdb_images/source_host
-TIMEOUTS = {"one_shot": 120, "server": 90, "backfill": 150}
+SYNC_ASSETS = ["missing_artwork", "source_images", "image_renditions"]  # the assets of sync_images
+BACKFILL_CONTENT_TYPE = "series"  # every shard: 256 partitions, 4 runs of 64
+ADMIN_SYNCED_CONTENT_TYPE = "movies"  # one item synced through the serving API's admin endpoint
+# One process a run: the steps run one after another, so a process a step only adds start-up time.
+ADMIN_TOKEN = "stack-test-admin-token"
+TIMEOUTS = {"one_shot": 120, "server": 90, "backfill": 240}
 
 
 def _tool_path() -> str:
@@ -158,7 +166,7 @@ def _operator_env(
         "ALLOWED_SOURCE_HOSTS": origin.netloc,
         "FETCH_MAX_RETRIES": "1",
         "RENDER_WORKERS": "2",
-        "ADMIN_API_TOKEN": "stack-test-admin-token",
+        "ADMIN_API_TOKEN": ADMIN_TOKEN,
         "API_WORKERS": "1",
     }
 
@@ -203,10 +211,7 @@ def test_compose_stack_runs_a_backfill_natively(
     began = time.monotonic()
     catalog_db, dagster_db = stack_databases
     suffix = services.unique_name("stack").replace("_", "-")
-    variables = _operator_env(catalog_db, dagster_db, seaweedfs, origin, suffix)
-    document = load_compose(variables)
-    compose = compose_services(document)
-
+    document = load_compose(_operator_env(catalog_db, dagster_db, seaweedfs, origin, suffix))
     pg = make_url(services.PG_ADMIN_URL)
     addresses = NativeAddresses(
         endpoints={
@@ -221,9 +226,8 @@ def test_compose_stack_runs_a_backfill_natively(
     commands = native_commands(document, addresses)
 
     # The image's layout: DAGSTER_HOME with the production instance, the app directory with the workspace.
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(instance_for_native_run()))
+    (tmp_path / "dagster_home").mkdir()
+    (tmp_path / "dagster_home" / "dagster.yaml").write_text(yaml.safe_dump(instance_for_native_run()))
     app_dir = tmp_path / "app"
     (app_dir / "dagster").mkdir(parents=True)
     (app_dir / "dagster" / "workspace.production.yaml").write_text(
@@ -232,32 +236,30 @@ def test_compose_stack_runs_a_backfill_natively(
 
     # Stand-ins for the services that are not the project's image.
     services.create_database(catalog_db)  # the postgres image creates POSTGRES_DB on first start
-    buckets = _create_buckets(compose["create-buckets"], seaweedfs)
+    buckets = _create_buckets(compose_services(document)["create-buckets"], seaweedfs)
 
+    web_url = "http://{}:{}".format(*addresses.endpoints["webserver"])
+    api_url = "http://{}:{}".format(*addresses.endpoints["api"])
     stack = NativeStack(commands, app_dir, tmp_path / "logs")
     try:
         stack.run_once("postgres-init")
         stack.run_once("migrate")
-
-        code_server = stack.start("code-server")
-        code_server.wait_port(addresses.endpoints["code-server"][1], timeout=TIMEOUTS["server"])
+        stack.start("code-server").wait_port(
+            addresses.endpoints["code-server"][1], timeout=TIMEOUTS["server"]
+        )
         stack.healthcheck("code-server")
-        webserver = stack.start("webserver")
-        stack.start("daemon")
-        api = stack.start("api")
-        web_host, web_port = addresses.endpoints["webserver"]
-        webserver.wait_http(f"http://{web_host}:{web_port}/server_info", timeout=TIMEOUTS["server"])
-        api_host, api_port = addresses.endpoints["api"]
-        api_url = f"http://{api_host}:{api_port}"
+        webserver, _, api = (stack.start(name) for name in ("webserver", "daemon", "api"))
+        webserver.wait_http(f"{web_url}/server_info", timeout=TIMEOUTS["server"])
         api.wait_http(f"{api_url}/healthz", timeout=TIMEOUTS["server"])
         for service in ("webserver", "api", "daemon"):
             stack.healthcheck(service)
-        stack.timings["stack_up"] = time.monotonic() - began
+        stack.timings["stack_up_s"] = time.monotonic() - began
 
-        # The operator imports a catalog (with the api service's environment, as `docker compose run`).
-        entries = corpus_entries(corpus_dir, include_edge=False, include_bad=False)
+        # Day one: import the catalog (with the api service's environment, as `docker compose run` would).
+        corpus_catalog = corpus_entries(corpus_dir, include_edge=False, include_bad=False)
+        entries = corpus_catalog.entries
         catalog_file = tmp_path / "catalog.jsonl"
-        catalog_file.write_text("\n".join(catalog_lines(entries, origin.url("").rstrip("/"))) + "\n")
+        catalog_file.write_text("\n".join(catalog_lines(corpus_catalog, origin.url("").rstrip("/"))) + "\n")
         importer = subprocess.run(
             ["tvdb-images", "catalog", "import", str(catalog_file)],
             env=stack.env("api"),
@@ -268,76 +270,111 @@ def test_compose_stack_runs_a_backfill_natively(
         )
         assert importer.returncode == 0, importer.stderr
 
-        # A backfill of every shard of two content types, launched as the UI's "Launch backfill" does.
-        dagster = DagsterAPI(f"http://{web_host}:{web_port}/graphql")
-        requested = [
-            str(partition_key(content_type, shard))
-            for content_type in BACKFILL_CONTENT_TYPES
-            for shard in SHARDS
-        ]
+        # A backfill of every shard of one content type, and one more item through the admin API.
+        dagster = DagsterAPI(f"{web_url}/graphql")
+        requested = [str(partition_key(BACKFILL_CONTENT_TYPE, shard)) for shard in SHARDS]
         launched = time.monotonic()
-        backfill_id = dagster.launch_job_backfill("sync_images", requested, location=LOCATION)
+        backfill_id = dagster.launch_asset_backfill(
+            SYNC_ASSETS, requested, tags=SOURCE_HOST_TAG
+        )
+        admin_item = next(e for e in entries if e.content_type == ADMIN_SYNCED_CONTENT_TYPE)
+        task_id = _admin_sync(api_url, admin_item)
         backfill = dagster.wait_for_backfill(backfill_id, timeout=TIMEOUTS["backfill"])
-        stack.timings["backfill"] = time.monotonic() - launched
+        task = _wait_for_task(api_url, task_id, timeout=TIMEOUTS["backfill"])
+        stack.timings["backfill_s"] = time.monotonic() - launched
 
-        materializations = dagster.materializations("image_renditions", limit=len(requested))
-        served = _serving_answers(api_url, entries.entries)
+        materializations = dagster.materializations("image_renditions", limit=len(requested) + 10)
+        synced = [e for e in entries if e.content_type == BACKFILL_CONTENT_TYPE] + [admin_item]
+        served = _serving_answers(api_url, synced)
         for service, process in stack.processes.items():
             assert process.alive(), f"{service} died:\n{process.log_tail()}"
     finally:
         stack.stop()
 
-    _check_runs(backfill, backfill_id, requested)
-    stack.timings["runs"] = len(backfill.runs)
-    stack.timings["max_concurrent_runs_seen"] = _max_overlap(
-        [(run.start_time or 0, run.end_time or 0) for run in backfill.runs]
-    )
-    synced = [e for e in entries.entries if e.content_type in BACKFILL_CONTENT_TYPES]
-    renditions = _check_catalog(commands["api"].environment["DATABASE_URL"], entries.entries, synced)
+    # The runs: 64 partitions each, tagged for the TVDB host's limit, which held across the backfill
+    # and the admin API's run.
+    assert task["status"] == "succeeded" and task["job"] == "sync_content_item", task
+    _check_backfill_runs(backfill, backfill_id, requested)
+    intervals = [(run.start_time or 0, run.end_time or 0) for run in backfill.runs]
+    intervals.append((_timestamp(task["started_at"]), _timestamp(task["ended_at"])))
+    overlap = _max_overlap(intervals)
+    ((tag, value),) = SOURCE_HOST_TAG.items()
+    assert 1 <= overlap <= tag_concurrency_limit(tag, value)
+    stack.timings |= {"backfill_runs": len(backfill.runs), "most_runs_at_once": overlap}
+
+    renditions = _check_catalog(commands["api"].environment["DATABASE_URL"], entries, synced)
     _check_objects(_s3(seaweedfs), buckets, renditions)
 
-    # Materialization metadata, as an analyst reads it: one event per partition of the backfill,
-    # the run's counts on each; together they account for every synced artwork.
-    assert {event["partition"] for event in materializations} == set(requested)
-    succeeded = {event["run_id"]: event["metadata"]["succeeded"] for event in materializations}
-    assert sum(succeeded.values()) == len(synced)
+    # Materialization metadata, as an analyst reads it: an event for every partition of the backfill,
+    # each run's counts on its partitions; the runs' counts add up to the artwork of the content type.
+    backfilled = [event for event in materializations if event["run_id"] != task_id]
+    assert {event["partition"] for event in backfilled} >= set(requested)
+    succeeded = {event["run_id"]: event["metadata"]["succeeded"] for event in backfilled}
+    assert sum(succeeded.values()) == len(synced) - 1
 
+    # The serving API answers with the stored images.
     for path, (status, content_type, body) in served.items():
-        if path == "/healthz":
-            assert status == 200
-            continue
-        assert status == 200, (path, status)
-        assert content_type == "image/webp", path
-        with Image.open(io.BytesIO(body)) as image:
-            assert image.format == "WEBP" and max(image.size) <= 300
+        assert status == 200, (path, status, body[:300])
+        if path.startswith("/api/v1/images/"):
+            assert content_type == "image/webp", path
+            with Image.open(io.BytesIO(body)) as image:
+                assert image.format == "WEBP" and image.width <= 300 and image.height <= 169
 
-    print(f"\nstack timings: {json.dumps({k: round(v, 1) for k, v in stack.timings.items()})}")
+    print(f"\nstack: {json.dumps({k: round(v, 1) for k, v in stack.timings.items()})}")
 
 
-def _check_runs(backfill, backfill_id: str, requested: list[str]) -> None:  # type: ignore[no-untyped-def]
-    """64 partitions a run (BackfillPolicy.multi_run), tagged for the source host limit, which held."""
+def _admin_sync(api_url: str, entry: CatalogEntry) -> str:
+    response = httpx.post(
+        f"{api_url}/api/v1/admin/sync/images/{entry.content_type}/{entry.content_id}",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+    return response.json()["task_id"]
+
+
+def _wait_for_task(api_url: str, task_id: str, *, timeout: float) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while True:
+        response = httpx.get(
+            f"{api_url}/api/v1/admin/tasks/{task_id}",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        task = response.json()
+        if task["finished"]:
+            return task
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"task {task_id} not finished after {timeout:.0f}s: {task}")
+        time.sleep(1)
+
+
+def _timestamp(value: str | None) -> float:
+    assert value is not None
+    return datetime.fromisoformat(value).timestamp()
+
+
+def _check_backfill_runs(backfill: Backfill, backfill_id: str, requested: list[str]) -> None:
+    """Done, every run a range of 64 partitions (BackfillPolicy.multi_run), together exactly the request."""
     assert backfill.status == "COMPLETED_SUCCESS", backfill
     assert backfill.num_partitions == len(requested)
-    runs = backfill.runs
-    assert len(runs) == len(requested) // MAX_PARTITIONS_PER_RUN
+    assert len(backfill.runs) == len(requested) // MAX_PARTITIONS_PER_RUN
     covered: set[str] = set()
-    for run in runs:
+    for run in backfill.runs:
         assert run.status == "SUCCESS", run
         assert run.tags["dagster/backfill"] == backfill_id
-        for key, value in SOURCE_HOST_TAG.items():
-            assert run.tags[key] == value
+        assert SOURCE_HOST_TAG.items() <= run.tags.items()
         keys = artwork_partitions.get_partition_keys_in_range(
             dg.PartitionKeyRange(run.tags[RANGE_START_TAG], run.tags[RANGE_END_TAG])
         )
         assert len(keys) == MAX_PARTITIONS_PER_RUN
         covered.update(keys)
     assert covered == set(requested)
-    overlap = _max_overlap([(run.start_time or 0, run.end_time or 0) for run in runs])
-    assert 1 <= overlap <= SOURCE_HOST_LIMIT
 
 
 def _check_catalog(database_url: str, entries: list[CatalogEntry], synced: list[CatalogEntry]):  # type: ignore[no-untyped-def]
-    """What the backfill covered is processed with all sizes recorded; the rest is untouched."""
+    """What was synced is processed with every size recorded; the rest of the catalog is untouched."""
     synced_ids = {e.artwork_id for e in synced}
     assert synced and len(synced) < len(entries)
     catalog = Catalog(database_url)
@@ -361,7 +398,7 @@ def _check_catalog(database_url: str, entries: list[CatalogEntry], synced: list[
 
 def _check_objects(s3, buckets: list[str], renditions) -> None:  # type: ignore[no-untyped-def]
     """Every rendition at its layout key as WebP with the recorded dimensions, inside its size's box;
-    every source in the originals bucket; step logs in the compute-logs bucket."""
+    every source once in the originals bucket; step logs in the compute-logs bucket."""
     originals_bucket, thumbnails_bucket, logs_bucket = buckets
     for storage_path, sizes in renditions.values():
         assert sorted(size for size, *_ in sizes) == sorted(SIZES)
@@ -379,25 +416,14 @@ def _check_objects(s3, buckets: list[str], renditions) -> None:  # type: ignore[
     assert step_logs.get("KeyCount", 0) > 0, "no step logs in S3 (S3ComputeLogManager)"
 
 
-def _serving_answers(api_url: str, entries: list[CatalogEntry]) -> dict[str, tuple[int, str, bytes]]:
-    """The serving API's answers for the synced items' thumbnails, fetched while the stack runs."""
+def _serving_answers(api_url: str, synced: list[CatalogEntry]) -> dict[str, tuple[int, str, bytes]]:
+    """The serving API's probes and the synced items' thumbnails, fetched while the stack runs."""
+    paths = ["/healthz", "/readyz"] + [
+        f"/api/v1/images/{e.content_type}/{e.content_id}/{e.image_type}/thumbnail" for e in synced
+    ]
     answers = {}
     with httpx.Client(base_url=api_url, timeout=30) as client:
-        health = client.get("/healthz")
-        answers["/healthz"] = (health.status_code, health.headers.get("content-type", ""), health.content)
-        if not _has_image_route(client):
-            return answers
-        for entry in entries:
-            if entry.content_type not in BACKFILL_CONTENT_TYPES:
-                continue
-            path = f"/api/v1/images/{entry.content_type}/{entry.content_id}/{entry.image_type}/thumbnail"
-            response = client.get(path, follow_redirects=True)
+        for path in paths:
+            response = client.get(path)
             answers[path] = (response.status_code, response.headers.get("content-type", ""), response.content)
     return answers
-
-
-def _has_image_route(client: httpx.Client) -> bool:
-    spec = client.get("/openapi.json")
-    return spec.status_code == 200 and any(
-        path.startswith("/api/v1/images/{content_type}") for path in spec.json().get("paths", {})
-    )

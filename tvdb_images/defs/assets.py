@@ -11,7 +11,7 @@ from tvdb_images.catalog import work
 from tvdb_images.catalog.stats import storage_stats as compute_storage_stats
 from tvdb_images.catalog.work import Scope
 from tvdb_images.defs.metadata import records_table, stage_metadata
-from tvdb_images.defs.partitions import artwork_backfill_policy, artwork_partitions, parse_partition_keys
+from tvdb_images.defs.partitions import artwork_backfill_policy, artwork_partitions, run_partitions
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
 from tvdb_images.pipeline.cleanup import clean_orphans
 from tvdb_images.pipeline.download import download_sources
@@ -20,10 +20,13 @@ from tvdb_images.pipeline.report import StageReport
 from tvdb_images.storage import StorageError
 
 ARTWORK_GROUP = "artwork"
+# Steps that download from TVDB's artwork host share this Dagster concurrency pool, so the host sees
+# a bounded number of downloading steps however their runs were launched (dagster.yaml sets the limit).
+SOURCE_HOST_POOL = "tvdb_source_host"
 
 
 def _partition_scope(context: dg.AssetExecutionContext) -> tuple[Scope, int]:
-    partitions = parse_partition_keys(context.partition_keys)
+    partitions = run_partitions(context)
     return Scope(partitions=partitions), len(partitions)
 
 
@@ -71,6 +74,7 @@ def missing_artwork(
     group_name=ARTWORK_GROUP,
     kinds={"s3"},
     description="Download, validate and store each source image unchanged in the originals bucket.",
+    pool=SOURCE_HOST_POOL,
 )
 def source_images(
     context: dg.AssetExecutionContext,
@@ -146,7 +150,7 @@ def orphaned_images(
 ) -> dg.MaterializeResult:
     from datetime import timedelta
 
-    partitions = parse_partition_keys(context.partition_keys)
+    partitions = run_partitions(context)
     settings = image_pipeline.pipeline_settings()
     grace = timedelta(hours=config.grace_hours) if config.grace_hours is not None else settings.orphan_grace
     report = clean_orphans(

@@ -11,7 +11,7 @@ from sqlalchemy import case, func, select
 from tvdb_images.catalog import work
 from tvdb_images.catalog.models import Artwork, ArtworkRendition, ArtworkStatus
 from tvdb_images.defs.assets import image_renditions
-from tvdb_images.defs.partitions import artwork_partitions, parse_partition_keys
+from tvdb_images.defs.partitions import artwork_partitions, run_partitions
 from tvdb_images.defs.resources import CatalogResource, ObjectStorageResource
 from tvdb_images.pipeline.settings import MIRROR_SIGNATURE
 from tvdb_images.storage import Bucket
@@ -29,7 +29,7 @@ def catalog_objects_exist(
     store = storage.get_store()
     checked = 0
     missing: list[str] = []
-    for content_type, shard in parse_partition_keys(context.partition_keys):
+    for content_type, shard in run_partitions(context):
         prefix = partition_prefix(content_type, shard)
         with catalog.get_catalog().session() as session:
             originals, thumbnails = work.referenced_keys(session, content_type, shard)
@@ -58,7 +58,7 @@ def catalog_objects_exist(
 def processed_artwork_complete(
     context: dg.AssetCheckExecutionContext, catalog: CatalogResource
 ) -> dg.AssetCheckResult:
-    scope = work.Scope(partitions=parse_partition_keys(context.partition_keys))
+    scope = work.Scope(partitions=run_partitions(context))
     # Renditions from the artwork's own latest render: all five sizes, or the one mirrored source.
     size_count = (
         select(func.count())

@@ -6,6 +6,7 @@ from tvdb_images.catalog import work
 from tvdb_images.catalog.work import Scope
 from tvdb_images.config import CONTENT_TYPES
 from tvdb_images.defs.assets import (
+    SOURCE_HOST_POOL,
     image_renditions,
     missing_artwork,
     orphaned_images,
@@ -88,7 +89,7 @@ def _run_sync(
     )
 
 
-@dg.op(out={"result": dg.Out(dg.Nothing)}, tags=SOURCE_HOST_TAG)
+@dg.op(out={"result": dg.Out(dg.Nothing)}, tags=SOURCE_HOST_TAG, pool=SOURCE_HOST_POOL)
 def sync_content_item_op(
     context: dg.OpExecutionContext,
     config: ContentItemConfig,
@@ -108,7 +109,7 @@ def sync_content_item_op(
     _run_sync(context, scope, None, catalog, storage, image_pipeline)
 
 
-@dg.op(out={"result": dg.Out(dg.Nothing)}, tags=SOURCE_HOST_TAG)
+@dg.op(out={"result": dg.Out(dg.Nothing)}, tags=SOURCE_HOST_TAG, pool=SOURCE_HOST_POOL)
 def sync_missing_artwork_op(
     context: dg.OpExecutionContext,
     config: MissingArtworkConfig,

@@ -15,6 +15,8 @@ from tvdb_images.config import CONTENT_TYPES
 from tvdb_images.storage.layout import SHARDS
 
 CONTENT_TYPE_DIMENSION = "content_type"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 SHARD_DIMENSION = "shard"
 
 artwork_partitions = dg.MultiPartitionsDefinition(
@@ -45,3 +47,21 @@ def parse_partition_keys(keys: Iterable[str]) -> tuple[tuple[str, str], ...]:
         content_type, shard = str(key).split("|", 1)
         pairs.append((content_type, shard))
     return tuple(pairs)
+
+
+def run_partitions(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+) -> tuple[tuple[str, str], ...]:
+    """The (content_type, shard) pairs a run covers.
+
+    A run's partition-range tags are the source of truth: Dagster 1.13 hands a job-page backfill's
+    multi-partition runs a single `partition_key` although their tags name the whole range
+    (dagster-io/dagster#28861), so reading the range from the tags keeps such runs complete.
+    """
+    tags = context.run.tags
+    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    if start and end:
+        return parse_partition_keys(
+            artwork_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
+        )
+    return parse_partition_keys(context.partition_keys)

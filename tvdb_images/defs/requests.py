@@ -13,11 +13,10 @@ from typing import Any
 
 import dagster as dg
 
-from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN, partition_key
+from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN, RANGE_END_TAG, RANGE_START_TAG, partition_key
 from tvdb_images.storage.layout import SHARDS
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
+__all__ = ["RANGE_END_TAG", "RANGE_START_TAG", "partition_ranges", "range_run_requests"]
 
 
 def partition_ranges(
