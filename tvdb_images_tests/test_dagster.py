@@ -406,3 +406,25 @@ def test_workspace_yaml_loads_the_code_location() -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Validation successful for code location tvdb_images" in result.stderr + result.stdout
+
+
+def test_partition_ranges_group_by_chunk_and_split_at_gaps() -> None:
+    def key(shard: str) -> str:
+        return str(partition_key("series", shard))
+
+    partitions = [("series", s) for s in ("00", "01", "05", "3f", "40", "41", "a0")]
+    assert partition_ranges(partitions) == [
+        (key("00"), key("3f")),
+        (key("40"), key("41")),
+        (key("a0"), key("a0")),
+    ]
+    assert partition_ranges(partitions, chunk=256, max_gap=8) == [
+        (key("00"), key("05")),
+        (key("3f"), key("41")),
+        (key("a0"), key("a0")),
+    ]
+    mixed = [("movies", "10"), ("series", "10")]
+    assert partition_ranges(mixed) == [
+        (str(partition_key("movies", "10")),) * 2,
+        (key("10"), key("10")),
+    ]

@@ -20,18 +20,31 @@ __all__ = ["RANGE_END_TAG", "RANGE_START_TAG", "partition_ranges", "range_run_re
 
 
 def partition_ranges(
-    partitions: Iterable[tuple[str, str]], *, chunk: int = MAX_PARTITIONS_PER_RUN
+    partitions: Iterable[tuple[str, str]], *, chunk: int = MAX_PARTITIONS_PER_RUN, max_gap: int | None = None
 ) -> list[tuple[str, str]]:
-    """(first key, last key) ranges covering `partitions`, never spanning content types or chunks."""
+    """(first key, last key) ranges covering `partitions`, never spanning content types or chunks.
+
+    With `max_gap`, a range is also split where more than `max_gap` partitions without work lie
+    between two with work: worth it where a run costs little next to its per-partition bookkeeping
+    (in-process runs on a SQLite instance, as in the demo); a launched run costs far more.
+    """
     by_type: dict[str, set[int]] = defaultdict(set)
     for content_type, shard in partitions:
         by_type[content_type].add(SHARDS.index(shard))
     ranges: list[tuple[str, str]] = []
     for content_type in sorted(by_type):
-        by_chunk: dict[int, list[int]] = defaultdict(list)
+        groups: list[list[int]] = []
         for index in sorted(by_type[content_type]):
-            by_chunk[index // chunk].append(index)
-        for indexes in by_chunk.values():
+            current = groups[-1] if groups else None
+            if (
+                current is None
+                or index // chunk != current[0] // chunk
+                or (max_gap is not None and index - current[-1] - 1 > max_gap)
+            ):
+                groups.append([index])
+            else:
+                current.append(index)
+        for indexes in groups:
             ranges.append(
                 (
                     str(partition_key(content_type, SHARDS[indexes[0]])),

@@ -98,9 +98,13 @@ def run_demo(*, origin_port: int = DEFAULT_ORIGIN_PORT, say: Callable[[str], Non
             pipeline = defs.resolve_job_def("sync_images")
             with catalog.session() as session:
                 partitions = work.partitions_with_work(session, max_attempts=settings.artwork_max_attempts)
-            # One run per content type over all its shards: a few runs instead of dozens.
-            for start, end in partition_ranges(partitions, chunk=len(SHARDS)):
-                say(f"dagster run sync_images over partitions {start} .. {end}")
+            # In-process runs on a SQLite instance cost ~0.4 s each and ~45 ms per partition they span:
+            # group nearby partitions with work, and skip long stretches without any.
+            ranges = partition_ranges(partitions, chunk=len(SHARDS), max_gap=8)
+            say(
+                f"syncing {len(partitions)} partitions with work in {len(ranges)} Dagster runs of sync_images"
+            )
+            for start, end in ranges:
                 result = pipeline.execute_in_process(
                     instance=instance,
                     tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
