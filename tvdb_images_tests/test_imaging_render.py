@@ -249,6 +249,24 @@ def test_renditions_look_like_plain_pillow_thumbnails(relative: str) -> None:
         assert mean_abs_diff(decoded(rendition.data), plain) < 4
 
 
+@pytest.mark.parametrize("relative", ["tvdb/fanart_a.jpg", "tvdb/poster_b.jpg", "tvdb/fanart_4k.jpg"])
+def test_renditions_are_byte_for_byte_plain_pillow_output(relative: str) -> None:
+    """Same pixels as `thumbnail()`, reduced-scale JPEG decoding included, so the same WebP bytes;
+    only a 4K source's `large` (decoded at 1/2 scale) and `medium` (resampled from it) differ."""
+    data = (CORPUS_DIR / relative).read_bytes()
+    for rendition in rendered(relative).renditions:
+        with Image.open(io.BytesIO(data)) as plain:
+            box = SIZE_BOXES[rendition.size]
+            if box is not None:
+                plain.thumbnail(box)
+            buffer = io.BytesIO()
+            plain.save(buffer, "WEBP", quality=WEBP.quality, method=WEBP.webp_method)
+        if relative == "tvdb/fanart_4k.jpg" and rendition.size in ("large", "medium"):
+            assert mean_abs_diff(decoded(rendition.data), decoded(buffer.getvalue())) < 2
+        else:
+            assert rendition.data == buffer.getvalue(), rendition.size
+
+
 # --- settings, formats and signatures -------------------------------------------------------------
 
 
@@ -271,21 +289,21 @@ def test_avif_output(relative: str, mode: str) -> None:
 
 def test_quality_changes_the_signature_and_the_bytes() -> None:
     low, high = RenderSettings(quality=60), RenderSettings(quality=90)
-    assert render_settings_signature(RenderSettings()) == "webp-q85-m4-v1"
+    assert render_settings_signature(RenderSettings()) == "webp-q85-m4-v2"
     assert render_settings_signature(low) != render_settings_signature(high)
     assert render_settings_signature(RenderSettings(webp_method=6)) != render_settings_signature(
         RenderSettings()
     )
-    assert render_settings_signature(RenderSettings(format="avif")) == "avif-q85-s8-v1"
-    assert render_settings_signature(RenderSettings(format="avif", avif_speed=6)) == "avif-q85-s6-v1"
+    assert render_settings_signature(RenderSettings(format="avif")) == "avif-q85-s8-v2"
+    assert render_settings_signature(RenderSettings(format="avif", avif_speed=6)) == "avif-q85-s6-v2"
     small = rendered("tvdb/person_a.jpg", low).renditions[0].data
     assert len(small) < len(rendered("tvdb/person_a.jpg", high).renditions[0].data)
 
 
 def test_a_selection_of_sizes_has_its_own_signature() -> None:
     chosen = RenderSettings(sizes=("thumbnail", "small"))
-    assert render_settings_signature(chosen) == "webp-q85-m4-v1-st"
-    assert render_settings_signature(RenderSettings(sizes=tuple(reversed(SIZE_BOXES)))) == "webp-q85-m4-v1"
+    assert render_settings_signature(chosen) == "webp-q85-m4-v2-st"
+    assert render_settings_signature(RenderSettings(sizes=tuple(reversed(SIZE_BOXES)))) == "webp-q85-m4-v2"
 
 
 def test_sizes_come_back_in_table_order() -> None:

@@ -1,7 +1,12 @@
-"""Render every rendition of one source image: validate, decode once, resize in cascade, encode.
+"""Render every rendition of one source image: validate, decode once per scale, resize, encode.
 
 `render_renditions` is a plain top-level function taking and returning frozen dataclasses, so it
 can run in a `ProcessPoolExecutor` worker. It does no I/O.
+
+Each size gets exactly the pixels Pillow's `Image.thumbnail` gives it (see `resize` for why, and for
+the two exceptions made for JPEGs over 1080p); the work saved over a plain Pillow script is
+structural: the source is decoded once per scale instead of once per size, and sizes with identical
+dimensions are encoded once.
 
 Animated sources (GIF, WebP, APNG, AVIF sequences) are rendered from their first frame only: the
 renditions are still images.
@@ -9,14 +14,15 @@ renditions are still images.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 from PIL import Image
 
 from .encode import encode
-from .formats import OUTPUT_FORMATS
-from .pixels import decode, exif_orientation, stored_size, to_working, upright_size
-from .resize import Cascade
+from .formats import OUTPUT_FORMATS, SOURCE_FORMATS
+from .pixels import decode, exif_orientation, to_working, upright_size
+from .resize import FULL_SCALE, Cascade, Step, plan_steps, resample
 from .sizes import SIZE_BOXES, fit_inside
 from .validate import SourceInfo, ValidationLimits, open_source
 
@@ -33,11 +39,9 @@ __all__ = [
 
 # Bump whenever a change here (resampling, colour handling, encoder options) changes output bytes
 # for the same settings; it is part of the settings signature stored with each rendition.
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2
 
-# JPEG sources may be decoded at 1/2, 1/4 or 1/8 scale when the full resolution is not wanted;
-# the decoded image stays at least this many times the largest rendition, as Image.thumbnail does.
-_DRAFT_GAP = 2
+# Formats whose decoder can produce 1/2, 1/4 and 1/8 scale directly (DCT scaling).
 _DRAFTABLE = frozenset({"JPEG", "MPO"})
 
 
@@ -89,20 +93,20 @@ def render_renditions(data: bytes, settings: RenderSettings, limits: ValidationL
     """
     names = [name for name in SIZE_BOXES if name in settings.sizes]
     source, image = open_source(data, limits)
+    decodes = _Decodes(data, source, image)
     try:
-        if "original" not in names and image.format in _DRAFTABLE:
-            # A JPEG's EXIF sits in its header, so the upright size is known before decoding.
-            orientation = exif_orientation(image)
-            upright = upright_size(source.width, source.height, orientation)
-            _decode_smaller(image, fit_inside(*upright, SIZE_BOXES[names[0]]), orientation)
-        decode(image, source.format)
-        # Read after decoding: PNG may carry its EXIF after the image data.
+        scalable = image.format in _DRAFTABLE
+        if not scalable:
+            # Decode first: PNG may carry its EXIF after the image data. A JPEG's is in its header.
+            decode(image, source.format)
         orientation = exif_orientation(image)
+        decodes.orientation = orientation
         upright = upright_size(source.width, source.height, orientation)
         targets = [(name, fit_inside(*upright, SIZE_BOXES[name])) for name in names]
-        renditions = _encode_all(to_working(image, orientation), targets, settings)
+        steps = plan_steps(targets, (source.width, source.height), orientation, reduced_decoding=scalable)
+        renditions = _encode_all(steps, decodes, upright, settings, cascade=not scalable)
     finally:
-        image.close()
+        decodes.close()
     return RenderResult(source=source, renditions=renditions)
 
 
@@ -120,25 +124,39 @@ def render_settings_signature(settings: RenderSettings) -> str:
 
 
 def _encode_all(
-    pixels: Image.Image, targets: list[tuple[str, tuple[int, int]]], settings: RenderSettings
+    steps: list[Step],
+    decodes: _Decodes,
+    upright: tuple[int, int],
+    settings: RenderSettings,
+    *,
+    cascade: bool,
 ) -> tuple[Rendition, ...]:
     output = OUTPUT_FORMATS[settings.format]
-    cascade = Cascade(pixels)
+    last_use = {step.scale: index for index, step in enumerate(steps)}
+    full: Cascade | None = None
     encoded: dict[tuple[int, int], tuple[str, bytes]] = {}
     renditions = []
-    for name, (width, height) in targets:
-        shared = encoded.get((width, height))
+    for index, step in enumerate(steps):
+        shared = encoded.get(step.size)
         if shared is None:
-            data = encode(cascade.resized((width, height)), settings)
-            encoded[(width, height)] = (name, data)
+            pixels = decodes.working(step.scale)
+            if cascade:
+                full = full or Cascade(pixels)
+                resized = full.resized(step.size)
+            else:
+                resized = resample(pixels, step.size, step.scale, upright)
+            data = encode(resized, settings)
+            encoded[step.size] = (step.name, data)
             shared_with = None
         else:
             shared_with, data = shared
+        if last_use[step.scale] == index:
+            decodes.release(step.scale)  # a 4K decode need not outlive its last size
         renditions.append(
             Rendition(
-                size=name,
-                width=width,
-                height=height,
+                size=step.name,
+                width=step.size[0],
+                height=step.size[1],
                 format=output.name,
                 mime=output.mime,
                 extension=output.extension,
@@ -149,14 +167,45 @@ def _encode_all(
     return tuple(renditions)
 
 
-def _decode_smaller(image: Image.Image, largest: tuple[int, int], orientation: int) -> None:
-    """Ask the JPEG decoder for a reduced scale when no rendition needs full resolution.
+class _Decodes:
+    """The source's upright working pixels at each decode scale, each decoded at most once.
 
-    DCT-domain scaling skips most of the decoding work, and keeping the decoded image at least
-    twice the largest rendition keeps the final resampling step in charge of quality.
+    The image `open_source` returned (header parsed, nothing decoded yet for JPEG) serves the first
+    scale asked for; other scales open the bytes again, which costs only a header parse.
     """
-    width, height = stored_size(*largest, orientation)
-    image.draft(None, (width * _DRAFT_GAP, height * _DRAFT_GAP))
+
+    def __init__(self, data: bytes, source: SourceInfo, first: Image.Image) -> None:
+        self._data = data
+        self._source = source
+        self._unused: Image.Image | None = first
+        self._opened: list[Image.Image] = [first]
+        self._working: dict[int, Image.Image] = {}
+        self.orientation = 1
+
+    def working(self, scale: int) -> Image.Image:
+        pixels = self._working.get(scale)
+        if pixels is None:
+            image = self._unused or self._open()
+            self._unused = None
+            if scale != FULL_SCALE:
+                image.draft(None, (self._source.width // scale, self._source.height // scale))
+            pixels = to_working(decode(image, self._source.format), self.orientation)
+            self._working[scale] = pixels
+        return pixels
+
+    def release(self, scale: int) -> None:
+        self._working.pop(scale, None)
+
+    def close(self) -> None:
+        self._working.clear()
+        for image in self._opened:
+            image.close()
+
+    def _open(self) -> Image.Image:
+        fmt = SOURCE_FORMATS[self._source.format]
+        image = Image.open(io.BytesIO(self._data), formats=fmt.pillow_formats)
+        self._opened.append(image)
+        return image
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.work import RenderTask, Scope, StoredRendition
 from tvdb_images.imaging import ImageRejected, render_renditions
 from tvdb_images.pipeline.batching import CatalogWriter
-from tvdb_images.pipeline.concurrency import bounded_map
+from tvdb_images.pipeline.concurrency import RenderSlots, bounded_map
 from tvdb_images.pipeline.report import StageReport
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import RENDITION_CACHE_CONTROL, Bucket, ObjectNotFound, ObjectStore, StorageError
@@ -58,9 +58,9 @@ def render_stored_sources(
     started = time.perf_counter()
     signature = settings.signature
     touched_items: set[tuple[str, int]] = set()
-    # At most `render_workers` renders at once: the extra threads only read sources and upload while
-    # those run, so a 4K render's buffers (~120 MB) are never held by more threads than there are cores.
-    render_slots = threading.BoundedSemaphore(settings.render_workers)
+    # At most `render_workers` renders at once (and one of a 4K-class source): the extra threads read
+    # sources and upload meanwhile, and a run process's memory stays bounded whatever the mix.
+    render_slots = RenderSlots(settings.render_workers)
 
     def run(task: RenderTask) -> Rendered | RenderFailed:
         if not settings.optimization_enabled:
@@ -119,7 +119,7 @@ def _render_one(
     store: ObjectStore,
     settings: PipelineSettings,
     report: StageReport,
-    render_slots: threading.BoundedSemaphore,
+    render_slots: RenderSlots | None = None,
 ) -> Rendered | RenderFailed:
     try:
         with report.timed("read_source"):
@@ -132,7 +132,8 @@ def _render_one(
         return RenderFailed("storage_error", str(exc), retryable=True, source_kept=True)
 
     try:
-        with render_slots, report.timed("render"):
+        pixels = (task.source_width or 0) * (task.source_height or 0) or None
+        with render_slots.hold(pixels) if render_slots else nullcontext(), report.timed("render"):
             result = render_renditions(data, settings.render, settings.limits)
     except ImageRejected as exc:
         deleted = _delete_source(store, task)

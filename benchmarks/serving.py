@@ -1,0 +1,261 @@
+"""The serving API under load with `wrk`, beside GETs of the same objects straight from SeaweedFS.
+
+    python -m benchmarks.serving [--artworks 140] [--connections 64] [--seconds 10] [--runs 3] [--workers 2]
+
+Setup: SeaweedFS and a fresh PostgreSQL catalog, filled by a real sync (the pipeline's own stages)
+of `--artworks` artworks from the corpus origin. Two `tvdb-images serve` processes: one with
+CDN_BASE_URL set (the redirect path: 307 to the CDN) and one without (the streaming path). `wrk`
+rotates over every size of every artwork (`benchmarks/wrk/rotate.lua`), with `--connections`
+connections on two threads, for:
+
+- redirect: GET on the CDN server;
+- stream: GET on the streaming server (bytes come from SeaweedFS through the API);
+- not modified: GET with the current ETag in If-None-Match (304, no storage read);
+- direct S3: presigned GETs of the very same objects straight from SeaweedFS.
+
+Each path runs `--runs` times, interleaved; the table shows medians. wrk, SeaweedFS, PostgreSQL and
+the API share the machine's two cores, as they would on a small host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from sqlalchemy import select
+
+from benchmarks.common import machine, median, table, write_results
+from benchmarks.machine_load import raise_priority
+from benchmarks.stack import BUCKETS, Stack, import_corpus_catalog, running_stack
+from serving.conditional import strong_etag
+from tvdb_images.catalog.models import Artwork, ArtworkRendition
+from tvdb_images.catalog.work import Scope
+from tvdb_images.fetch import ImageFetcher
+from tvdb_images.pipeline.settings import PipelineSettings
+from tvdb_images.pipeline.sync import sync_scope
+from tvdb_images.storage import Bucket, store_from_settings
+from tvdb_images_tests.processes import ManagedProcess, free_port
+
+LUA = Path(__file__).resolve().parent / "wrk" / "rotate.lua"
+CDN = "https://cdn.example.com/thumbnails"
+PATHS = ("redirect", "stream", "not_modified", "direct_s3")
+
+
+def sync_everything(stack: Stack, artworks: int) -> None:
+    import_corpus_catalog(stack.catalog, stack.origin_url, artworks)
+    settings = stack.settings(RENDER_WORKERS=2)
+    pipeline = PipelineSettings.from_settings(settings)
+    store = store_from_settings(settings)
+    store.ensure_buckets()
+    with ImageFetcher(pipeline.fetch) as fetcher:
+        _download, render = sync_scope(stack.catalog, store, fetcher, pipeline, Scope())
+    if render.succeeded != artworks:
+        raise RuntimeError(f"sync rendered {render.succeeded} of {artworks}: {render.as_dict()}")
+
+
+def request_lists(stack: Stack, work_dir: Path) -> dict[str, Path]:
+    """One request file per path: API paths (with or without ETags) and presigned S3 URLs."""
+    with stack.catalog.session() as session:
+        rows = session.execute(
+            select(
+                Artwork.content_type,
+                Artwork.content_id,
+                Artwork.image_type,
+                ArtworkRendition.size,
+                ArtworkRendition.storage_key,
+                ArtworkRendition.checksum,
+            ).join(ArtworkRendition, ArtworkRendition.artwork_id == Artwork.id)
+        ).all()
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=stack.seaweedfs.endpoint,
+        aws_access_key_id=stack.seaweedfs.access_key,
+        aws_secret_access_key=stack.seaweedfs.secret_key,
+        region_name="us-east-1",
+    )
+    api, conditional, direct = [], [], []
+    for content_type, content_id, image_type, size, key, checksum in rows:
+        path = f"/api/v1/images/{content_type}/{content_id}/{image_type}/{size}"
+        api.append(path)
+        conditional.append(f"{path}\t{strong_etag(checksum)}")
+        presigned = s3.generate_presigned_url(
+            "get_object", Params={"Bucket": BUCKETS[Bucket.THUMBNAILS], "Key": key}, ExpiresIn=3600
+        )
+        direct.append("/" + presigned.split("://", 1)[1].split("/", 1)[1])
+    files = {}
+    for name, lines in (("api", api), ("conditional", conditional), ("direct", direct)):
+        files[name] = work_dir / f"{name}.txt"
+        files[name].write_text("".join(f"{line}\n" for line in lines))
+    return files
+
+
+def start_api(
+    stack: Stack, work_dir: Path, name: str, workers: int, **extra: str
+) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    process = ManagedProcess(
+        name,
+        [
+            str(Path(sys.executable).with_name("tvdb-images")),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env={**stack.env(), **extra, "PATH": str(Path(sys.executable).parent)},
+        log_dir=work_dir,
+    ).start()
+    base = f"http://127.0.0.1:{port}"
+    process.wait_http(f"{base}/healthz", timeout=120)
+    return process, base
+
+
+def check_answers(
+    base_redirect: str, base_stream: str, files: dict[str, Path], s3_base: str
+) -> dict[str, int]:
+    """One request of each kind, to be sure every path answers what it should before timing it."""
+    path = files["api"].read_text().splitlines()[0]
+    conditional = files["conditional"].read_text().splitlines()[0].split("\t")
+    direct = files["direct"].read_text().splitlines()[0]
+    with httpx.Client(timeout=10) as client:
+        statuses = {
+            "redirect": client.get(base_redirect + path).status_code,
+            "stream": client.get(base_stream + path).status_code,
+            "not_modified": client.get(
+                base_stream + conditional[0], headers={"If-None-Match": conditional[1]}
+            ).status_code,
+            "direct_s3": client.get(s3_base + direct).status_code,
+        }
+    expected = {"redirect": 307, "stream": 200, "not_modified": 304, "direct_s3": 200}
+    if statuses != expected:
+        raise RuntimeError(f"unexpected answers {statuses}, expected {expected}")
+    return statuses
+
+
+def run_wrk(base: str, requests: Path, connections: int, seconds: int) -> dict[str, Any]:
+    output = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(LUA),
+            base,
+            "--",
+            str(requests),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    figures = json.loads(output.strip().splitlines()[-1])
+    figures["requests_per_second"] = figures["requests"] / (figures["duration_us"] / 1e6)
+    figures["mb_per_second"] = figures["bytes"] / (figures["duration_us"] / 1e6) / 1e6
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--artworks", type=int, default=140)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of each API process")
+    parser.add_argument("--priority", type=int, default=10, help="lower the niceness by this much (as root)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    context = machine() | {"niceness": raise_priority(args.priority)}
+
+    with running_stack("bench_serving") as stack, tempfile.TemporaryDirectory() as scratch:
+        work_dir = Path(scratch)
+        sync_everything(stack, args.artworks)
+        files = request_lists(stack, work_dir)
+        urls = len(files["api"].read_text().splitlines())
+        redirect_api, redirect_base = start_api(stack, work_dir, "api-cdn", args.workers, CDN_BASE_URL=CDN)
+        stream_api, stream_base = start_api(stack, work_dir, "api-stream", args.workers)
+        try:
+            check_answers(redirect_base, stream_base, files, stack.seaweedfs.endpoint)
+            targets = {
+                "redirect": (redirect_base, files["api"]),
+                "stream": (stream_base, files["api"]),
+                "not_modified": (stream_base, files["conditional"]),
+                "direct_s3": (stack.seaweedfs.endpoint, files["direct"]),
+            }
+            for base, requests in targets.values():  # warm-up: connections, caches, JIT-less imports
+                run_wrk(base, requests, args.connections, 2)
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in PATHS}
+            for run in range(args.runs):
+                order = list(PATHS[run % 4 :] + PATHS[: run % 4])
+                for name in order:
+                    base, requests = targets[name]
+                    runs[name].append(run_wrk(base, requests, args.connections, args.seconds))
+                    figures = runs[name][-1]
+                    print(
+                        f"  run {run} {name:12s} {figures['requests_per_second']:8.0f} req/s"
+                        f"  p50 {figures['p50_us'] / 1000:6.1f} ms  p99 {figures['p99_us'] / 1000:6.1f} ms",
+                        flush=True,
+                    )
+        finally:
+            redirect_api.stop()
+            stream_api.stop()
+
+    summary = {
+        name: {
+            "requests_per_second": median([r["requests_per_second"] for r in results]),
+            "mb_per_second": median([r["mb_per_second"] for r in results]),
+            "p50_ms": median([r["p50_us"] for r in results]) / 1000,
+            "p99_ms": median([r["p99_us"] for r in results]) / 1000,
+            "errors": sum(
+                r[k]
+                for r in results
+                for k in ("errors_connect", "errors_read", "errors_status", "errors_timeout")
+            ),
+        }
+        for name, results in runs.items()
+    }
+    stream_share = summary["stream"]["requests_per_second"] / summary["direct_s3"]["requests_per_second"]
+    result = {
+        "machine": context | {"load_average_after": machine()["load_average"]},
+        "artworks": args.artworks,
+        "urls": urls,
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "workers": args.workers,
+        "summary": summary,
+        "stream_share_of_direct_s3": stream_share,
+        "runs": runs,
+        "targets": {"stream_share_of_direct_s3": 0.5, "p99_ms_redirect_and_304": 50},
+    }
+    print(
+        table(
+            ["path", "req/s", "MB/s", "p50 ms", "p99 ms", "errors"],
+            [
+                [name, s["requests_per_second"], s["mb_per_second"], s["p50_ms"], s["p99_ms"], s["errors"]]
+                for name, s in summary.items()
+            ],
+        )
+    )
+    print(f"\nstreaming = {stream_share:.1%} of direct S3 throughput (target >= 50%)")
+    path = write_results("serving", result)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
