@@ -226,7 +226,8 @@ def format_summary(result: DemoResult) -> str:
         f"    DAGSTER_HOME={result.dagster_home} TVDB_IMAGES_DATA_DIR={data_dir} "
         "dagster dev -m tvdb_images.definitions",
         "  and serve the images with:",
-        f"    TVDB_IMAGES_DATA_DIR={data_dir} tvdb-images serve",
+        f"    TVDB_IMAGES_DATA_DIR={data_dir} tvdb-images serve"
+        + ("   (with the same DATABASE_URL and S3_* variables)" if settings.storage_backend == "s3" else ""),
     ]
     if result.used_stand_ins:
         lines.append("  (the image corpus was not found, so drawn stand-in images were used)")

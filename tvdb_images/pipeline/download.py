@@ -20,6 +20,7 @@ from tvdb_images.fetch import FetchError, ImageFetcher
 from tvdb_images.imaging import ImageRejected, SourceInfo, validate_source
 from tvdb_images.pipeline.batching import CatalogWriter
 from tvdb_images.pipeline.concurrency import bounded_map
+from tvdb_images.pipeline.memory import limit_malloc_arenas
 from tvdb_images.pipeline.report import StageReport
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import Bucket, ObjectStore, StorageError
@@ -54,6 +55,7 @@ def download_sources(
 ) -> StageReport:
     report = StageReport(stage="download")
     started = time.perf_counter()
+    limit_malloc_arenas()
 
     def run(task: DownloadTask) -> Downloaded | Failed:
         return _download_one(task, store, fetcher, settings, report)

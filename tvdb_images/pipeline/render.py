@@ -23,6 +23,7 @@ from tvdb_images.catalog.work import RenderTask, Scope, StoredRendition
 from tvdb_images.imaging import ImageRejected, render_renditions
 from tvdb_images.pipeline.batching import CatalogWriter
 from tvdb_images.pipeline.concurrency import RenderSlots, bounded_map
+from tvdb_images.pipeline.memory import limit_malloc_arenas
 from tvdb_images.pipeline.report import StageReport
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import RENDITION_CACHE_CONTROL, Bucket, ObjectNotFound, ObjectStore, StorageError
@@ -56,6 +57,7 @@ def render_stored_sources(
 ) -> StageReport:
     report = StageReport(stage="render")
     started = time.perf_counter()
+    limit_malloc_arenas()
     signature = settings.signature
     touched_items: set[tuple[str, int]] = set()
     # At most `render_workers` renders at once (and one of a 4K-class source): the extra threads read
