@@ -274,9 +274,7 @@ def test_compose_stack_runs_a_backfill_natively(
         dagster = DagsterAPI(f"{web_url}/graphql")
         requested = [str(partition_key(BACKFILL_CONTENT_TYPE, shard)) for shard in SHARDS]
         launched = time.monotonic()
-        backfill_id = dagster.launch_asset_backfill(
-            SYNC_ASSETS, requested, tags=SOURCE_HOST_TAG
-        )
+        backfill_id = dagster.launch_asset_backfill(SYNC_ASSETS, requested, tags=SOURCE_HOST_TAG)
         admin_item = next(e for e in entries if e.content_type == ADMIN_SYNCED_CONTENT_TYPE)
         task_id = _admin_sync(api_url, admin_item)
         backfill = dagster.wait_for_backfill(backfill_id, timeout=TIMEOUTS["backfill"])
