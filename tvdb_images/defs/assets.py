@@ -23,6 +23,12 @@ ARTWORK_GROUP = "artwork"
 # Steps that download from TVDB's artwork host share this Dagster concurrency pool, so the host sees
 # a bounded number of downloading steps however their runs were launched (dagster.yaml sets the limit).
 SOURCE_HOST_POOL = "tvdb_source_host"
+# Every per-partition asset: content type x shard, grouped into runs of 64 partitions by backfills.
+PARTITIONED_ASSET = {
+    "partitions_def": artwork_partitions,
+    "backfill_policy": artwork_backfill_policy,
+    "group_name": ARTWORK_GROUP,
+}
 
 
 def _partition_scope(context: dg.AssetExecutionContext) -> tuple[Scope, int]:
@@ -44,9 +50,7 @@ def _fail_if_nothing_worked(report: StageReport) -> None:
 
 
 @dg.asset(
-    partitions_def=artwork_partitions,
-    backfill_policy=artwork_backfill_policy,
-    group_name=ARTWORK_GROUP,
+    **PARTITIONED_ASSET,
     kinds={"sql"},
     description="Discovery: how much artwork in these partitions has no current local copy.",
 )
@@ -69,9 +73,7 @@ def missing_artwork(
 
 @dg.asset(
     deps=[missing_artwork],
-    partitions_def=artwork_partitions,
-    backfill_policy=artwork_backfill_policy,
-    group_name=ARTWORK_GROUP,
+    **PARTITIONED_ASSET,
     kinds={"s3"},
     description="Download, validate and store each source image unchanged in the originals bucket.",
     pool=SOURCE_HOST_POOL,
@@ -99,9 +101,7 @@ class RenditionsConfig(dg.Config):
 
 @dg.asset(
     deps=[source_images],
-    partitions_def=artwork_partitions,
-    backfill_policy=artwork_backfill_policy,
-    group_name=ARTWORK_GROUP,
+    **PARTITIONED_ASSET,
     kinds={"pillow", "s3"},
     description="Render each stored source into every size as WebP/AVIF, upload, then record the URLs.",
 )
@@ -135,9 +135,7 @@ class CleanupConfig(dg.Config):
 
 
 @dg.asset(
-    partitions_def=artwork_partitions,
-    backfill_policy=artwork_backfill_policy,
-    group_name=ARTWORK_GROUP,
+    **PARTITIONED_ASSET,
     kinds={"s3"},
     description="Objects in a partition's prefix that no catalog row references; deleted after a grace time.",
 )

@@ -21,6 +21,7 @@ from tvdb_images.imaging import ImageRejected, SourceInfo, validate_source
 from tvdb_images.pipeline.batching import CatalogWriter
 from tvdb_images.pipeline.concurrency import bounded_map
 from tvdb_images.pipeline.memory import limit_malloc_arenas
+from tvdb_images.pipeline.paging import pages_by_id
 from tvdb_images.pipeline.report import StageReport
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import Bucket, ObjectStore, StorageError
@@ -80,21 +81,13 @@ def download_sources(
 def _candidates(
     catalog: Catalog, scope: Scope, max_attempts: int, limit: int | None
 ) -> Iterator[DownloadTask]:
-    """Page through the work by artwork id so a retryable failure is not picked twice in one run."""
-    after_id = -1
-    remaining = limit
-    while remaining is None or remaining > 0:
-        page_size = 200 if remaining is None else min(200, remaining)
-        with catalog.session() as session:
-            page = work.download_candidates(
-                session, scope, max_attempts=max_attempts, after_id=after_id, limit=page_size
-            )
-        if not page:
-            return
-        yield from page
-        after_id = page[-1].artwork_id
-        if remaining is not None:
-            remaining -= len(page)
+    return pages_by_id(
+        catalog,
+        lambda session, after_id, size: work.download_candidates(
+            session, scope, max_attempts=max_attempts, after_id=after_id, limit=size
+        ),
+        limit=limit,
+    )
 
 
 def _download_one(

@@ -24,6 +24,7 @@ from tvdb_images.imaging import ImageRejected, render_renditions
 from tvdb_images.pipeline.batching import CatalogWriter
 from tvdb_images.pipeline.concurrency import RenderSlots, bounded_map
 from tvdb_images.pipeline.memory import limit_malloc_arenas
+from tvdb_images.pipeline.paging import pages_by_id
 from tvdb_images.pipeline.report import StageReport
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import RENDITION_CACHE_CONTROL, Bucket, ObjectNotFound, ObjectStore, StorageError
@@ -95,25 +96,13 @@ def render_stored_sources(
 def _candidates(
     catalog: Catalog, scope: Scope, signature: str, include_stale: bool, limit: int | None
 ) -> Iterator[RenderTask]:
-    after_id = -1
-    remaining = limit
-    while remaining is None or remaining > 0:
-        page_size = 200 if remaining is None else min(200, remaining)
-        with catalog.session() as session:
-            page = work.render_candidates(
-                session,
-                scope,
-                signature=signature,
-                include_stale=include_stale,
-                after_id=after_id,
-                limit=page_size,
-            )
-        if not page:
-            return
-        yield from page
-        after_id = page[-1].artwork_id
-        if remaining is not None:
-            remaining -= len(page)
+    return pages_by_id(
+        catalog,
+        lambda session, after_id, size: work.render_candidates(
+            session, scope, signature=signature, include_stale=include_stale, after_id=after_id, limit=size
+        ),
+        limit=limit,
+    )
 
 
 def _render_one(
