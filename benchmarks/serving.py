@@ -1,20 +1,26 @@
-"""The serving API under load with `wrk`, beside GETs of the same objects straight from SeaweedFS.
+"""The serving API under load with `wrk`, beside GETs of the same objects straight from SeaweedFS and a
+bare ASGI app on the same uvicorn.
 
-    python -m benchmarks.serving [--artworks 140] [--connections 64] [--seconds 10] [--runs 3] [--workers 2]
+    python -m benchmarks.serving [--artworks 140] [--connections 64] [--seconds 10] [--runs 3]
+                                 [--workers 1 2] [--set NAME=VALUE ...] [--output FILE]
 
 Setup: SeaweedFS and a fresh PostgreSQL catalog, filled by a real sync (the pipeline's own stages)
-of `--artworks` artworks from the corpus origin. Two `tvdb-images serve` processes: one with
-CDN_BASE_URL set (the redirect path: 307 to the CDN) and one without (the streaming path). `wrk`
-rotates over every size of every artwork (`benchmarks/wrk/rotate.lua`), with `--connections`
-connections on two threads, for:
+of `--artworks` artworks from the corpus origin. For each `--workers` count, two `tvdb-images serve`
+processes (default `--loop auto`): one with CDN_BASE_URL set (the redirect path: 307 to the CDN) and
+one without (the streaming path). `wrk` rotates over every size of every artwork
+(`benchmarks/wrk/rotate.lua`), with `--connections` connections on two threads, for:
 
 - redirect: GET on the CDN server;
 - stream: GET on the streaming server (bytes come from SeaweedFS through the API);
 - not modified: GET with the current ETag in If-None-Match (304, no storage read);
+- trivial ASGI: a bare ASGI app answering 304 on the same uvicorn (workers, loop, httptools): what
+  any Python server can do on this machine under the same load;
 - direct S3: presigned GETs of the very same objects straight from SeaweedFS.
 
-Each path runs `--runs` times, interleaved; the table shows medians. wrk, SeaweedFS, PostgreSQL and
-the API share the machine's two cores, as they would on a small host.
+`--set NAME=VALUE` passes a setting to the API processes (for example `--set SERVING_CACHE_SECONDS=0
+--set SERVING_BYTE_CACHE_MB=0` measures without the caches). Each path runs `--runs` times,
+interleaved; the table shows medians. wrk, SeaweedFS, PostgreSQL and the API share the machine's two
+cores, as they would on a small host.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from benchmarks.common import machine, median, table, write_results
 from benchmarks.machine_load import raise_priority
 from benchmarks.stack import BUCKETS, Stack, import_corpus_catalog, running_stack
 from serving.conditional import strong_etag
+from serving.server import event_loop
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
 from tvdb_images.catalog.work import Scope
 from tvdb_images.fetch import ImageFetcher
@@ -44,9 +51,19 @@ from tvdb_images.pipeline.sync import sync_scope
 from tvdb_images.storage import Bucket, store_from_settings
 from tvdb_images_tests.processes import ManagedProcess, free_port
 
+ROOT = Path(__file__).resolve().parents[1]
 LUA = Path(__file__).resolve().parent / "wrk" / "rotate.lua"
 CDN = "https://cdn.example.com/thumbnails"
-PATHS = ("redirect", "stream", "not_modified", "direct_s3")
+PATHS = ("redirect", "stream", "not_modified", "trivial_asgi", "direct_s3")
+EXPECTED = {"redirect": 307, "stream": 200, "not_modified": 304, "trivial_asgi": 304, "direct_s3": 200}
+
+
+async def trivial_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The least any ASGI app can do: a 304 with one header, no routing, no lookup, no log line."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 304, "headers": [(b"etag", b'"x"')]})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def sync_everything(stack: Stack, artworks: int) -> None:
@@ -90,7 +107,8 @@ def request_lists(stack: Stack, work_dir: Path) -> dict[str, Path]:
             "get_object", Params={"Bucket": BUCKETS[Bucket.THUMBNAILS], "Key": key}, ExpiresIn=3600
         )
         direct.append("/" + presigned.split("://", 1)[1].split("/", 1)[1])
-    files = {}
+    files = {"trivial": work_dir / "trivial.txt"}
+    files["trivial"].write_text("/\n")
     for name, lines in (("api", api), ("conditional", conditional), ("direct", direct)):
         files[name] = work_dir / f"{name}.txt"
         files[name].write_text("".join(f"{line}\n" for line in lines))
@@ -98,8 +116,9 @@ def request_lists(stack: Stack, work_dir: Path) -> dict[str, Path]:
 
 
 def start_api(
-    stack: Stack, work_dir: Path, name: str, workers: int, **extra: str
+    stack: Stack, work_dir: Path, name: str, workers: int, settings: dict[str, str]
 ) -> tuple[ManagedProcess, str]:
+    """`tvdb-images serve` as an operator runs it (default `--loop auto`)."""
     port = free_port()
     process = ManagedProcess(
         name,
@@ -113,7 +132,7 @@ def start_api(
             "--workers",
             str(workers),
         ],
-        env={**stack.env(), **extra, "PATH": str(Path(sys.executable).parent)},
+        env={**stack.env(), **settings, "PATH": str(Path(sys.executable).parent)},
         log_dir=work_dir,
     ).start()
     base = f"http://127.0.0.1:{port}"
@@ -121,26 +140,46 @@ def start_api(
     return process, base
 
 
-def check_answers(
-    base_redirect: str, base_stream: str, files: dict[str, Path], s3_base: str
-) -> dict[str, int]:
+def start_trivial(work_dir: Path, workers: int) -> tuple[ManagedProcess, str]:
+    """The bare ASGI app on the uvicorn the API runs on: same workers, event loop and HTTP parser."""
+    port = free_port()
+    process = ManagedProcess(
+        f"trivial-{workers}",
+        [
+            str(Path(sys.executable).with_name("uvicorn")),
+            "benchmarks.serving:trivial_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--loop",
+            event_loop("auto", workers),
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        log_dir=work_dir,
+    ).start()
+    base = f"http://127.0.0.1:{port}"
+    process.wait_http(f"{base}/", timeout=60, ok=(304,))
+    return process, base
+
+
+def check_answers(targets: dict[str, tuple[str, Path]]) -> None:
     """One request of each kind, to be sure every path answers what it should before timing it."""
-    path = files["api"].read_text().splitlines()[0]
-    conditional = files["conditional"].read_text().splitlines()[0].split("\t")
-    direct = files["direct"].read_text().splitlines()[0]
+    statuses = {}
     with httpx.Client(timeout=10) as client:
-        statuses = {
-            "redirect": client.get(base_redirect + path).status_code,
-            "stream": client.get(base_stream + path).status_code,
-            "not_modified": client.get(
-                base_stream + conditional[0], headers={"If-None-Match": conditional[1]}
-            ).status_code,
-            "direct_s3": client.get(s3_base + direct).status_code,
-        }
-    expected = {"redirect": 307, "stream": 200, "not_modified": 304, "direct_s3": 200}
-    if statuses != expected:
-        raise RuntimeError(f"unexpected answers {statuses}, expected {expected}")
-    return statuses
+        for name, (base, requests) in targets.items():
+            path, _, etag = requests.read_text().splitlines()[0].partition("\t")
+            headers = {"If-None-Match": etag} if etag else {}
+            statuses[name] = client.get(base + path, headers=headers).status_code
+    if statuses != EXPECTED:
+        raise RuntimeError(f"unexpected answers {statuses}, expected {EXPECTED}")
 
 
 def run_wrk(base: str, requests: Path, connections: int, seconds: int) -> dict[str, Any]:
@@ -168,6 +207,74 @@ def run_wrk(base: str, requests: Path, connections: int, seconds: int) -> dict[s
     return figures
 
 
+def measure_workers(
+    stack: Stack, files: dict[str, Path], work_dir: Path, workers: int, args: argparse.Namespace
+) -> dict[str, list[dict[str, Any]]]:
+    """Every path `--runs` times, interleaved, against API processes with `workers` workers each."""
+    settings = dict(args.set)
+    processes = []
+    try:
+        redirect_api, redirect_base = start_api(
+            stack, work_dir, f"api-cdn-{workers}", workers, {**settings, "CDN_BASE_URL": CDN}
+        )
+        processes.append(redirect_api)
+        stream_api, stream_base = start_api(stack, work_dir, f"api-stream-{workers}", workers, settings)
+        processes.append(stream_api)
+        trivial, trivial_base = start_trivial(work_dir, workers)
+        processes.append(trivial)
+        targets = {
+            "redirect": (redirect_base, files["api"]),
+            "stream": (stream_base, files["api"]),
+            "not_modified": (stream_base, files["conditional"]),
+            "trivial_asgi": (trivial_base, files["trivial"]),
+            "direct_s3": (stack.seaweedfs.endpoint, files["direct"]),
+        }
+        check_answers(targets)
+        for base, requests in targets.values():  # warm-up: connections, caches, lazy imports
+            run_wrk(base, requests, args.connections, 2)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in PATHS}
+        for run in range(args.runs):
+            order = list(PATHS[run % len(PATHS) :] + PATHS[: run % len(PATHS)])
+            for name in order:
+                base, requests = targets[name]
+                figures = run_wrk(base, requests, args.connections, args.seconds)
+                runs[name].append(figures)
+                print(
+                    f"  workers {workers} run {run} {name:12s} {figures['requests_per_second']:8.0f} req/s"
+                    f"  p50 {figures['p50_us'] / 1000:6.1f} ms  p99 {figures['p99_us'] / 1000:6.1f} ms",
+                    flush=True,
+                )
+        return runs
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    return {
+        name: {
+            "requests_per_second": median([r["requests_per_second"] for r in results]),
+            "mb_per_second": median([r["mb_per_second"] for r in results]),
+            "p50_ms": median([r["p50_us"] for r in results]) / 1000,
+            "p99_ms": median([r["p99_us"] for r in results]) / 1000,
+            "max_ms": median([r["max_us"] for r in results]) / 1000,
+            "errors": sum(
+                r[k]
+                for r in results
+                for k in ("errors_connect", "errors_read", "errors_status", "errors_timeout")
+            ),
+        }
+        for name, results in runs.items()
+    }
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -176,7 +283,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of each API process")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="uvicorn workers per API")
+    parser.add_argument("--set", type=_setting, action="append", default=[], help="NAME=VALUE for the API")
+    parser.add_argument("--output", type=Path, help="write the results here instead of results/serving.json")
     parser.add_argument("--priority", type=int, default=10, help="lower the niceness by this much (as root)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -188,73 +297,43 @@ def main() -> None:
         sync_everything(stack, args.artworks)
         files = request_lists(stack, work_dir)
         urls = len(files["api"].read_text().splitlines())
-        redirect_api, redirect_base = start_api(stack, work_dir, "api-cdn", args.workers, CDN_BASE_URL=CDN)
-        stream_api, stream_base = start_api(stack, work_dir, "api-stream", args.workers)
-        try:
-            check_answers(redirect_base, stream_base, files, stack.seaweedfs.endpoint)
-            targets = {
-                "redirect": (redirect_base, files["api"]),
-                "stream": (stream_base, files["api"]),
-                "not_modified": (stream_base, files["conditional"]),
-                "direct_s3": (stack.seaweedfs.endpoint, files["direct"]),
-            }
-            for base, requests in targets.values():  # warm-up: connections, caches, JIT-less imports
-                run_wrk(base, requests, args.connections, 2)
-            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in PATHS}
-            for run in range(args.runs):
-                order = list(PATHS[run % 4 :] + PATHS[: run % 4])
-                for name in order:
-                    base, requests = targets[name]
-                    runs[name].append(run_wrk(base, requests, args.connections, args.seconds))
-                    figures = runs[name][-1]
-                    print(
-                        f"  run {run} {name:12s} {figures['requests_per_second']:8.0f} req/s"
-                        f"  p50 {figures['p50_us'] / 1000:6.1f} ms  p99 {figures['p99_us'] / 1000:6.1f} ms",
-                        flush=True,
-                    )
-        finally:
-            redirect_api.stop()
-            stream_api.stop()
+        runs = {str(n): measure_workers(stack, files, work_dir, n, args) for n in args.workers}
 
-    summary = {
-        name: {
-            "requests_per_second": median([r["requests_per_second"] for r in results]),
-            "mb_per_second": median([r["mb_per_second"] for r in results]),
-            "p50_ms": median([r["p50_us"] for r in results]) / 1000,
-            "p99_ms": median([r["p99_us"] for r in results]) / 1000,
-            "errors": sum(
-                r[k]
-                for r in results
-                for k in ("errors_connect", "errors_read", "errors_status", "errors_timeout")
-            ),
-        }
-        for name, results in runs.items()
+    summary = {workers: summarize(results) for workers, results in runs.items()}
+    shares = {
+        workers: paths["stream"]["requests_per_second"] / paths["direct_s3"]["requests_per_second"]
+        for workers, paths in summary.items()
     }
-    stream_share = summary["stream"]["requests_per_second"] / summary["direct_s3"]["requests_per_second"]
     result = {
         "machine": context | {"load_average_after": machine()["load_average"]},
         "artworks": args.artworks,
         "urls": urls,
         "connections": args.connections,
         "seconds": args.seconds,
+        "runs_per_path": args.runs,
         "workers": args.workers,
+        "event_loop": {str(w): event_loop("auto", w) for w in args.workers},
+        "settings": dict(args.set),
         "summary": summary,
-        "stream_share_of_direct_s3": stream_share,
+        "stream_share_of_direct_s3": shares,
         "runs": runs,
         "targets": {"stream_share_of_direct_s3": 0.5, "p99_ms_redirect_and_304": 50},
     }
-    print(
-        table(
-            ["path", "req/s", "MB/s", "p50 ms", "p99 ms", "errors"],
-            [
-                [name, s["requests_per_second"], s["mb_per_second"], s["p50_ms"], s["p99_ms"], s["errors"]]
-                for name, s in summary.items()
-            ],
-        )
-    )
-    print(f"\nstreaming = {stream_share:.1%} of direct S3 throughput (target >= 50%)")
-    path = write_results("serving", result)
-    print(f"wrote {path}")
+    rows = [
+        [workers, name, s["requests_per_second"], s["mb_per_second"], s["p50_ms"], s["p99_ms"], s["errors"]]
+        for workers, paths in summary.items()
+        for name, s in paths.items()
+    ]
+    print(table(["workers", "path", "req/s", "MB/s", "p50 ms", "p99 ms", "errors"], rows))
+    for workers, share in shares.items():
+        print(f"\nworkers {workers}: streaming = {share:.1%} of direct S3 throughput (target >= 50%)")
+    if args.output:
+        command = " ".join(["python -m benchmarks.serving", *sys.argv[1:]])
+        document = {"benchmark": "serving", "command": command, **result}
+        args.output.write_text(json.dumps(document, indent=2) + "\n")
+        print(f"wrote {args.output}")
+    else:
+        print(f"wrote {write_results('serving', result)}")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,12 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from tvdb_images.storage import RENDITION_CACHE_CONTROL
-
 VERSION_LENGTH = 16
 VERSION_PATTERN = r"^[0-9a-f]{1,64}$"
 _ENTITY_TAG = re.compile(r'\s*(?:W/)?("[^"]*")\s*(?:,|$)')
+# A versioned URL names one exact set of bytes, so it never needs revalidating. (The objects in storage
+# get only a week: their keys are reused when a source changes.)
+IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def strong_etag(checksum: str) -> str:
@@ -51,5 +52,5 @@ def if_none_match_hits(header: str | None, etag: str) -> bool:
 
 def cache_control(*, versioned: bool, max_age: int) -> str:
     if versioned:
-        return RENDITION_CACHE_CONTROL
+        return IMMUTABLE
     return f"public, max-age={max_age}"

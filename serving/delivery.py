@@ -1,5 +1,10 @@
 """Answer an image request for one chosen artwork and size: pick the format, then redirect to the CDN,
-answer 304, or stream the bytes from storage; or explain why there is no image yet.
+answer 304, or send the bytes (from the byte cache, or read from storage); or explain why there is no
+image yet.
+
+Everything but storage reads runs on the event loop; a storage read runs in the thread pool. Objects
+the byte cache can hold are read whole, checked against the catalog checksum and kept; larger ones
+are streamed from storage in chunks.
 
 Storage keys come only from catalog rows, and `is_layout_key` checks each one again before the store
 sees it: nothing from the request path is ever part of a key.
@@ -14,14 +19,15 @@ from urllib.parse import urlsplit
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
-from serving.conditional import cache_control, content_version, if_none_match_hits, strong_etag
+from serving.byte_cache import RenditionByteCache
+from serving.conditional import cache_control, if_none_match_hits
 from serving.errors import NO_STORE, ApiError
-from serving.links import artwork_image_path
 from serving.negotiation import choose_format
 from serving.queries import ArtworkRecord, RenditionRecord
 from tvdb_images.config import Settings
-from tvdb_images.storage import ObjectNotFound, ObjectStore, StorageError
+from tvdb_images.storage import ObjectNotFound, ObjectStore, ObjectStream, StorageError
 from tvdb_images.storage.layout import is_layout_key
 
 log = logging.getLogger(__name__)
@@ -34,13 +40,14 @@ class ImageRequest:
     version: str | None  # `?v=`
 
 
-def deliver(
+async def deliver(
     request: Request,
     artwork: ArtworkRecord,
     wanted: ImageRequest,
     *,
     settings: Settings,
     store: ObjectStore,
+    byte_cache: RenditionByteCache,
 ) -> Response:
     candidates = artwork.renditions_of(wanted.size)
     if wanted.pinned_format is not None:
@@ -67,14 +74,13 @@ def deliver(
         )
         raise ApiError(500, "invalid_storage_key", "the catalog holds a storage key outside the layout")
 
-    version = content_version(r.checksum for r in candidates)
+    # A negotiated URL can send any format of the size; a pinned one only its own.
+    version = artwork.size_versions[wanted.size] if wanted.pinned_format is None else chosen.version
     headers = {
         "Cache-Control": cache_control(
             versioned=wanted.version == version, max_age=settings.image_cache_max_age_seconds
         ),
-        "Content-Location": artwork_image_path(
-            artwork.id, chosen.size, image_format=chosen.format, version=content_version([chosen.checksum])
-        ),
+        "Content-Location": chosen.pinned_path,
         "X-Artwork-Id": str(artwork.id),
     }
     if wanted.pinned_format is None:
@@ -85,16 +91,17 @@ def deliver(
             store.url(chosen.bucket, chosen.storage_key), status_code=307, headers=headers
         )
 
-    etag = strong_etag(chosen.checksum)
-    headers["ETag"] = etag
-    if if_none_match_hits(request.headers.get("if-none-match"), etag):
+    headers["ETag"] = chosen.etag
+    if if_none_match_hits(request.headers.get("if-none-match"), chosen.etag):
         return Response(status_code=304, headers=headers)
     if request.method == "HEAD":
         return Response(
             status_code=200,
             headers={**headers, "Content-Length": str(chosen.bytes), "Content-Type": chosen.content_type},
         )
-    return _stream(store, chosen, headers)
+    if byte_cache.holds_size(chosen.bytes):
+        return await _send_whole(store, byte_cache, chosen, headers)
+    return await run_in_threadpool(_stream, store, chosen, headers)
 
 
 def _choose(candidates: list[RenditionRecord], pinned: str | None, accept: str | None) -> RenditionRecord:
@@ -104,9 +111,50 @@ def _choose(candidates: list[RenditionRecord], pinned: str | None, accept: str |
     return next(r for r in candidates if r.format == image_format)
 
 
-def _stream(store: ObjectStore, rendition: RenditionRecord, headers: dict[str, str]) -> Response:
+async def _send_whole(
+    store: ObjectStore, byte_cache: RenditionByteCache, rendition: RenditionRecord, headers: dict[str, str]
+) -> Response:
+    data = byte_cache.get(rendition)
+    if data is None:
+        data = await run_in_threadpool(_read_whole, store, rendition)
+        if not byte_cache.offer(rendition, data):
+            headers = _unconfirmed(headers)
+    return Response(data, media_type=rendition.content_type, headers=headers)
+
+
+def _read_whole(store: ObjectStore, rendition: RenditionRecord) -> bytes:
+    stream = _open(store, rendition)
     try:
-        stream = store.open(rendition.bucket, rendition.storage_key)
+        return stream.body.read()
+    finally:
+        stream.close()
+
+
+def _stream(store: ObjectStore, rendition: RenditionRecord, headers: dict[str, str]) -> Response:
+    stream = _open(store, rendition)
+    if stream.info.size != rendition.bytes:
+        headers = _unconfirmed(headers)
+    headers["Content-Length"] = str(stream.info.size)
+    return StreamingResponse(
+        stream.iter_chunks(),
+        status_code=200,
+        media_type=rendition.content_type,
+        headers=headers,
+        background=BackgroundTask(stream.close),
+    )
+
+
+def _unconfirmed(headers: dict[str, str]) -> dict[str, str]:
+    """Bytes that do not match the catalog's checksum (replaced by a re-render that is not recorded
+    yet) get no ETag and no cache lifetime."""
+    confirmed = {**headers, "Cache-Control": "no-cache"}
+    confirmed.pop("ETag", None)
+    return confirmed
+
+
+def _open(store: ObjectStore, rendition: RenditionRecord) -> ObjectStream:
+    try:
+        return store.open(rendition.bucket, rendition.storage_key)
     except ObjectNotFound:
         log.error(
             "catalog references %s/%s but storage has no such object", rendition.bucket, rendition.storage_key
@@ -123,19 +171,6 @@ def _stream(store: ObjectStore, rendition: RenditionRecord, headers: dict[str, s
             f"object storage is not reachable: {exc}",
             headers={"Retry-After": "5"},
         ) from exc
-    if stream.info.size != rendition.bytes:
-        # Replaced by a re-render that is not recorded yet: these bytes do not match the catalog's
-        # checksum, so they get no ETag and no cache lifetime.
-        headers = {**headers, "Cache-Control": "no-cache"}
-        headers.pop("ETag", None)
-    headers["Content-Length"] = str(stream.info.size)
-    return StreamingResponse(
-        stream.iter_chunks(),
-        status_code=200,
-        media_type=rendition.content_type,
-        headers=headers,
-        background=BackgroundTask(stream.close),
-    )
 
 
 def not_stored(artwork: ArtworkRecord, settings: Settings) -> Response:

@@ -22,8 +22,15 @@ from serving.state import ServingState
 _REALM = 'Bearer realm="tvdb-images"'
 
 
-def get_state(request: Request) -> ServingState:
+def state_of(request: Request) -> ServingState:
+    """The shared state, read directly by the image endpoints: resolving it as a dependency costs
+    ~10 µs of FastAPI's dependency solving per request, a tenth of a cached image response."""
     return request.app.state.serving
+
+
+async def get_state(request: Request) -> ServingState:
+    # async: FastAPI would run a plain function in the thread pool, a hop per request.
+    return state_of(request)
 
 
 State = Annotated[ServingState, Depends(get_state)]

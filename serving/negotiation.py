@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 MIME_BY_FORMAT: dict[str, str] = {
     "avif": "image/avif",
@@ -75,9 +76,15 @@ def quality_of(mime: str, ranges: list[MediaRange], *, exact_only: bool = False)
 
 def choose_format(available: Iterable[str], accept: str | None) -> str:
     """The stored format to send; `available` must not be empty."""
-    formats = sorted(set(available), key=_server_rank)
+    formats = tuple(sorted(set(available), key=_server_rank))
     if not formats:
         raise ValueError("no formats to choose from")
+    if accept is not None and len(accept) > _REMEMBERED_ACCEPT_LENGTH:
+        return _choose(formats, accept)
+    return _remembered_choice(formats, accept)
+
+
+def _choose(formats: tuple[str, ...], accept: str | None) -> str:
     ranges = parse_accept(accept)
     scored = [
         (quality_of(MIME_BY_FORMAT.get(f, f"image/{f}"), ranges, exact_only=f in EXPLICIT_ONLY), f)
@@ -89,6 +96,12 @@ def choose_format(available: Iterable[str], accept: str | None) -> str:
         return DEFAULT_FORMAT if DEFAULT_FORMAT in formats else (fallback or formats)[0]
     top = max(q for q, _ in acceptable)
     return next(f for q, f in acceptable if q == top)
+
+
+# Clients send few distinct Accept headers (one per browser version), so each answer is computed once;
+# only headers of ordinary length are remembered, so odd ones cannot fill memory.
+_REMEMBERED_ACCEPT_LENGTH = 256
+_remembered_choice = lru_cache(maxsize=1024)(_choose)
 
 
 def _server_rank(image_format: str) -> int:

@@ -1,5 +1,6 @@
-"""What one API process shares between requests: settings, the catalog engine, the object store,
-the Dagster client, the admin rate limiter and a few threads for bounded readiness probes."""
+"""What one API process shares between requests: settings, the catalog (a session factory for the
+admin and stats endpoints, a cached reader for the image and metadata ones), the object store and its
+byte cache, the Dagster client, the admin rate limiter and a few threads for bounded readiness probes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from serving.byte_cache import RenditionByteCache
 from serving.dagster_client import DagsterClient
+from serving.lookups import CatalogLookups, TtlCache
+from serving.queries import CatalogReader
 from serving.ratelimit import TokenBucketLimiter
 from serving.stats_cache import StatsCache
 from tvdb_images.catalog.db import Catalog
@@ -22,6 +26,8 @@ class ServingState:
     store: ObjectStore
     dagster: DagsterClient
     sync_limiter: TokenBucketLimiter
+    lookups: CatalogLookups
+    byte_cache: RenditionByteCache
     probes: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
     )
@@ -46,6 +52,9 @@ class ServingState:
         if dagster is None:
             dagster = DagsterClient(settings.dagster_graphql_url)
             owned.append(dagster)
+        # Its own engine (no pre-ping, autocommit) on the catalog the caller chose.
+        reader = CatalogReader.for_url(catalog.url)
+        owned.append(reader)
         return cls(
             settings=settings,
             catalog=catalog,
@@ -54,13 +63,17 @@ class ServingState:
             sync_limiter=TokenBucketLimiter(
                 settings.admin_sync_rate_per_minute / 60.0, settings.admin_sync_burst
             ),
+            lookups=CatalogLookups(
+                reader, TtlCache(settings.serving_cache_seconds, settings.serving_cache_entries)
+            ),
+            byte_cache=RenditionByteCache.with_megabytes(settings.serving_byte_cache_mb),
             _owned=owned,
         )
 
     def close(self) -> None:
         self.probes.shutdown(wait=False, cancel_futures=True)
         for resource in self._owned:
-            if isinstance(resource, Catalog):
+            if isinstance(resource, Catalog | CatalogReader):
                 resource.dispose()
             elif isinstance(resource, DagsterClient):
                 resource.close()

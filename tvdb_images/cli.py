@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="event loop; auto: asyncio with one worker, uvloop with several (docs/performance.md)",
+    )
     serve.set_defaults(handler=_serve)
 
     db = commands.add_parser("db", help="database commands").add_subparsers(title="database commands")
@@ -108,18 +114,10 @@ def _catalog_retry(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from serving.server import run
 
     load_settings()  # fail fast with a readable message on bad configuration
-    uvicorn.run(
-        "serving.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=None,
-        access_log=False,
-    )
+    run(host=args.host, port=args.port, workers=args.workers, loop=args.loop)
     return 0
 
 

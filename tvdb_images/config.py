@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     )
     admin_sync_rate_per_minute: float = Field(default=30.0, gt=0, alias="ADMIN_SYNC_RATE_PER_MINUTE")
     admin_sync_burst: int = Field(default=5, ge=1, le=1000, alias="ADMIN_SYNC_BURST")
+    # Serving API caches, per process: how long an image lookup is answered from memory (a replaced
+    # rendition is served at most this late; 0 = ask the catalog every time), how many lookups to keep,
+    # and the memory for small rendition bytes (0 = always read storage).
+    serving_cache_seconds: float = Field(default=5.0, ge=0, le=3600, alias="SERVING_CACHE_SECONDS")
+    serving_cache_entries: int = Field(default=10_000, ge=1, le=10_000_000, alias="SERVING_CACHE_ENTRIES")
+    serving_byte_cache_mb: float = Field(default=64.0, ge=0, le=65536, alias="SERVING_BYTE_CACHE_MB")
 
     @field_validator("allowed_source_hosts", mode="before")
     @classmethod

@@ -5,14 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy.orm import Session
 
-from serving.conditional import content_version, strong_etag
 from serving.delivery import ImageRequest, deliver
-from serving.dependencies import CatalogSession, State
+from serving.dependencies import state_of
 from serving.errors import ApiError, error_responses
-from serving.links import artwork_image_path
-from serving.queries import ArtworkRecord, RenditionRecord, artwork_by_id, is_primary
+from serving.queries import ArtworkView, RenditionRecord
 from serving.routes.images import IMAGE_RESPONSES
 from serving.routes.params import ArtworkId, SizePath, Version
 from serving.schemas import ArtworkMetadata, ImageFormat, RenditionInfo
@@ -21,35 +18,34 @@ from serving.state import ServingState
 router = APIRouter(prefix="/api/v1/images/artwork", tags=["artwork"])
 
 
-def _find(session: Session, artwork_id: int) -> ArtworkRecord:
-    artwork = artwork_by_id(session, artwork_id)
-    if artwork is None:
+async def _find(state: ServingState, artwork_id: int) -> ArtworkView:
+    found = await state.lookups.artwork(artwork_id)
+    if found is None:
         raise ApiError(404, "artwork_not_found", f"no artwork with id {artwork_id}", parameter="artwork_id")
-    return artwork
+    return found
 
 
 @router.get("/{artwork_id}", response_model=ArtworkMetadata, responses=error_responses(404, 422))
-def get_artwork(
-    request: Request, artwork_id: ArtworkId, state: State, session: CatalogSession
-) -> ArtworkMetadata:
+async def get_artwork(request: Request, artwork_id: ArtworkId) -> ArtworkMetadata:
     """One artwork's metadata: every stored size and format with its public URL, and its pipeline state.
 
     `url` is the CDN URL when CDN_BASE_URL is set, else this API's URL for exactly those bytes
     (format and content version pinned, so it may be cached as immutable).
     """
-    artwork = _find(session, artwork_id)
-    primary = is_primary(session, artwork)
+    state = state_of(request)
+    found = await _find(state, artwork_id)
+    artwork = found.artwork
     base = str(request.base_url).rstrip("/")
     sizes = [
         RenditionInfo(
             size=r.size,
             format=r.format,
-            url=_public_url(state, base, artwork.id, r),
+            url=_public_url(state, base, r),
             width=r.width,
             height=r.height,
             bytes=r.bytes,
             content_type=r.content_type,
-            etag=strong_etag(r.checksum),
+            etag=r.etag,
         )
         for r in artwork.renditions
     ]
@@ -60,7 +56,7 @@ def get_artwork(
         image_type=artwork.image_type,
         language=artwork.language,
         score=artwork.score,
-        is_primary=primary,
+        is_primary=found.is_primary,
         source_url=artwork.source_url,
         status=artwork.status,
         failure_cause=artwork.failure_cause,
@@ -72,21 +68,16 @@ def get_artwork(
     )
 
 
-def _public_url(state: ServingState, base: str, artwork_id: int, rendition: RenditionRecord) -> str:
+def _public_url(state: ServingState, base: str, rendition: RenditionRecord) -> str:
     if state.settings.cdn_base_url:
         return state.store.url(rendition.bucket, rendition.storage_key)
-    version = content_version([rendition.checksum])
-    return base + artwork_image_path(
-        artwork_id, rendition.size, image_format=rendition.format, version=version
-    )
+    return base + rendition.pinned_path
 
 
-def get_artwork_image(
+async def get_artwork_image(
     request: Request,
     artwork_id: ArtworkId,
     size: SizePath,
-    state: State,
-    session: CatalogSession,
     format: Annotated[
         ImageFormat | None,
         Query(description="Pin one stored format; without it the format follows `Accept`."),
@@ -94,13 +85,15 @@ def get_artwork_image(
     v: Version = None,
 ) -> Response:
     """One size of one specific artwork (not only an item's primary one): the URLs the metadata lists."""
-    artwork = _find(session, artwork_id)
-    return deliver(
+    state = state_of(request)
+    found = await _find(state, artwork_id)
+    return await deliver(
         request,
-        artwork,
+        found.artwork,
         ImageRequest(size=size.value, pinned_format=format.value if format else None, version=v),
         settings=state.settings,
         store=state.store,
+        byte_cache=state.byte_cache,
     )
 
 

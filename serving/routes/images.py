@@ -7,9 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from serving.delivery import ImageRequest, deliver, not_stored
-from serving.dependencies import CatalogSession, State
+from serving.dependencies import state_of
 from serving.errors import ApiError, error_responses
-from serving.queries import primary_artwork, primary_stored_artwork
 from serving.routes.params import ContentId, ContentTypePath, ImageTypePath, SizePath, Version
 
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
@@ -29,14 +28,12 @@ IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_image(
+async def get_image(
     request: Request,
     content_type: ContentTypePath,
     content_id: ContentId,
     image_type: ImageTypePath,
     size: SizePath,
-    state: State,
-    session: CatalogSession,
     v: Version = None,
 ) -> Response:
     """A content item's image of one type and size, streamed from storage (or redirected to the CDN).
@@ -54,24 +51,28 @@ def get_image(
     **Not stored yet:** 404 `image_not_stored` naming the TVDB source URL, the artwork's status and
     failure cause; with MISSING_IMAGE_REDIRECT=true a 302 to the source instead.
     HEAD answers the same headers without a body and without reading storage.
+
+    **Freshness:** each process remembers lookups for SERVING_CACHE_SECONDS (default 5 s), so a
+    replaced rendition or a new primary artwork is served at most that much later.
     """
-    artwork = primary_stored_artwork(session, content_type.value, content_id, image_type.value)
+    state = state_of(request)
+    artwork = await state.lookups.item_image(content_type.value, content_id, image_type.value)
     if artwork is None:
-        pending = primary_artwork(session, content_type.value, content_id, image_type.value)
-        if pending is None:
-            raise ApiError(
-                404,
-                "artwork_not_found",
-                f"the catalog has no {image_type.value} artwork for {content_type.value} {content_id}",
-                details={"content_type": content_type.value, "content_id": content_id},
-            )
-        return not_stored(pending, state.settings)
-    return deliver(
+        raise ApiError(
+            404,
+            "artwork_not_found",
+            f"the catalog has no {image_type.value} artwork for {content_type.value} {content_id}",
+            details={"content_type": content_type.value, "content_id": content_id},
+        )
+    if not artwork.renditions:
+        return not_stored(artwork, state.settings)
+    return await deliver(
         request,
         artwork,
         ImageRequest(size=size.value, pinned_format=None, version=v),
         settings=state.settings,
         store=state.store,
+        byte_cache=state.byte_cache,
     )
 
 

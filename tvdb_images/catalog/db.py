@@ -19,8 +19,9 @@ def normalize_database_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_catalog_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine tuned for the pipeline: WAL and a busy timeout on SQLite, pre-ping on PostgreSQL."""
+def create_catalog_engine(url: str, *, pool_size: int = 10, pool_pre_ping: bool = True) -> Engine:
+    """An engine tuned for the pipeline: WAL and a busy timeout on SQLite, pre-ping on PostgreSQL
+    (a round trip per checkout; callers that retry a dropped connection themselves turn it off)."""
     url = normalize_database_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -29,7 +30,7 @@ def create_catalog_engine(url: str, *, pool_size: int = 10) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+    return create_engine(url, pool_pre_ping=pool_pre_ping, pool_size=pool_size, max_overflow=pool_size)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,85 @@
+"""Run the API under uvicorn, as `tvdb-images serve` does.
+
+Three choices here are measured (docs/performance.md, section 5):
+
+- **The event loop** (`--loop auto`): asyncio's for one worker, uvloop for several. Saturated by 64
+  keep-alive connections, one uvloop process answered some connections hundreds of milliseconds late
+  while it answered the others in 12 ms (p99 150 ms, even for a bare ASGI app that burns 150 µs per
+  request), where asyncio's loop answered as many requests with a p99 of 16 ms. But with several
+  workers on one listening socket, asyncio accepts every pending connection in one go, so a burst of
+  new connections can all land on one worker (all 64 of them in one run out of five: half the
+  throughput), which uvloop's accepting did not do. The HTTP parser is httptools either way.
+- **The startup heap is frozen** (`gc.freeze()`): FastAPI, SQLAlchemy and botocore's models leave
+  ~100,000 objects that live as long as the process, and every full collection walked them all,
+  stopping the event loop for ~80 ms every few seconds under load (2-3 ms once frozen).
+- **TCP_NODELAY with several workers.** With `--workers` > 1 uvicorn binds the listening socket
+  itself, leaving its protocol number at 0; asyncio turns Nagle's algorithm off only on sockets that
+  say IPPROTO_TCP, so every keep-alive response whose body follows its headers waited ~40 ms for the
+  client's delayed ACK (1,700 instead of 8,000 req/s; uvicorn issue #3149). The socket is re-labelled
+  as TCP here before the workers inherit it.
+"""
+
+from __future__ import annotations
+
+import gc
+import socket
+import sys
+
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
+
+from serving.app import create_app
+
+APP = "serving.server:create_served_app"
+STARTUP_FAILURE = 3
+
+
+def create_served_app() -> FastAPI:
+    """The app with settings from the environment, its startup objects kept out of full collections."""
+    app = create_app()
+    gc.collect()
+    gc.freeze()
+    return app
+
+
+class TcpListenerConfig(uvicorn.Config):
+    """A uvicorn config whose pre-bound listening socket says IPPROTO_TCP, so that asyncio sets
+    TCP_NODELAY on every connection it accepts."""
+
+    def bind_socket(self) -> socket.socket:
+        sock = super().bind_socket()
+        if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.proto == socket.IPPROTO_TCP:
+            return sock
+        relabelled = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+        relabelled.set_inheritable(True)
+        return relabelled
+
+
+def event_loop(requested: str, workers: int) -> str:
+    """The event loop to run: `auto` picks by the number of workers (see above)."""
+    if requested != "auto":
+        return requested
+    return "asyncio" if workers == 1 else "uvloop"
+
+
+def run(*, host: str, port: int, workers: int, loop: str = "auto") -> None:
+    """Serve until SIGINT/SIGTERM; with several workers, under uvicorn's process supervisor."""
+    config = TcpListenerConfig(
+        APP,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop=event_loop(loop, workers),
+        http="httptools",
+        log_config=None,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    if workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        server.run()
+        if not server.started:
+            sys.exit(STARTUP_FAILURE)
