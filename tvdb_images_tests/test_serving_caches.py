@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,9 +19,11 @@ from sqlalchemy import select, update
 from serving.app import create_app
 from serving.byte_cache import RenditionByteCache
 from serving.lookups import CatalogLookups, TtlCache
-from serving.queries import RenditionRecord
+from serving.queries import CatalogReader, RenditionRecord
+from tvdb_images.catalog import migrate
 from tvdb_images.catalog.models import ArtworkRendition
 from tvdb_images.storage import Bucket
+from tvdb_images_tests.private_postgres import PrivatePostgres
 from tvdb_images_tests.serving_data import PRIMARY_POSTER, RecordingStore, ServedData
 
 pytest_plugins = ["tvdb_images_tests.serving_fixtures"]
@@ -269,3 +272,20 @@ def test_a_changed_rendition_is_served_within_the_cache_lifetime(served: ServedD
             assert "etag" not in after.headers and after.headers["cache-control"] == "no-cache"
         time.sleep(0.6)
         assert client.get(POSTER_SMALL).headers["etag"] == before.headers["etag"]
+
+
+def test_the_image_reader_survives_a_postgresql_restart(caplog: pytest.LogCaptureFixture) -> None:
+    """The reader skips the pre-ping round trip, so a connection the server dropped must be retried."""
+    with PrivatePostgres() as postgres:
+        url = postgres.create_database("catalog")
+        migrate.upgrade(url)
+        reader = CatalogReader.for_url(url, pool_size=2)
+        try:
+            assert reader.item_image("series", 101, "poster") is None  # leaves a pooled connection
+            postgres.restart()
+            with caplog.at_level(logging.WARNING, logger="serving.queries"):
+                assert reader.item_image("series", 101, "poster") is None
+                assert reader.artwork(5001) is None
+            assert "catalog connection was dropped" in caplog.text
+        finally:
+            reader.dispose()
