@@ -1,34 +1,41 @@
 """A real sync through Dagster: loopback origin -> download -> render -> SeaweedFS S3 + PostgreSQL.
 
-    python -m benchmarks.end_to_end [--artworks 2002] [--executor in_process|job]
-                                    [--concurrent-runs 2] [--chunk 64]
+    python -m benchmarks.end_to_end [--artworks 2002] [--repeat 3] [--executor in_process|job]
+                                    [--concurrent-runs 2] [--chunk 64] [--instance postgres|sqlite]
 
 The catalog holds `--artworks` artworks, the `tvdb/` corpus repeated under distinct URLs, one content
 item each, so they spread over the 1,280 partitions like a real catalog. The sync is what an operator's
 backfill does: `sync_images` over partition ranges of `--chunk` partitions (the backfill policy's 64),
-each run in a new process as the run launcher starts it, `--concurrent-runs` at a time (the deployed
-dagster.yaml lets two runs tagged for the TVDB host run at once). `in_process` calls
+each run in a new process that imports only Dagster and the code location, as the run launcher starts
+it (`benchmarks/run_process.py`), `--concurrent-runs` at a time (the deployed dagster.yaml lets two
+runs tagged for the TVDB host run at once), with Dagster's own storage on PostgreSQL as
+dagster/dagster.yaml deploys it (`--instance sqlite`: the embedded default). `in_process` calls
 `execute_in_process`; `job` calls `execute_job` with the job's own executor, as a launched run does
 (the code location sets Dagster's in-process executor, so both run the steps inside the run process).
+The whole sync runs `--repeat` times, each on a fresh catalog, buckets and Dagster storage.
 
-Reported: images per second (wall clock over the whole backfill) against the engine's two-core
-throughput measured in this process just before the sync, the time split by phase from the stage
-reports (thread-seconds summed over workers) and by stage (wall), the rest of each run's time
-(Dagster and the asset checks) and each run process's start (Python, Dagster and code imports), peak
-memory of the sync's processes (SeaweedFS excluded), and the
-CPU each process used.
+Reported per sync: images per second (wall clock over the whole backfill) against the engine's
+two-core throughput measured in this process just before and after the sync, the time split by phase
+from the stage reports (thread-seconds summed over workers), by stage and by Dagster step (wall), the
+events Dagster recorded, the rest of each run's time (Dagster and the asset checks) and each run
+process's start (Python, Dagster and code imports), peak memory of the sync's processes (SeaweedFS
+excluded), and the CPU each process used; then the medians over the syncs.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import json
 import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,19 +48,23 @@ from benchmarks.machine_load import PeakMemory, machine_busy_cores, raise_priori
 from benchmarks.parallel import run_threads
 from benchmarks.stack import import_corpus_catalog, running_stack
 from tvdb_images.catalog import work
-from tvdb_images.config import load_settings
-from tvdb_images.definitions import build_definitions
-from tvdb_images.defs.requests import RANGE_END_TAG, RANGE_START_TAG, partition_ranges
+from tvdb_images.defs.partitions import artwork_partitions
+from tvdb_images.defs.requests import partition_ranges
 from tvdb_images.imaging import RenderSettings
+from tvdb_images_tests import services
 from tvdb_images_tests.corpus import CORPUS_DIR
 
 STAGES = ("source_images", "image_renditions")
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def sync_images_job() -> dg.JobDefinition:
-    """`sync_images` built from the environment, as a run process (and `execute_job`) loads it."""
-    return build_definitions(load_settings()).resolve_job_def("sync_images")
+SUMMARY_KEYS = (
+    "images_per_second",
+    "engine_two_core_images_per_second",
+    "share_of_engine",
+    "cpu_share_of_engine",
+    "cpu_seconds_per_image",
+    "wall_seconds",
+)
+ROOT = Path(__file__).resolve().parents[1]
+TELEMETRY_OFF = "telemetry:\n  enabled: false\n"
 
 
 def engine_two_core_throughput(method: int, runs: int = 3) -> tuple[float, float]:
@@ -71,54 +82,77 @@ def engine_two_core_throughput(method: int, runs: int = 3) -> tuple[float, float
     return median(rates), median(cpu)
 
 
-def own_peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1e3
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
-
-
-def execute_range(start: str, end: str, executor: str, dagster_home: str) -> dict[str, Any]:
-    """One run of `sync_images` over a partition range, in a fresh process as a run launcher starts it."""
-    instance = dg.DagsterInstance.local_temp(tempdir=dagster_home)
-    tags = {RANGE_START_TAG: start, RANGE_END_TAG: end}
-    started = time.perf_counter()
-    if executor == "in_process":
-        result = sync_images_job().execute_in_process(instance=instance, tags=tags, run_config=QUIET)
-        success, run_id = result.success, result.run_id
-    else:
-        with dg.execute_job(
-            dg.reconstructable(sync_images_job), instance=instance, tags=tags, run_config=QUIET
-        ) as result:
-            success, run_id = result.success, result.run_id
-    return {
-        "range": [start, end],
-        "run_id": run_id,
-        "success": success,
-        "wall_seconds": time.perf_counter() - started,
-        # The kernel's high-water mark of this process's own memory (VmHWM; ru_maxrss would also count
-        # the parent's memory at fork time), and an upper bound for its step processes, if any.
-        "peak_rss_mb": own_peak_rss_mb(),
-        # From the process's start: Python, Dagster and the code location imported, then the run.
-        "process_seconds": time.time() - psutil.Process().create_time(),
-        "step_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e3,
-    }
-
-
 def run_backfill(
     ranges: list[tuple[str, str]], executor: str, dagster_home: str, concurrent_runs: int
 ) -> list[dict[str, Any]]:
-    """The backfill's runs, `concurrent_runs` at a time, each in its own new process."""
+    """The backfill's runs, `concurrent_runs` at a time, each in a new process that imports only
+    Dagster and the code location (`benchmarks.run_process`), as a run launcher starts it."""
+
+    def one_run(start: str, end: str) -> dict[str, Any]:
+        began = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.run_process", start, end, dagster_home, executor],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"run {start}..{end} exited {done.returncode}: {done.stderr[-2000:]}")
+        run = json.loads(done.stdout.strip().splitlines()[-1])
+        run["process_seconds"] = time.perf_counter() - began
+        return run
+
     runs = []
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=concurrent_runs, mp_context=context, max_tasks_per_child=1) as pool:
-        futures = [pool.submit(execute_range, start, end, executor, dagster_home) for start, end in ranges]
+    with ThreadPoolExecutor(max_workers=concurrent_runs) as pool:
+        futures = [pool.submit(one_run, start, end) for start, end in ranges]
         for future in as_completed(futures):
             run = future.result()
             runs.append(run)
             first, last = run["range"]
             print(f"  {first} .. {last}: {run['wall_seconds']:.1f} s, success={run['success']}", flush=True)
     return runs
+
+
+@contextmanager
+def dagster_storage_on_postgres(dagster_home: Path) -> Iterator[None]:
+    """Dagster's runs and event log in a PostgreSQL database of their own, as dagster/dagster.yaml
+    deploys them (dagster-postgres, psycopg2 driver), dropped afterwards."""
+    name = services.unique_name("bench_e2e_dagster")
+    url = services.create_database(name)
+    try:
+        storage_url = url.replace("postgresql://", "postgresql+psycopg2://", 1)
+        (dagster_home / "dagster.yaml").write_text(
+            TELEMETRY_OFF
+            + "storage:\n  custom:\n    module: tvdb_images.defs.instance_storage\n"
+            + f"    class: PooledPostgresStorage\n    config:\n      postgres_url: {storage_url}\n"
+        )
+        yield
+    finally:
+        services.drop_database(name)
+
+
+def run_events(instance: dg.DagsterInstance, run_ids: set[str]) -> tuple[dict[str, float], dict[str, int]]:
+    """Wall seconds of each step (assets and checks), from STEP_START to its end, summed over runs;
+    and how many events of each type the runs recorded in Dagster's event log."""
+    ends = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+    seconds: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    for run_id in run_ids:
+        started: dict[str, float] = {}
+        for entry in instance.all_logs(run_id):
+            event = entry.dagster_event
+            if event is None:
+                counts["log message"] += 1
+                continue
+            counts[event.event_type_value] += 1
+            if entry.step_key is None:
+                continue
+            if event.event_type == dg.DagsterEventType.STEP_START:
+                started[entry.step_key] = entry.timestamp
+            elif event.event_type in ends and entry.step_key in started:
+                seconds[entry.step_key] += entry.timestamp - started.pop(entry.step_key)
+    return {key: round(value, 2) for key, value in seconds.most_common()}, dict(counts.most_common())
 
 
 def stage_reports(instance: dg.DagsterInstance, run_ids: set[str]) -> dict[str, dict[str, Any]]:
@@ -161,25 +195,80 @@ def main() -> None:
         "--concurrent-runs", type=int, default=2, help="runs at once (dagster.yaml allows 2 tvdb runs)"
     )
     parser.add_argument("--chunk", type=int, default=64, help="partitions per run (the backfill policy's)")
+    parser.add_argument(
+        "--instance",
+        choices=("postgres", "sqlite"),
+        default="postgres",
+        help="Dagster's own storage: PostgreSQL as deployed (dagster/dagster.yaml), or the embedded SQLite",
+    )
     parser.add_argument("--render-workers", type=int, default=2)
     parser.add_argument("--method", type=int, default=4)
     parser.add_argument("--priority", type=int, default=10, help="lower the niceness by this much (as root)")
+    parser.add_argument("--repeat", type=int, default=3, help="whole syncs, each on a fresh catalog; medians")
     args = parser.parse_args()
     niceness = raise_priority(args.priority)
+    syncs = []
+    for number in range(1, args.repeat + 1):
+        print(f"sync {number} of {args.repeat}", flush=True)
+        syncs.append(one_sync(args, niceness))
+        print(report(syncs[-1]), flush=True)
+    shares = [sync["share_of_engine"] for sync in syncs]
+    result = sorted(syncs, key=lambda sync: sync["share_of_engine"])[len(syncs) // 2] | {
+        "repeats": [
+            {key: sync[key] for key in SUMMARY_KEYS} | {"load_average": sync["machine"]["load_average"]}
+            for sync in syncs
+        ],
+        "median_share_of_engine": median(shares),
+        "median_cpu_share_of_engine": median([sync["cpu_share_of_engine"] for sync in syncs]),
+    }
+    print(
+        table(
+            ["sync", *SUMMARY_KEYS],
+            [[i + 1, *(sync[key] for key in SUMMARY_KEYS)] for i, sync in enumerate(syncs)],
+        )
+    )
+    print(
+        f"median share of the engine: {result['median_share_of_engine']:.1%} wall clock,"
+        f" {result['median_cpu_share_of_engine']:.1%} by CPU per image (target >= 70%)"
+    )
+    default = ("in_process", 2, 64, "postgres")
+    variant = (args.executor, args.concurrent_runs, args.chunk, args.instance) != default
+    name = (
+        f"end_to_end_{args.executor}_{args.concurrent_runs}runs_chunk{args.chunk}_{args.instance}"
+        if variant
+        else "end_to_end"
+    )
+    path = write_results(name, result)
+    print(f"wrote {path}")
+
+
+def one_sync(args: argparse.Namespace, niceness: int) -> dict[str, Any]:
+    """One whole backfill on a fresh stack, with the engine measured just before and after."""
     context = machine() | {"niceness": niceness}
     print(f"load average {context['load_average']}", flush=True)
-
-    with running_stack("bench_e2e") as stack, tempfile.TemporaryDirectory() as dagster_home:
+    with (
+        ExitStack() as cleanup,
+        running_stack("bench_e2e") as stack,
+        tempfile.TemporaryDirectory() as dagster_home,
+    ):
         import_corpus_catalog(stack.catalog, stack.origin_url, args.artworks)
         os.environ.update(stack.env(RENDER_WORKERS=args.render_workers, WEBP_METHOD=args.method))
         with stack.catalog.session() as session:
             partitions = work.partitions_with_work(session, max_attempts=5)
         ranges = partition_ranges(partitions, chunk=args.chunk)
+        partitions_in_runs = sum(
+            len(artwork_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end)))
+            for start, end in ranges
+        )
         print(f"{args.artworks} artworks in {len(partitions)} partitions -> {len(ranges)} runs", flush=True)
         engine_before, engine_cpu = engine_two_core_throughput(args.method)
         print(f"engine, two threads: {engine_before:.2f} images/s", flush=True)
 
-        instance = dg.DagsterInstance.local_temp(tempdir=dagster_home)
+        if args.instance == "postgres":
+            cleanup.enter_context(dagster_storage_on_postgres(Path(dagster_home)))
+        else:
+            (Path(dagster_home) / "dagster.yaml").write_text(TELEMETRY_OFF)
+        instance = dg.DagsterInstance.from_config(dagster_home)
         services = {"seaweedfs": stack.seaweedfs.process.pid} if stack.seaweedfs.process else {}
         service_cpu = {name: cpu_of(pid) for name, pid in services.items()}
         own_cpu = time.process_time()
@@ -198,6 +287,7 @@ def main() -> None:
             **{name: cpu_of(pid) - service_cpu[name] for name, pid in services.items()},
         }
         stages = stage_reports(instance, {r["run_id"] for r in runs})
+        steps, events = run_events(instance, {r["run_id"] for r in runs})
         # Again after the sync: other programs' load moves wall-clock rates, so the reference is the
         # mean of before and after, and the CPU-based share below does not depend on it at all.
         engine_after, _ = engine_two_core_throughput(args.method)
@@ -212,6 +302,7 @@ def main() -> None:
         "machine": context | {"load_average_after": machine()["load_average"]},
         "artworks": args.artworks,
         "executor": args.executor,
+        "dagster_instance": args.instance,
         "concurrent_runs": args.concurrent_runs,
         "runs": runs,
         "partitions": len(partitions),
@@ -225,6 +316,9 @@ def main() -> None:
         # What the sync's CPU per image allows on two cores of its own, against the engine's.
         "cpu_share_of_engine": engine_cpu / (sum(cpu.values()) / max(processed, 1)),
         "stages": stages,
+        "step_seconds": steps,
+        "dagster_events": events,
+        "partitions_in_runs": partitions_in_runs,
         "run_seconds": sum(r["wall_seconds"] for r in runs),
         "outside_stages_seconds": sum(r["wall_seconds"] for r in runs) - stage_wall,
         "process_start_seconds": sum(r["process_seconds"] - r["wall_seconds"] for r in runs),
@@ -236,15 +330,7 @@ def main() -> None:
         "catalog_after": counts,
         "target_share_of_engine": 0.7,
     }
-    print(report(result))
-    variant = (args.executor, args.concurrent_runs, args.chunk) != ("in_process", 2, 64)
-    name = (
-        f"end_to_end_{args.executor}_{args.concurrent_runs}runs_chunk{args.chunk}"
-        if variant
-        else "end_to_end"
-    )
-    path = write_results(name, result)
-    print(f"wrote {path}")
+    return result
 
 
 def report(result: dict[str, Any]) -> str:
@@ -281,6 +367,13 @@ def report(result: dict[str, Any]) -> str:
             "",
             "Time by phase (thread-seconds summed over workers):",
             table(["stage", "phase", "seconds", "ms per image"], phase_rows),
+            "",
+            "Wall seconds by step (from the event log, summed over runs):",
+            table(["step", "seconds"], [[k, v] for k, v in result["step_seconds"].items()]),
+            "",
+            f"Dagster events recorded: {sum(result['dagster_events'].values())} for"
+            f" {result['partitions_in_runs']} partitions in the runs' ranges: "
+            + ", ".join(f"{name} {count}" for name, count in result["dagster_events"].items()),
             "",
             "CPU seconds by process: "
             + ", ".join(f"{name} {seconds:.1f}" for name, seconds in result["cpu_seconds"].items()),

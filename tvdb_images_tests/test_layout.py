@@ -58,3 +58,23 @@ def test_shard_is_the_first_hash_byte_and_prefix_matches(content_type: str, cont
     )
     assert key.startswith(layout.partition_prefix(content_type, shard))
     assert SEED_LAYOUT.match(key)
+
+
+def test_covering_prefixes_merge_whole_hex_groups_only() -> None:
+    whole = [f"a{d}" for d in "0123456789abcdef"]
+    first_quarter = layout.covering_prefixes("series", layout.SHARDS[:64])
+    assert first_quarter == ["series/0", "series/1", "series/2", "series/3"]
+    assert layout.covering_prefixes("series", [*whole, "b3"]) == ["series/a", "series/b3/"]
+    assert layout.covering_prefixes("movies", ["0f", "00"]) == ["movies/00/", "movies/0f/"]
+    with pytest.raises(layout.LayoutError):
+        layout.covering_prefixes("games", ["00"])
+    with pytest.raises(layout.LayoutError):
+        layout.covering_prefixes("series", ["zz"])
+
+
+@given(st.sampled_from(CONTENT_TYPES), st.sets(st.sampled_from(layout.SHARDS)))
+def test_covering_prefixes_select_exactly_the_partitions_keys(content_type: str, shards: set[str]) -> None:
+    prefixes = layout.covering_prefixes(content_type, shards)
+    for shard in layout.SHARDS:
+        key = f"{content_type}/{shard}/00/1/poster/small.webp"
+        assert any(key.startswith(p) for p in prefixes) == (shard in shards)

@@ -129,3 +129,19 @@ def test_s3_object_is_publicly_addressed_by_its_url(s3_store: S3ObjectStore) -> 
     )
     assert url.startswith(s3_store.url(Bucket.THUMBNAILS, key))
     assert httpx.get(url).content == b"banner"
+
+
+def test_list_by_a_partial_prefix_matches_s3_semantics(any_store) -> None:  # type: ignore[no-untyped-def]
+    """A prefix that ends inside a directory name ("series/a": shards a0 to af) lists the same keys
+    on both backends, and nothing outside it."""
+    keys = [
+        "series/a0/11/1/poster/small.webp",
+        "series/af/22/2/fanart/small.webp",
+        "series/b0/33/3/poster/small.webp",
+        "seasons/a0/44/4/poster/small.webp",
+    ]
+    for key in keys:
+        any_store.put(Bucket.THUMBNAILS, key, b"x", content_type="image/webp")
+    assert sorted(o.key for o in any_store.list(Bucket.THUMBNAILS, "series/a")) == keys[:2]
+    assert [o.key for o in any_store.list(Bucket.THUMBNAILS, "series/af/22/")] == [keys[1]]
+    assert [o.key for o in any_store.list(Bucket.THUMBNAILS, "series/c")] == []

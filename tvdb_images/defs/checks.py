@@ -5,6 +5,8 @@
 - every processed artwork has all its sizes recorded in the current format.
 """
 
+from collections import defaultdict
+
 import dagster as dg
 from sqlalchemy import case, func, select
 
@@ -15,7 +17,7 @@ from tvdb_images.defs.partitions import artwork_partitions, run_partitions
 from tvdb_images.defs.resources import CatalogResource, ObjectStorageResource
 from tvdb_images.pipeline.settings import MIRROR_SIGNATURE
 from tvdb_images.storage import Bucket
-from tvdb_images.storage.layout import SIZES, partition_prefix
+from tvdb_images.storage.layout import SIZES, covering_prefixes
 
 
 @dg.asset_check(
@@ -27,18 +29,23 @@ def catalog_objects_exist(
     context: dg.AssetCheckExecutionContext, catalog: CatalogResource, storage: ObjectStorageResource
 ) -> dg.AssetCheckResult:
     store = storage.get_store()
-    checked = 0
-    missing: list[str] = []
-    for content_type, shard in run_partitions(context):
-        prefix = partition_prefix(content_type, shard)
-        with catalog.get_catalog().session() as session:
+    shards_by_type: dict[str, list[str]] = defaultdict(list)
+    referenced: dict[Bucket, set[str]] = {Bucket.ORIGINALS: set(), Bucket.THUMBNAILS: set()}
+    with catalog.get_catalog().session() as session:
+        for content_type, shard in run_partitions(context):
+            shards_by_type[content_type].append(shard)
             originals, thumbnails = work.referenced_keys(session, content_type, shard)
-        for bucket, referenced in ((Bucket.ORIGINALS, originals), (Bucket.THUMBNAILS, thumbnails)):
-            if not referenced:
-                continue
-            present = {obj.key for obj in store.list(bucket, prefix)}
-            checked += len(referenced)
-            missing.extend(f"{bucket.value}/{key}" for key in sorted(referenced - present))
+            referenced[Bucket.ORIGINALS] |= originals
+            referenced[Bucket.THUMBNAILS] |= thumbnails
+    # One listing per covering prefix (4 for a 64-partition run) rather than per partition.
+    prefixes = [p for ct, shards in shards_by_type.items() for p in covering_prefixes(ct, shards)]
+    missing: list[str] = []
+    for bucket, keys in referenced.items():
+        if not keys:
+            continue
+        present = {obj.key for prefix in prefixes for obj in store.list(bucket, prefix)}
+        missing.extend(f"{bucket.value}/{key}" for key in sorted(keys - present))
+    checked = sum(len(keys) for keys in referenced.values())
     return dg.AssetCheckResult(
         passed=not missing,
         severity=dg.AssetCheckSeverity.ERROR,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -30,20 +29,10 @@ def stage_metadata(report: StageReport, partitions: int) -> dict[str, Any]:
     }
     if report.failure_examples:
         metadata["failure_examples"] = dg.MetadataValue.json(dict(report.failure_examples))
-    if report.by_partition:
-        metadata["succeeded_by_partition"] = counts_table(report.by_partition, "partition", "succeeded")
+    # Dagster copies a ranged run's metadata onto the event of every partition in the range, so
+    # per-partition detail here would grow with the square of the range: a count only.
+    metadata["partitions_with_success"] = dg.MetadataValue.int(len(report.by_partition))
     return metadata
-
-
-def counts_table(
-    counts: Mapping[str, int], key_name: str, value_name: str, limit: int = 300
-) -> dg.MetadataValue:
-    rows = [
-        dg.TableRecord({key_name: key, value_name: int(value)})
-        for key, value in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
-    ]
-    schema = dg.TableSchema(columns=[dg.TableColumn(key_name, "string"), dg.TableColumn(value_name, "int")])
-    return dg.MetadataValue.table(rows, schema=schema)
 
 
 def records_table(records: list[dict[str, Any]]) -> dg.MetadataValue:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 
 from tvdb_images.config import CONTENT_TYPES, IMAGE_TYPES
 
 SIZES: tuple[str, ...] = ("original", "large", "medium", "small", "thumbnail")
+HEX_DIGITS = "0123456789abcdef"
 SHARDS: tuple[str, ...] = tuple(f"{i:02x}" for i in range(256))
 
 _SOURCE_EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "avif": "avif"}
@@ -62,6 +64,25 @@ def partition_prefix(content_type: str, shard: str) -> str:
     if shard not in SHARDS:
         raise LayoutError(f"shard must be two lowercase hex digits, got {shard!r}")
     return f"{content_type}/{shard}/"
+
+
+def covering_prefixes(content_type: str, shards: Iterable[str]) -> list[str]:
+    """The fewest storage prefixes that hold exactly these partitions' keys: one per first hex digit
+    whose 16 shards are all included (a 64-partition run lists 4 prefixes, not 64), else one per
+    shard."""
+    wanted = set(shards)
+    prefixes: list[str] = []
+    for digit in HEX_DIGITS:
+        group = [digit + second for second in HEX_DIGITS]
+        if all(shard in wanted for shard in group):
+            partition_prefix(content_type, group[0])  # validates the content type
+            prefixes.append(f"{content_type}/{digit}")
+        else:
+            prefixes.extend(partition_prefix(content_type, shard) for shard in group if shard in wanted)
+    unknown = wanted - set(SHARDS)
+    if unknown:
+        raise LayoutError(f"shard must be two lowercase hex digits, got {sorted(unknown)[0]!r}")
+    return prefixes
 
 
 def item_prefix(content_type: str, content_id: int) -> str:

@@ -74,7 +74,9 @@ class LocalObjectStore:
         if not start.is_dir():
             return
         for dirpath, dirnames, filenames in os.walk(start):
-            dirnames.sort()
+            # Descend only where keys under the prefix can be: "series/a" needs series/a0 .. series/af.
+            here = Path(dirpath).relative_to(base).as_posix()
+            dirnames[:] = sorted(d for d in dirnames if _may_hold(f"{here}/{d}/", prefix))
             for name in sorted(filenames):
                 if name.startswith(".tmp-"):
                     continue
@@ -122,3 +124,8 @@ class LocalObjectStore:
             etag=etag,
             content_type=MIME_BY_EXTENSION.get(extension, "application/octet-stream"),
         )
+
+
+def _may_hold(directory: str, prefix: str) -> bool:
+    """Whether keys under `directory` (ending in "/") can start with `prefix`."""
+    return directory.startswith(prefix) or prefix.startswith(directory)

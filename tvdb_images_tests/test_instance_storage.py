@@ -1,0 +1,109 @@
+"""The production Dagster instance's storage (dagster/dagster.yaml): dagster-postgres with pooled
+connections, on real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from dagster_postgres import PostgresEventLogStorage
+from sqlalchemy import event
+
+from tvdb_images.defs.instance_storage import TableCachingEventLogStorage
+from tvdb_images_tests import services
+from tvdb_images_tests.private_postgres import PrivatePostgres
+from tvdb_images_tests.stack import PRODUCTION_INSTANCE
+
+pytestmark = pytest.mark.services
+
+EVENTS = 40
+
+
+def write_home(home: Path, storage: dict) -> str:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump({"telemetry": {"enabled": False}, "storage": storage}))
+    return str(home)
+
+
+def production_storage() -> dict:
+    """The `storage` section of dagster/dagster.yaml, exactly as deployed."""
+    return yaml.safe_load(PRODUCTION_INSTANCE.read_text())["storage"]
+
+
+@pytest.fixture
+def dagster_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    name = services.unique_name("tvdb_images_dagster")
+    url = services.create_database(name).replace("postgresql://", "postgresql+psycopg2://", 1)
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", url)
+    yield url
+    services.drop_database(name)
+
+
+def count_database_work(instance: dg.DagsterInstance) -> Counter[str]:
+    """Connections opened and statements run by the instance's three storages from now on."""
+    counts: Counter[str] = Counter()
+    for storage in (instance._run_storage, instance._event_storage, instance._schedule_storage):
+        event.listen(storage._engine, "connect", lambda *_: counts.update(["connections"]))
+        event.listen(storage._engine, "before_cursor_execute", lambda *_: counts.update(["statements"]))
+    return counts
+
+
+def record_materializations(instance: dg.DagsterInstance, count: int) -> None:
+    for index in range(count):
+        shard = f"{index:02x}"
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                "source_images",
+                partition=f"series|{shard}",
+                metadata={"n": index},
+                # As a run over a range of multi-dimensional partitions tags each materialization.
+                tags={"dagster/partition/content_type": "series", "dagster/partition/shard": shard},
+            )
+        )
+
+
+def test_the_deployed_instance_keeps_its_connections_open(tmp_path: Path, dagster_database: str) -> None:
+    instance = dg.DagsterInstance.from_config(write_home(tmp_path / "pooled", production_storage()))
+    assert isinstance(instance._event_storage, TableCachingEventLogStorage)
+    pooled = count_database_work(instance)
+    record_materializations(instance, EVENTS)
+    assert pooled["connections"] <= 3  # at most one per storage, however many events
+
+    plain = dg.DagsterInstance.from_config(
+        write_home(tmp_path / "plain", {"postgres": {"postgres_url": dagster_database}})
+    )
+    assert type(plain._event_storage) is PostgresEventLogStorage
+    unpooled = count_database_work(plain)
+    record_materializations(plain, EVENTS)
+    # What dagster-postgres alone does: a connection per event, and a look-up of whether the
+    # asset_event_tags table exists before each partitioned materialization.
+    assert unpooled["connections"] >= EVENTS
+    assert unpooled["statements"] - pooled["statements"] >= EVENTS - 1  # the pooled one asks once
+
+    records = instance.fetch_materializations(dg.AssetKey("source_images"), limit=1000).records
+    assert len(records) == 2 * EVENTS  # both wrote to the same tables
+
+
+def test_a_run_process_rebuilds_the_pooled_storage_from_the_instance_ref(
+    tmp_path: Path, dagster_database: str
+) -> None:
+    instance = dg.DagsterInstance.from_config(write_home(tmp_path, production_storage()))
+    rebuilt = dg.DagsterInstance.from_ref(instance.get_ref())
+    assert isinstance(rebuilt._event_storage, TableCachingEventLogStorage)
+    assert rebuilt._event_storage._engine.pool.size() == 1  # pooled, not dagster-postgres's NullPool
+
+
+def test_pooled_connections_survive_a_postgresql_restart(tmp_path: Path) -> None:
+    with PrivatePostgres() as postgres:
+        url = postgres.create_database("dagster").replace("postgresql://", "postgresql+psycopg2://", 1)
+        storage = {"custom": {**production_storage()["custom"], "config": {"postgres_url": url}}}
+        instance = dg.DagsterInstance.from_config(write_home(tmp_path, storage))
+        record_materializations(instance, 2)
+        postgres.restart()  # every pooled connection is now dead
+        record_materializations(instance, 2)
+        records = instance.fetch_materializations(dg.AssetKey("source_images"), limit=10).records
+        assert len(records) == 4
