@@ -42,7 +42,7 @@ from tvdb_images.storage.layout import SIZES, artwork_storage_path, shard_of  # 
 from tvdb_images_tests import services  # noqa: E402
 from tvdb_images_tests.corpus import CORPUS_DIR  # noqa: E402
 from tvdb_images_tests.origins import LoopbackOrigin  # noqa: E402
-from tvdb_images_tests.processes import ManagedProcess, free_port  # noqa: E402
+from tvdb_images_tests.processes import ManagedProcess, start_api_server  # noqa: E402
 from tvdb_images_tests.serving_data import catalog_lines  # noqa: E402
 
 TOKEN = "benchmark-admin-token"
@@ -154,21 +154,7 @@ def add_synthetic_objects(store: ObjectStore, count: int) -> None:
 
 
 def serve(env: dict[str, str], workdir: Path) -> tuple[str, ManagedProcess]:
-    port = free_port()
-    process = ManagedProcess(
-        "serve",
-        [
-            str(Path(sys.executable).with_name("tvdb-images")),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            f"--port={port}",
-        ],
-        env={**os.environ, **env},
-        cwd=workdir,
-        log_dir=workdir,
-    ).start()
-    process.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+    process, port = start_api_server("serve", {**os.environ, **env}, cwd=workdir, log_dir=workdir)
     return f"http://127.0.0.1:{port}", process
 
 

@@ -24,7 +24,6 @@ from tvdb_images.definitions import build_definitions
 from tvdb_images.defs.requests import RANGE_END_TAG, RANGE_START_TAG
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-STARTED = time.time()  # close to the interpreter's start: only the imports above came before
 
 
 def sync_images_job() -> dg.JobDefinition:

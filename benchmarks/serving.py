@@ -49,7 +49,7 @@ from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.pipeline.sync import sync_scope
 from tvdb_images.storage import Bucket, store_from_settings
-from tvdb_images_tests.processes import ManagedProcess, free_port
+from tvdb_images_tests.processes import ManagedProcess, free_port, start_api_server
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA = Path(__file__).resolve().parent / "wrk" / "rotate.lua"
@@ -119,25 +119,14 @@ def start_api(
     stack: Stack, work_dir: Path, name: str, workers: int, settings: dict[str, str]
 ) -> tuple[ManagedProcess, str]:
     """`tvdb-images serve` as an operator runs it (default `--loop auto`)."""
-    port = free_port()
-    process = ManagedProcess(
+    process, port = start_api_server(
         name,
-        [
-            str(Path(sys.executable).with_name("tvdb-images")),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        env={**stack.env(), **settings, "PATH": str(Path(sys.executable).parent)},
+        {**stack.env(), **settings, "PATH": str(Path(sys.executable).parent)},
         log_dir=work_dir,
-    ).start()
-    base = f"http://127.0.0.1:{port}"
-    process.wait_http(f"{base}/healthz", timeout=120)
-    return process, base
+        extra_args=["--workers", str(workers)],
+        timeout=120,
+    )
+    return process, f"http://127.0.0.1:{port}"
 
 
 def start_trivial(work_dir: Path, workers: int) -> tuple[ManagedProcess, str]:

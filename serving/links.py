@@ -7,10 +7,6 @@ from urllib.parse import urlencode
 API_PREFIX = "/api/v1"
 
 
-def item_image_path(content_type: str, content_id: int, image_type: str, size: str) -> str:
-    return f"{API_PREFIX}/images/{content_type}/{content_id}/{image_type}/{size}"
-
-
 def artwork_image_path(artwork_id: int, size: str, *, image_format: str | None, version: str | None) -> str:
     """A URL pinned to one artwork (and, with a format and version, to one exact set of bytes)."""
     query = {key: value for key, value in (("format", image_format), ("v", version)) if value}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -112,3 +113,27 @@ class ManagedProcess:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+
+
+def start_api_server(
+    name: str,
+    env: Mapping[str, str],
+    *,
+    log_dir: Path,
+    cwd: Path | None = None,
+    extra_args: Sequence[str] = (),
+    timeout: float = 60,
+) -> tuple[ManagedProcess, int]:
+    """`tvdb-images serve` on a free loopback port, as an operator starts it; returns with its port once
+    `/healthz` answers, and stops it if it never does."""
+    port = free_port()
+    argv = [str(Path(sys.executable).with_name("tvdb-images")), "serve", "--host", "127.0.0.1"]
+    process = ManagedProcess(
+        name, [*argv, "--port", str(port), *extra_args], env=env, cwd=cwd, log_dir=log_dir
+    ).start()
+    try:
+        process.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=timeout)
+    except BaseException:
+        process.stop()
+        raise
+    return process, port

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import socket
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from PIL import Image
 
 from tvdb_images.catalog.models import Artwork
 from tvdb_images.storage import Bucket
-from tvdb_images_tests.processes import ManagedProcess, free_port
+from tvdb_images_tests.processes import ManagedProcess, start_api_server
 from tvdb_images_tests.serving_data import PRIMARY_POSTER, ServedData
 
 pytest_plugins = ["tvdb_images_tests.serving_fixtures"]
@@ -34,24 +33,14 @@ class Server:
 
 @pytest.fixture
 def server(served: ServedData, tmp_path: Path) -> Iterator[Server]:
-    port = free_port()
     env = {**os.environ, **served.env, "PYTHONUNBUFFERED": "1"}
-    process = ManagedProcess(
+    process, port = start_api_server(
         "tvdb-images-serve",
-        [
-            str(Path(sys.executable).with_name("tvdb-images")),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
+        env,
         cwd=tmp_path,  # no project .env: the environment alone configures it
         log_dir=tmp_path,
-    ).start()
+    )
     try:
-        process.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
         yield Server(f"http://127.0.0.1:{port}", port, process)
     finally:
         process.stop()
