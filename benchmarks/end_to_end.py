@@ -53,6 +53,7 @@ from tvdb_images.defs.requests import partition_ranges
 from tvdb_images.imaging import RenderSettings
 from tvdb_images_tests import services
 from tvdb_images_tests.corpus import CORPUS_DIR
+from tvdb_images_tests.stack import image_environment
 
 STAGES = ("source_images", "image_renditions")
 SUMMARY_KEYS = (
@@ -253,6 +254,7 @@ def one_sync(args: argparse.Namespace, niceness: int) -> dict[str, Any]:
     ):
         import_corpus_catalog(stack.catalog, stack.origin_url, args.artworks)
         os.environ.update(stack.env(RENDER_WORKERS=args.render_workers, WEBP_METHOD=args.method))
+        os.environ.update(image_environment())  # what the image gives a launched run
         with stack.catalog.session() as session:
             partitions = work.partitions_with_work(session, max_attempts=5)
         ranges = partition_ranges(partitions, chunk=args.chunk)

@@ -36,6 +36,7 @@ from tvdb_images.catalog import work
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.defs.requests import partition_ranges
 from tvdb_images.pipeline.settings import PipelineSettings
+from tvdb_images_tests.stack import image_environment
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 IDLE_PARTITION = ("series", "0a")
@@ -48,7 +49,7 @@ def memory_at(size: int, sample: int) -> dict[str, Any]:
         signature = PipelineSettings.from_settings(stack.settings()).signature
         bulk = bulk_load(stack.database_url, size, signature=signature)
         import_corpus_catalog(stack.catalog, stack.origin_url, sample)
-        os.environ.update(stack.env(RENDER_WORKERS=2))
+        os.environ.update(stack.env(RENDER_WORKERS=2) | image_environment())
         with stack.catalog.session() as session:
             partitions = work.partitions_with_work(session, max_attempts=5)
             processed_before = work.count_work(session, work.Scope(), max_attempts=5, signature="-")[
@@ -148,7 +149,7 @@ def discovery(rows: int) -> dict[str, Any]:
                 ),
                 {"ct": IDLE_PARTITION[0], "shard": IDLE_PARTITION[1]},
             )
-        os.environ.update(stack.env())
+        os.environ.update(stack.env() | image_environment())
         job = build_definitions(settings).resolve_job_def("sync_images")
         instance = dg.DagsterInstance.ephemeral()
         key = f"{IDLE_PARTITION[0]}|{IDLE_PARTITION[1]}"

@@ -51,6 +51,13 @@ _INTERPOLATION = re.compile(
 )
 
 
+def image_environment() -> dict[str, str]:
+    """The Dagster settings the image gives every process, from the Dockerfile's one-line
+    `ENV DAGSTER_*=value` instructions; DAGSTER_HOME is left out, compose sets it for each service."""
+    found = re.findall(r"^ENV (DAGSTER_[A-Z_]+)=(\S+)$", DOCKERFILE.read_text(), re.M)
+    return {name: value for name, value in found if name != "DAGSTER_HOME"}
+
+
 class InterpolationError(ValueError):
     """A `${VAR:?message}` whose variable is missing, as `docker compose` would refuse it."""
 

@@ -13,7 +13,7 @@ import yaml
 from dagster_postgres import PostgresEventLogStorage
 from sqlalchemy import event
 
-from tvdb_images.defs.instance_storage import TableCachingEventLogStorage
+from tvdb_images.defs.instance_storage import BatchingEventLogStorage
 from tvdb_images_tests import services
 from tvdb_images_tests.private_postgres import PrivatePostgres
 from tvdb_images_tests.stack import PRODUCTION_INSTANCE
@@ -68,7 +68,7 @@ def record_materializations(instance: dg.DagsterInstance, count: int) -> None:
 
 def test_the_deployed_instance_keeps_its_connections_open(tmp_path: Path, dagster_database: str) -> None:
     instance = dg.DagsterInstance.from_config(write_home(tmp_path / "pooled", production_storage()))
-    assert isinstance(instance._event_storage, TableCachingEventLogStorage)
+    assert isinstance(instance._event_storage, BatchingEventLogStorage)
     pooled = count_database_work(instance)
     record_materializations(instance, EVENTS)
     assert pooled["connections"] <= 3  # at most one per storage, however many events
@@ -93,7 +93,7 @@ def test_a_run_process_rebuilds_the_pooled_storage_from_the_instance_ref(
 ) -> None:
     instance = dg.DagsterInstance.from_config(write_home(tmp_path, production_storage()))
     rebuilt = dg.DagsterInstance.from_ref(instance.get_ref())
-    assert isinstance(rebuilt._event_storage, TableCachingEventLogStorage)
+    assert isinstance(rebuilt._event_storage, BatchingEventLogStorage)
     assert rebuilt._event_storage._engine.pool.size() == 1  # pooled, not dagster-postgres's NullPool
 
 
@@ -107,3 +107,95 @@ def test_pooled_connections_survive_a_postgresql_restart(tmp_path: Path) -> None
         record_materializations(instance, 2)
         records = instance.fetch_materializations(dg.AssetKey("source_images"), limit=10).records
         assert len(records) == 4
+
+
+letters = dg.StaticPartitionsDefinition([f"p{index:02d}" for index in range(24)])
+
+
+@dg.asset(partitions_def=letters, backfill_policy=dg.BackfillPolicy.single_run())
+def ranged_upstream() -> None:
+    return None
+
+
+@dg.asset(partitions_def=letters, deps=[ranged_upstream], backfill_policy=dg.BackfillPolicy.single_run())
+def ranged_downstream() -> None:
+    return None
+
+
+@dg.asset(partitions_def=letters, deps=[ranged_upstream], backfill_policy=dg.BackfillPolicy.single_run())
+def ranged_failing() -> None:
+    """Planned but never materialized: what the UI knows of it comes from the planned events alone."""
+    raise RuntimeError("this asset always fails")
+
+
+@dg.asset_check(asset=ranged_downstream)
+def ranged_downstream_check() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True)
+
+
+def run_over_a_range(instance: dg.DagsterInstance) -> str:
+    """One run over 20 of the 24 partitions, as a backfill's ranged run (planned, then materialized)."""
+    job = dg.Definitions(
+        assets=[ranged_upstream, ranged_downstream, ranged_failing], asset_checks=[ranged_downstream_check]
+    ).resolve_implicit_global_asset_job_def()
+    tags = {"dagster/asset_partition_range_start": "p02", "dagster/asset_partition_range_end": "p21"}
+    result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    assert not result.success and result.is_node_failed("ranged_failing")
+    return result.run_id
+
+
+def what_the_ui_reads(instance: dg.DagsterInstance, run_id: str) -> dict:
+    """Per asset: the partitions planned and materialized by the run, its last run and planned info."""
+    seen: dict = {}
+    for key in (
+        dg.AssetKey("ranged_upstream"),
+        dg.AssetKey("ranged_downstream"),
+        dg.AssetKey("ranged_failing"),
+    ):
+        events = Counter(
+            (entry.dagster_event.event_type_value, entry.dagster_event.partition)
+            for entry in instance.all_logs(run_id)
+            if entry.dagster_event is not None and entry.dagster_event.asset_key == key
+        )
+        record = instance.get_asset_records([key])[0]
+        planned = instance.get_latest_planned_materialization_info(key, partition="p10")
+        seen[key.to_user_string()] = {
+            "events": sorted(events.items()),
+            "materialized": sorted(instance.get_materialized_partitions(key)),
+            "last_run_id": record.asset_entry.last_run_id == run_id,
+            "planned_run": planned.run_id == run_id if planned else None,
+        }
+    seen["check"] = sorted(
+        entry.dagster_event.event_type_value
+        for entry in instance.all_logs(run_id)
+        if entry.dagster_event is not None and "CHECK" in entry.dagster_event.event_type_value
+    )
+    return seen
+
+
+def test_batched_events_record_what_event_by_event_recording_does(
+    tmp_path: Path, dagster_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # dagster-postgres as shipped, one event at a time: the reference.
+    plain = dg.DagsterInstance.from_config(
+        write_home(tmp_path / "plain", {"postgres": {"postgres_url": dagster_database}})
+    )
+    plain_run = run_over_a_range(plain)
+    expected = what_the_ui_reads(plain, plain_run)
+    plain.wipe()
+
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")  # as the image sets it
+    pooled = dg.DagsterInstance.from_config(write_home(tmp_path / "pooled", production_storage()))
+    work = count_database_work(pooled)
+    batched_run = run_over_a_range(pooled)
+    assert what_the_ui_reads(pooled, batched_run) == expected
+    assert len(expected["ranged_upstream"]["events"]) == 40  # 20 planned and 20 materialized
+    assert expected["ranged_failing"]["last_run_id"] and not expected["ranged_failing"]["materialized"]
+    batched_statements = work["statements"]
+
+    # The same run, event by event, on the pooled storage: batching is what saves the statements.
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "0")
+    pooled.wipe()
+    unbatched = count_database_work(pooled)
+    run_over_a_range(pooled)
+    assert batched_statements * 2 < unbatched["statements"]

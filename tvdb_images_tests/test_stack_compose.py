@@ -25,6 +25,7 @@ from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 from pydantic import SecretStr
 
 from tvdb_images.config import Settings
+from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN
 from tvdb_images_tests.stack import (
     CONTAINER_PORTS,
     DOCKERFILE,
@@ -344,6 +345,9 @@ def test_dockerfile_builds_what_compose_runs() -> None:
             assert (REPO_ROOT / path).exists(), f"COPY {path}: missing from the build context"
     assert 'cp dagster/dagster.yaml "$DAGSTER_HOME/dagster.yaml"' in dockerfile
     assert _dockerfile_env("DAGSTER_HOME") == "/opt/dagster/dagster_home"
+    # Every process of the image writes a ranged run's events in batches: all that one run of the
+    # widest range plans (two assets and two checks over MAX_PARTITIONS_PER_RUN partitions) fits one.
+    assert int(_dockerfile_env("DAGSTER_EVENT_BATCH_SIZE")) >= 2 * MAX_PARTITIONS_PER_RUN + 2
     assert re.search(r"^WORKDIR /opt/dagster/app$", dockerfile, re.M)
     assert re.search(r"^USER tvdb$", dockerfile, re.M)
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()

@@ -57,6 +57,7 @@ from tvdb_images_tests.stack import (
     NativeCommand,
     Service,
     compose_services,
+    image_environment,
     instance_for_native_run,
     load_compose,
     native_commands,
@@ -91,8 +92,9 @@ class NativeStack:
         self.timings: dict[str, float] = {}
 
     def env(self, service: str) -> dict[str, str]:
-        # Only what compose gives the container, plus what any container has (PATH, HOME, locale).
-        base = {"PATH": _tool_path(), "HOME": str(self.app_dir), "LANG": "C.UTF-8"}
+        # Only what compose gives the container, plus what any container of the image has (PATH, HOME,
+        # locale, the Dockerfile's Dagster settings).
+        base = {"PATH": _tool_path(), "HOME": str(self.app_dir), "LANG": "C.UTF-8"} | image_environment()
         return base | self.commands[service].environment
 
     def run_once(self, service: str) -> None:
