@@ -157,19 +157,23 @@ def run_events(instance: dg.DagsterInstance, run_ids: set[str]) -> tuple[dict[st
 
 
 def stage_reports(instance: dg.DagsterInstance, run_ids: set[str]) -> dict[str, dict[str, Any]]:
-    """Per stage: succeeded, wall seconds and seconds by phase, summed over the runs (one record each)."""
+    """Per stage: succeeded, wall seconds, and wall and CPU seconds by phase, summed over the runs (one
+    record each)."""
     totals: dict[str, dict[str, Any]] = {}
     for stage in STAGES:
         records = instance.fetch_materializations(dg.AssetKey(stage), limit=10_000).records
         by_run = {r.run_id: r.asset_materialization.metadata for r in records if r.run_id in run_ids}
         phases: Counter[str] = Counter()
+        cpu_phases: Counter[str] = Counter()
         for metadata in by_run.values():
             phases.update(metadata["seconds_by_phase"].value)
+            cpu_phases.update(metadata["cpu_seconds_by_phase"].value)
         totals[stage] = {
             "succeeded": sum(m["succeeded"].value for m in by_run.values()),
             "failed": sum(m["failed"].value for m in by_run.values()),
             "wall_seconds": sum(m["elapsed_seconds"].value for m in by_run.values()),
             "seconds_by_phase": {k: round(v, 2) for k, v in phases.items()},
+            "cpu_seconds_by_phase": {k: round(v, 2) for k, v in cpu_phases.items()},
             "bytes_in": sum(m["bytes_in"].value for m in by_run.values()),
             "bytes_out": sum(m["bytes_out"].value for m in by_run.values()),
         }
@@ -337,8 +341,16 @@ def one_sync(args: argparse.Namespace, niceness: int) -> dict[str, Any]:
 
 def report(result: dict[str, Any]) -> str:
     stages = result["stages"]
+    per_image = 1000 / max(result["processed"], 1)
     phase_rows = [
-        [stage, phase, seconds, f"{seconds / max(result['processed'], 1) * 1000:.1f}"]
+        [
+            stage,
+            phase,
+            seconds,
+            f"{seconds * per_image:.1f}",
+            stages[stage]["cpu_seconds_by_phase"].get(phase, 0.0),
+            f"{stages[stage]['cpu_seconds_by_phase'].get(phase, 0.0) * per_image:.1f}",
+        ]
         for stage in STAGES
         for phase, seconds in sorted(stages[stage]["seconds_by_phase"].items(), key=lambda kv: -kv[1])
     ]
@@ -367,8 +379,8 @@ def report(result: dict[str, Any]) -> str:
                 ],
             ),
             "",
-            "Time by phase (thread-seconds summed over workers):",
-            table(["stage", "phase", "seconds", "ms per image"], phase_rows),
+            "Time by phase (thread-seconds summed over workers; CPU: what those threads used of a core):",
+            table(["stage", "phase", "seconds", "ms per image", "CPU s", "CPU ms per image"], phase_rows),
             "",
             "Wall seconds by step (from the event log, summed over runs):",
             table(["step", "seconds"], [[k, v] for k, v in result["step_seconds"].items()]),

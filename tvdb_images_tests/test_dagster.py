@@ -133,6 +133,11 @@ def test_sync_images_over_a_partition_range(
     metadata = renditions[0].asset_materialization.metadata
     for name in ("succeeded", "failed", "bytes_in", "bytes_out", "images_per_second", "failures_by_cause"):
         assert name in metadata
+    busiest = max(renditions, key=lambda r: r.asset_materialization.metadata["succeeded"].value)
+    wall = busiest.asset_materialization.metadata["seconds_by_phase"].value
+    cpu = busiest.asset_materialization.metadata["cpu_seconds_by_phase"].value
+    assert set(cpu) == set(wall) >= {"read_source", "render", "upload", "catalog"}
+    assert cpu["render"] > 0 and all(cpu[phase] <= wall[phase] + 0.01 for phase in wall)
     totals = {"succeeded": 0, "failed": 0}
     seen_runs = set()
     for record in renditions:

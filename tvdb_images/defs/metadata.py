@@ -26,6 +26,9 @@ def stage_metadata(report: StageReport, partitions: int) -> dict[str, Any]:
         "seconds_by_phase": dg.MetadataValue.json(
             {k: round(v, 3) for k, v in report.seconds_by_phase.items()}
         ),
+        "cpu_seconds_by_phase": dg.MetadataValue.json(
+            {k: round(v, 3) for k, v in report.cpu_seconds_by_phase.items()}
+        ),
     }
     if report.failure_examples:
         metadata["failure_examples"] = dg.MetadataValue.json(dict(report.failure_examples))

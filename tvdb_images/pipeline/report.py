@@ -24,6 +24,9 @@ class StageReport:
     failures_by_cause: Counter[str] = field(default_factory=Counter)
     failure_examples: dict[str, str] = field(default_factory=dict)
     seconds_by_phase: Counter[str] = field(default_factory=Counter)
+    # CPU the worker threads spent in each phase: unlike wall seconds, not inflated by waiting for a
+    # core or a socket, so it tells where a sync's processor time goes.
+    cpu_seconds_by_phase: Counter[str] = field(default_factory=Counter)
     elapsed_seconds: float = 0.0
     by_partition: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -42,17 +45,18 @@ class StageReport:
             self.failures_by_cause[cause] += 1
             self.failure_examples.setdefault(cause, detail[:300])
 
-    def add_time(self, phase: str, seconds: float) -> None:
+    def add_time(self, phase: str, seconds: float, cpu_seconds: float = 0.0) -> None:
         with self._lock:
             self.seconds_by_phase[phase] += seconds
+            self.cpu_seconds_by_phase[phase] += cpu_seconds
 
     @contextmanager
     def timed(self, phase: str):  # type: ignore[no-untyped-def]
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
-            self.add_time(phase, time.perf_counter() - start)
+            self.add_time(phase, time.perf_counter() - start, time.thread_time() - cpu_start)
 
     def merge(self, other: StageReport) -> None:
         self.succeeded += other.succeeded
@@ -65,6 +69,7 @@ class StageReport:
         for cause, detail in other.failure_examples.items():
             self.failure_examples.setdefault(cause, detail)
         self.seconds_by_phase.update(other.seconds_by_phase)
+        self.cpu_seconds_by_phase.update(other.cpu_seconds_by_phase)
         self.elapsed_seconds += other.elapsed_seconds
         self.by_partition.update(other.by_partition)
 
@@ -80,6 +85,7 @@ class StageReport:
             "failures_by_cause": dict(self.failures_by_cause),
             "failure_examples": dict(self.failure_examples),
             "seconds_by_phase": {k: round(v, 3) for k, v in self.seconds_by_phase.items()},
+            "cpu_seconds_by_phase": {k: round(v, 3) for k, v in self.cpu_seconds_by_phase.items()},
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "images_per_second": round(self.images_per_second, 2),
         }
