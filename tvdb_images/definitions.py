@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import dagster as dg
 
 from tvdb_images.config import Settings, load_settings
@@ -29,3 +31,4 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
 
 
 defs = build_definitions()
+gc.freeze()  # the code location lives as long as its process (see tvdb_images/__init__.py)

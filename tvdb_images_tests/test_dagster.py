@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -103,6 +106,20 @@ def test_definitions_load_and_are_complete() -> None:
     assert len(artwork_partitions.get_partition_keys()) == 5 * 256
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {"catalog_objects_exist", "processed_artwork_complete"}
+
+
+def test_a_run_process_keeps_its_loaded_code_out_of_full_collections(tmp_path: Path) -> None:
+    # As `dagster api execute_run` loads the code location: Dagster first, then the module.
+    probe = (
+        "import gc, dagster\n"
+        "import tvdb_images.definitions\n"
+        "print(gc.get_freeze_count(), len(gc.get_objects(generation=2)))\n"
+    )
+    env = {**os.environ, "TVDB_IMAGES_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    frozen, left_for_full_collections = map(int, done.stdout.split())
+    assert frozen > 100_000  # Dagster's and the code location's objects
+    assert left_for_full_collections < frozen / 20
 
 
 @pytest.mark.parametrize("setup", ["embedded", "production"])
