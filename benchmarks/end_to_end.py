@@ -1,11 +1,11 @@
 """A real sync through Dagster: loopback origin -> download -> render -> SeaweedFS S3 + PostgreSQL.
 
     python -m benchmarks.end_to_end [--artworks 2002] [--repeat 3] [--executor in_process|job]
-                                    [--concurrent-runs 2] [--chunk 64] [--instance postgres|sqlite]
+                                    [--concurrent-runs 2] [--chunk 128] [--instance postgres|sqlite]
 
 The catalog holds `--artworks` artworks, the `tvdb/` corpus repeated under distinct URLs, one content
 item each, so they spread over the 1,280 partitions like a real catalog. The sync is what an operator's
-backfill does: `sync_images` over partition ranges of `--chunk` partitions (the backfill policy's 64),
+backfill does: `sync_images` over partition ranges of `--chunk` partitions (the backfill policy's 128),
 each run in a new process that imports only Dagster and the code location, as the run launcher starts
 it (`benchmarks/run_process.py`), `--concurrent-runs` at a time (the deployed dagster.yaml lets two
 runs tagged for the TVDB host run at once), with Dagster's own storage on PostgreSQL as
@@ -48,7 +48,7 @@ from benchmarks.machine_load import PeakMemory, machine_busy_cores, raise_priori
 from benchmarks.parallel import run_threads
 from benchmarks.stack import import_corpus_catalog, running_stack
 from tvdb_images.catalog import work
-from tvdb_images.defs.partitions import artwork_partitions
+from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN, artwork_partitions
 from tvdb_images.defs.requests import partition_ranges
 from tvdb_images.imaging import RenderSettings
 from tvdb_images_tests import services
@@ -199,7 +199,9 @@ def main() -> None:
     parser.add_argument(
         "--concurrent-runs", type=int, default=2, help="runs at once (dagster.yaml allows 2 tvdb runs)"
     )
-    parser.add_argument("--chunk", type=int, default=64, help="partitions per run (the backfill policy's)")
+    parser.add_argument(
+        "--chunk", type=int, default=MAX_PARTITIONS_PER_RUN, help="partitions per run (the backfill policy's)"
+    )
     parser.add_argument(
         "--instance",
         choices=("postgres", "sqlite"),
@@ -236,7 +238,7 @@ def main() -> None:
         f"median share of the engine: {result['median_share_of_engine']:.1%} wall clock,"
         f" {result['median_cpu_share_of_engine']:.1%} by CPU per image (target >= 70%)"
     )
-    default = ("in_process", 2, 64, "postgres")
+    default = ("in_process", 2, MAX_PARTITIONS_PER_RUN, "postgres")
     variant = (args.executor, args.concurrent_runs, args.chunk, args.instance) != default
     name = (
         f"end_to_end_{args.executor}_{args.concurrent_runs}runs_chunk{args.chunk}_{args.instance}"

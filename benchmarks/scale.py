@@ -5,10 +5,10 @@
 1. Memory. For each catalog size, a fresh PostgreSQL catalog gets that many synthetic rows (processed,
    with renditions; 1% failed for good, 1% gone; see `bulk_catalog`) plus the same `--sample` pending
    artworks from the corpus origin. Then what the nightly schedule runs: `sync_images` over every
-   partition with work, in ranges of 64, each run in a new process as the run launcher starts it;
-   each run reports its own peak RSS (`ru_maxrss`, the kernel's exact high-water mark). The work per
-   sync is the same at every size, so any growth is what the catalog's size costs; rendering 100,000
-   real images would take hours and measure the renderer, not the scaling.
+   partition with work, in ranges of MAX_PARTITIONS_PER_RUN, each run in a new process as the run
+   launcher starts it; each run reports its own peak RSS (`ru_maxrss`, the kernel's exact high-water
+   mark). The work per sync is the same at every size, so any growth is what the catalog's size
+   costs; rendering 100,000 real images would take hours and measure the renderer, not the scaling.
 2. Discovery. A catalog of `--discovery-rows` rows (2% pending) on PostgreSQL: the queries discovery
    and the stages run for one partition (counts, the first page of download and render candidates),
    median of 7, with EXPLAIN ANALYZE of the download query to show the partition index at work, and
@@ -43,8 +43,9 @@ IDLE_PARTITION = ("series", "0a")
 
 
 def memory_at(size: int, sample: int) -> dict[str, Any]:
-    """The nightly sync (every partition with work, in ranges of 64) over a catalog of `size` rows plus
-    `sample` artworks to sync, each run in a new process as the run launcher starts it."""
+    """The nightly sync (every partition with work, in ranges of MAX_PARTITIONS_PER_RUN) over a catalog
+    of `size` rows plus `sample` artworks to sync, each run in a new process as the run launcher
+    starts it."""
     with running_stack(f"bench_scale_{size}") as stack, tempfile.TemporaryDirectory() as dagster_home:
         signature = PipelineSettings.from_settings(stack.settings()).signature
         bulk = bulk_load(stack.database_url, size, signature=signature)

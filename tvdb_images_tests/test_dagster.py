@@ -25,7 +25,7 @@ from tvdb_images.catalog.importer import import_catalog_lines
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
 from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
-from tvdb_images.defs.partitions import artwork_partitions, partition_key
+from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN, artwork_partitions, partition_key
 from tvdb_images.defs.requests import RANGE_END_TAG, RANGE_START_TAG, partition_ranges
 from tvdb_images.defs.resources import resources_from_settings
 from tvdb_images.storage import Bucket, store_from_settings
@@ -315,7 +315,7 @@ def test_schedules(embedded: Settings, origin: LoopbackOrigin) -> None:
     with dg.build_schedule_context(resources=resources, scheduled_execution_time=tick) as context:
         requests = nightly.evaluate_tick(context).run_requests
     shards = {shard_of("series", 100 + i) for i in range(40)}
-    # Grouped into at most one range per 64-shard chunk, covering every shard with work.
+    # Grouped into at most one range per chunk of MAX_PARTITIONS_PER_RUN shards, covering all with work.
     assert 1 <= len(requests) <= 4
     covered = set()
     keys = [str(partition_key("series", s)) for s in sorted(shards)]
@@ -325,7 +325,7 @@ def test_schedules(embedded: Settings, origin: LoopbackOrigin) -> None:
             all_keys.index(request.tags[RANGE_START_TAG]),
             all_keys.index(request.tags[RANGE_END_TAG]),
         )
-        assert end - start < 64
+        assert end - start < MAX_PARTITIONS_PER_RUN
         covered |= set(all_keys[start : end + 1])
     assert set(keys) <= covered
     assert all(r.run_key and r.run_key.startswith("nightly:2026-11-28") for r in requests)
@@ -333,7 +333,7 @@ def test_schedules(embedded: Settings, origin: LoopbackOrigin) -> None:
     weekly = defs.get_schedule_def("weekly_cleanup")
     with dg.build_schedule_context(scheduled_execution_time=tick) as context:
         cleanup = weekly.evaluate_tick(context).run_requests
-    assert len(cleanup) == 5 * 4
+    assert len(cleanup) == 5 * 256 // MAX_PARTITIONS_PER_RUN
     assert all(r.run_config["ops"]["orphaned_images"]["config"]["dry_run"] is False for r in cleanup)
     catalog.dispose()
 
@@ -435,11 +435,13 @@ def test_partition_ranges_group_by_chunk_and_split_at_gaps() -> None:
         return str(partition_key("series", shard))
 
     partitions = [("series", s) for s in ("00", "01", "05", "3f", "40", "41", "a0")]
-    assert partition_ranges(partitions) == [
+    assert partition_ranges(partitions, chunk=64) == [
         (key("00"), key("3f")),
         (key("40"), key("41")),
         (key("a0"), key("a0")),
     ]
+    assert MAX_PARTITIONS_PER_RUN == 128  # by default, shards 00-7f and 80-ff
+    assert partition_ranges(partitions) == [(key("00"), key("41")), (key("a0"), key("a0"))]
     assert partition_ranges(partitions, chunk=256, max_gap=8) == [
         (key("00"), key("05")),
         (key("3f"), key("41")),

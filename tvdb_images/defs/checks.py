@@ -37,7 +37,7 @@ def catalog_objects_exist(
             originals, thumbnails = work.referenced_keys(session, content_type, shard)
             referenced[Bucket.ORIGINALS] |= originals
             referenced[Bucket.THUMBNAILS] |= thumbnails
-    # One listing per covering prefix (4 for a 64-partition run) rather than per partition.
+    # One listing per covering prefix (8 for a 128-partition run) rather than per partition.
     prefixes = [p for ct, shards in shards_by_type.items() for p in covering_prefixes(ct, shards)]
     missing: list[str] = []
     for bucket, keys in referenced.items():
