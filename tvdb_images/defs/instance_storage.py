@@ -15,7 +15,7 @@ does for itself; and it remembers tables it has seen exist. Selected in dagster/
 With `DAGSTER_EVENT_BATCH_SIZE` set (the image sets it), Dagster hands a ranged run's per-partition
 events to the storage in batches: dagster-postgres writes a batch of materializations in one
 statement, and this storage does the same for the batch of "planned" events a run records when it
-starts, which dagster-postgres would otherwise write one by one, seven round trips each.
+starts, which dagster-postgres would otherwise write one by one, several round trips each.
 """
 
 from __future__ import annotations
