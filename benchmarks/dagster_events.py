@@ -24,9 +24,9 @@ import yaml
 
 from benchmarks.common import machine, median, table, write_results
 from tvdb_images_tests import services
+from tvdb_images_tests.stack import dagster_postgres_url, deployed_dagster_storage
 
 STORAGES = ("sqlite", "dagster-postgres", "pooled (dagster/dagster.yaml)")
-POOLED = {"module": "tvdb_images.defs.instance_storage", "class": "PooledPostgresStorage"}
 
 
 @contextmanager
@@ -37,11 +37,11 @@ def instance_home(kind: str) -> Iterator[str]:
         name = None
         if kind != "sqlite":
             name = services.unique_name("bench_events")
-            url = services.create_database(name).replace("postgresql://", "postgresql+psycopg2://", 1)
+            url = services.create_database(name)
             if kind == "dagster-postgres":
-                config["storage"] = {"postgres": {"postgres_url": url}}
+                config["storage"] = {"postgres": {"postgres_url": dagster_postgres_url(url)}}
             else:
-                config["storage"] = {"custom": {**POOLED, "config": {"postgres_url": url}}}
+                config["storage"] = deployed_dagster_storage(url)
         (Path(home) / "dagster.yaml").write_text(yaml.safe_dump(config))
         try:
             yield home

@@ -41,6 +41,7 @@ from typing import Any
 
 import dagster as dg
 import psutil
+import yaml
 
 from benchmarks.common import machine, median, table, write_results
 from benchmarks.engine import corpus
@@ -53,7 +54,7 @@ from tvdb_images.defs.requests import partition_ranges
 from tvdb_images.imaging import RenderSettings
 from tvdb_images_tests import services
 from tvdb_images_tests.corpus import CORPUS_DIR
-from tvdb_images_tests.stack import image_environment
+from tvdb_images_tests.stack import deployed_dagster_storage, image_environment
 
 STAGES = ("source_images", "image_renditions")
 SUMMARY_KEYS = (
@@ -118,16 +119,12 @@ def run_backfill(
 @contextmanager
 def dagster_storage_on_postgres(dagster_home: Path) -> Iterator[None]:
     """Dagster's runs and event log in a PostgreSQL database of their own, as dagster/dagster.yaml
-    deploys them (dagster-postgres, psycopg2 driver), dropped afterwards."""
+    deploys them (its `storage` section: PooledPostgresStorage, psycopg2 driver), dropped afterwards."""
     name = services.unique_name("bench_e2e_dagster")
     url = services.create_database(name)
     try:
-        storage_url = url.replace("postgresql://", "postgresql+psycopg2://", 1)
-        (dagster_home / "dagster.yaml").write_text(
-            TELEMETRY_OFF
-            + "storage:\n  custom:\n    module: tvdb_images.defs.instance_storage\n"
-            + f"    class: PooledPostgresStorage\n    config:\n      postgres_url: {storage_url}\n"
-        )
+        storage = deployed_dagster_storage(url)
+        (dagster_home / "dagster.yaml").write_text(TELEMETRY_OFF + yaml.safe_dump({"storage": storage}))
         yield
     finally:
         services.drop_database(name)

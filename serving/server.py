@@ -76,10 +76,10 @@ def run(*, host: str, port: int, workers: int, loop: str = "auto") -> None:
         log_config=None,
         access_log=False,
     )
-    server = uvicorn.Server(config)
     if workers > 1:
         Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
+        server = uvicorn.Server(config)
         server.run()
         if not server.started:
             sys.exit(STARTUP_FAILURE)

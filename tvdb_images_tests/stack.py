@@ -51,6 +51,20 @@ _INTERPOLATION = re.compile(
 )
 
 
+def dagster_postgres_url(url: str) -> str:
+    """A PostgreSQL URL with the psycopg2 driver that dagster/dagster.yaml names for Dagster's storage."""
+    return url.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+def deployed_dagster_storage(postgres_url: str | None = None) -> dict[str, Any]:
+    """The `storage` section of dagster/dagster.yaml, exactly as deployed, or pointed at `postgres_url`
+    (a plain postgresql:// URL gets the deployment's driver)."""
+    storage = yaml.safe_load(PRODUCTION_INSTANCE.read_text())["storage"]
+    if postgres_url is not None:
+        storage["custom"]["config"] = {"postgres_url": dagster_postgres_url(postgres_url)}
+    return storage
+
+
 def image_environment() -> dict[str, str]:
     """The Dagster settings the image gives every process, from the Dockerfile's one-line
     `ENV DAGSTER_*=value` instructions; DAGSTER_HOME is left out, compose sets it for each service."""

@@ -16,7 +16,7 @@ from sqlalchemy import event
 from tvdb_images.defs.instance_storage import BatchingEventLogStorage
 from tvdb_images_tests import services
 from tvdb_images_tests.private_postgres import PrivatePostgres
-from tvdb_images_tests.stack import PRODUCTION_INSTANCE
+from tvdb_images_tests.stack import dagster_postgres_url, deployed_dagster_storage
 
 pytestmark = pytest.mark.services
 
@@ -29,15 +29,10 @@ def write_home(home: Path, storage: dict) -> str:
     return str(home)
 
 
-def production_storage() -> dict:
-    """The `storage` section of dagster/dagster.yaml, exactly as deployed."""
-    return yaml.safe_load(PRODUCTION_INSTANCE.read_text())["storage"]
-
-
 @pytest.fixture
 def dagster_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     name = services.unique_name("tvdb_images_dagster")
-    url = services.create_database(name).replace("postgresql://", "postgresql+psycopg2://", 1)
+    url = dagster_postgres_url(services.create_database(name))
     monkeypatch.setenv("DAGSTER_POSTGRES_URL", url)
     yield url
     services.drop_database(name)
@@ -67,7 +62,7 @@ def record_materializations(instance: dg.DagsterInstance, count: int) -> None:
 
 
 def test_the_deployed_instance_keeps_its_connections_open(tmp_path: Path, dagster_database: str) -> None:
-    instance = dg.DagsterInstance.from_config(write_home(tmp_path / "pooled", production_storage()))
+    instance = dg.DagsterInstance.from_config(write_home(tmp_path / "pooled", deployed_dagster_storage()))
     assert isinstance(instance._event_storage, BatchingEventLogStorage)
     pooled = count_database_work(instance)
     record_materializations(instance, EVENTS)
@@ -91,7 +86,7 @@ def test_the_deployed_instance_keeps_its_connections_open(tmp_path: Path, dagste
 def test_a_run_process_rebuilds_the_pooled_storage_from_the_instance_ref(
     tmp_path: Path, dagster_database: str
 ) -> None:
-    instance = dg.DagsterInstance.from_config(write_home(tmp_path, production_storage()))
+    instance = dg.DagsterInstance.from_config(write_home(tmp_path, deployed_dagster_storage()))
     rebuilt = dg.DagsterInstance.from_ref(instance.get_ref())
     assert isinstance(rebuilt._event_storage, BatchingEventLogStorage)
     assert rebuilt._event_storage._engine.pool.size() == 1  # pooled, not dagster-postgres's NullPool
@@ -99,8 +94,7 @@ def test_a_run_process_rebuilds_the_pooled_storage_from_the_instance_ref(
 
 def test_pooled_connections_survive_a_postgresql_restart(tmp_path: Path) -> None:
     with PrivatePostgres() as postgres:
-        url = postgres.create_database("dagster").replace("postgresql://", "postgresql+psycopg2://", 1)
-        storage = {"custom": {**production_storage()["custom"], "config": {"postgres_url": url}}}
+        storage = deployed_dagster_storage(postgres.create_database("dagster"))
         instance = dg.DagsterInstance.from_config(write_home(tmp_path, storage))
         record_materializations(instance, 2)
         postgres.restart()  # every pooled connection is now dead
@@ -185,7 +179,7 @@ def test_batched_events_record_what_event_by_event_recording_does(
     plain.wipe()
 
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")  # as the image sets it
-    pooled = dg.DagsterInstance.from_config(write_home(tmp_path / "pooled", production_storage()))
+    pooled = dg.DagsterInstance.from_config(write_home(tmp_path / "pooled", deployed_dagster_storage()))
     work = count_database_work(pooled)
     batched_run = run_over_a_range(pooled)
     assert what_the_ui_reads(pooled, batched_run) == expected

@@ -28,8 +28,9 @@ artwork_partitions = dg.MultiPartitionsDefinition(
 
 # A backfill of every partition becomes 10 runs, not 1,280: each run handles 128 prefixes. Each run
 # pays a fixed cost (a new process importing Dagster and the code location, its events, its checks,
-# about 2 s of CPU), and at 128 a 2,002-artwork sync ran at 72.9% of the two-core engine against 66.2%
-# at 64 (docs/performance.md, section 3); ten runs still keep the two runs TVDB allows busy.
+# about 2 s of CPU), and at 128 a 2,002-artwork sync ran at 73.9% of the two-core engine against 67.4%
+# at 64, medians of three (docs/performance.md, section 3); ten runs still keep the two runs TVDB
+# allows busy.
 MAX_PARTITIONS_PER_RUN = 128
 artwork_backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITIONS_PER_RUN)
 
