@@ -45,7 +45,8 @@ class CleanupReport:
     def as_dict(self) -> dict[str, Any]:
         """The report without the fields that do not apply: a dry run frees nothing, a real run
         has nothing that would be."""
-        skipped = ("deleted", "bytes_freed") if self.dry_run else ("would_delete", "bytes_that_would_be_freed")
+        real_only, dry_only = ("deleted", "bytes_freed"), ("would_delete", "bytes_that_would_be_freed")
+        skipped = real_only if self.dry_run else dry_only
         return {k: v for k, v in self.__dict__.items() if k not in skipped}
 
 
