@@ -11,6 +11,9 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+from dagster._serdes import deserialize_value
+from sqlalchemy import select
 
 from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
@@ -108,6 +111,23 @@ def test_creating_a_run_over_every_partition_takes_a_few_connections(
     assert partitions == 1280 and len(planned) == 3 * partitions
     # Event by event this is two connections per planned event (7,680); batched, a handful per batch.
     assert sum(connections.values()) < 40, connections
+    # Each partitioned check's planned event: a row per partition, each holding that same event.
+    checks = [
+        entry
+        for entry in instance.all_logs(run.run_id)
+        if entry.dagster_event is not None
+        and entry.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+    ]
+    with instance._event_storage.index_connection() as conn:  # type: ignore[attr-defined]
+        rows = conn.execute(
+            select(
+                AssetCheckExecutionsTable.c.check_name, AssetCheckExecutionsTable.c.evaluation_event
+            ).where(AssetCheckExecutionsTable.c.run_id == run.run_id)
+        ).all()
+    assert len(checks) == 2 and len(rows) == 2 * partitions
+    by_check = {entry.dagster_event.asset_check_planned_data.check_name: entry for entry in checks}
+    for check_name, serialized in rows:
+        assert deserialize_value(serialized, dg.EventLogEntry) == by_check[check_name]
     record = instance.get_latest_planned_materialization_info(
         dg.AssetKey("source_images"), partition="series|ff"
     )

@@ -8,10 +8,11 @@ minutes before its run was even queued (docs/operations.md, "One run over a whol
 
 This storage stores such a batch with one connection and transaction per database, as
 tvdb_images/defs/instance_storage.py does for PostgreSQL, and remembers which tables exist (the
-SQLite storage opens a connection to ask for every partitioned event). Everything else is Dagster's
-own `DagsterSqliteStorage`, with the same files under the same base directory, so an existing
-DAGSTER_HOME keeps its history. Dagster hands events to a storage in batches only when
-`DAGSTER_EVENT_BATCH_SIZE` is set; loading this storage sets it (unless the environment already
+SQLite storage opens a connection to ask for every partitioned event); the planned events of asset
+checks are serialized once, not once per partition (tvdb_images/defs/check_events.py). Everything
+else is Dagster's own `DagsterSqliteStorage`, with the same files under the same base directory,
+so an existing DAGSTER_HOME keeps its history. Dagster hands events to a storage in batches only
+when `DAGSTER_EVENT_BATCH_SIZE` is set; loading this storage sets it (unless the environment already
 does), so every process that opens the instance (`dagster dev`, `dagster job launch`, run workers)
 batches. Selected in the top-level dagster.yaml under `storage: custom:`.
 """
@@ -38,14 +39,16 @@ from dagster._core.storage.sqlite_storage import (
 from dagster._serdes import ConfigurableClassData
 from dagster._utils import mkdir_p
 
+from tvdb_images.defs.check_events import PlannedChecksSerializedOnce
 from tvdb_images.defs.instance_storage import _is_planned_asset_event
 
 # The image's value for PostgreSQL (Dockerfile): a full-range run's planned events in four batches.
 EVENT_BATCH_SIZE = 1000
 
 
-class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
-    """The SQLite event log, writing a batch of planned events with one transaction per database."""
+class BatchingSqliteEventLogStorage(PlannedChecksSerializedOnce, SqliteEventLogStorage):
+    """The SQLite event log, writing a batch of planned events with one transaction per database
+    (and a partitioned check's planned event serialized once, not once per partition)."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self._existing_tables: set[str] = set()
