@@ -19,7 +19,13 @@ from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
 from tvdb_images.defs.partitions import artwork_partitions
 from tvdb_images.defs.sqlite_instance_storage import BatchingSqliteEventLogStorage, BatchingSqliteStorage
-from tvdb_images_tests.test_instance_storage import run_over_a_range, what_the_ui_reads, write_home
+from tvdb_images_tests.stack import deployed_dagster_storage
+from tvdb_images_tests.test_instance_storage import (  # noqa: F401  (dagster_database is a fixture)
+    dagster_database,
+    run_over_a_range,
+    what_the_ui_reads,
+    write_home,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 FULL_RANGE = {
@@ -97,32 +103,46 @@ def test_creating_a_run_over_every_partition_takes_a_few_connections(
 ) -> None:
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
     instance = embedded_instance(tmp_path / "home", monkeypatch)
-    settings = Settings.model_validate({"TVDB_IMAGES_DATA_DIR": str(tmp_path / "data")})
-    job = build_definitions(settings).resolve_job_def("sync_images")
     connections = count_connections(instance)
-    run = instance.create_run_for_job(job, tags={**job.tags, **FULL_RANGE})
-    partitions = len(artwork_partitions.get_partition_keys())
-    planned = [
-        entry
-        for entry in instance.all_logs(run.run_id)
-        if entry.dagster_event is not None
-        and entry.dagster_event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
-    ]
-    assert partitions == 1280 and len(planned) == 3 * partitions
+    run_id = create_full_range_run(instance, tmp_path)
     # Event by event this is two connections per planned event (7,680); batched, a handful per batch.
     assert sum(connections.values()) < 40, connections
-    # Each partitioned check's planned event: a row per partition, each holding that same event.
-    checks = [
-        entry
-        for entry in instance.all_logs(run.run_id)
-        if entry.dagster_event is not None
-        and entry.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+    assert_full_range_recorded(instance, run_id)
+
+
+@pytest.mark.services
+@pytest.mark.usefixtures("dagster_database")  # sets DAGSTER_POSTGRES_URL, which the deployed storage reads
+def test_a_full_range_run_on_the_deployed_postgresql_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")  # as the image sets it
+    instance = dg.DagsterInstance.from_config(write_home(tmp_path / "pg", deployed_dagster_storage()))
+    assert_full_range_recorded(instance, create_full_range_run(instance, tmp_path))
+
+
+def create_full_range_run(instance: dg.DagsterInstance, tmp_path: Path) -> str:
+    settings = Settings.model_validate({"TVDB_IMAGES_DATA_DIR": str(tmp_path / "data")})
+    job = build_definitions(settings).resolve_job_def("sync_images")
+    return instance.create_run_for_job(job, tags={**job.tags, **FULL_RANGE}).run_id
+
+
+def assert_full_range_recorded(instance: dg.DagsterInstance, run_id: str) -> None:
+    """3 planned materializations per partition, and each partitioned check's planned event as a row
+    per partition holding that same event."""
+    partitions = len(artwork_partitions.get_partition_keys())
+    logs = [entry for entry in instance.all_logs(run_id) if entry.dagster_event is not None]
+    planned = [
+        e for e in logs if e.dagster_event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
     ]
+    checks = [
+        e for e in logs if e.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+    ]
+    assert partitions == 1280 and len(planned) == 3 * partitions
     with instance._event_storage.index_connection() as conn:  # type: ignore[attr-defined]
         rows = conn.execute(
             select(
                 AssetCheckExecutionsTable.c.check_name, AssetCheckExecutionsTable.c.evaluation_event
-            ).where(AssetCheckExecutionsTable.c.run_id == run.run_id)
+            ).where(AssetCheckExecutionsTable.c.run_id == run_id)
         ).all()
     assert len(checks) == 2 and len(rows) == 2 * partitions
     by_check = {entry.dagster_event.asset_check_planned_data.check_name: entry for entry in checks}
@@ -131,4 +151,4 @@ def test_creating_a_run_over_every_partition_takes_a_few_connections(
     record = instance.get_latest_planned_materialization_info(
         dg.AssetKey("source_images"), partition="series|ff"
     )
-    assert record is not None and record.run_id == run.run_id
+    assert record is not None and record.run_id == run_id
