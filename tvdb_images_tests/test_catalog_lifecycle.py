@@ -361,3 +361,30 @@ def test_refresh_artwork_job(sqlite_catalog: Catalog, images: LoopbackOrigin, tm
         raise_on_error=False,
     )
     assert not bad.success
+
+
+def test_renditions_of_an_artwork_removed_during_its_render_are_not_recorded(setup: Setup) -> None:
+    """A sync that stored an artwork's renditions just as an operator removed it records nothing and
+    carries on (no foreign-key error ends its batch); cleanup takes the objects."""
+    from tvdb_images.catalog import work
+
+    _synced(setup)
+    with setup.catalog.session() as session:
+        row = session.get(Artwork, 301)
+        task = work.RenderTask(
+            row.id, row.content_type, row.content_id, row.image_type, row.storage_path,
+            row.source_format, row.source_checksum, source_url=row.source_url,
+        )  # fmt: skip
+        stored = [
+            work.StoredRendition(
+                r.size, r.format, r.storage_key, r.url, r.width, r.height, r.bytes, r.content_type, r.checksum
+            )
+            for r in row.renditions
+        ]
+        signature = row.render_signature
+    with setup.catalog.session() as session:
+        remove(session, Removal(artwork_ids=frozenset({301})))
+    with setup.catalog.session() as session:
+        work.record_renditions(session, task, stored, signature=signature)
+    assert 301 not in _statuses(setup.catalog)
+    assert _rendition_rows(setup.catalog, [301]) == 0
