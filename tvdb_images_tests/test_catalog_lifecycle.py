@@ -163,7 +163,7 @@ def test_removed_rows_go_and_cleanup_then_takes_exactly_their_objects(setup: Set
     with setup.catalog.session() as session:
         dry = remove(session, removal, dry_run=True)
     assert (dry.items, dry.artworks, dry.renditions) == (1, 2, _rendition_rows(setup.catalog, [102, 201]))
-    assert "would remove 1 items, 2 artworks" in dry.summary()
+    assert "would remove 1 item, 2 artworks" in dry.summary()
     assert "series/2" in dry.examples and any("artwork 102" in e for e in dry.examples)
     assert len(_statuses(setup.catalog)) == 5  # nothing removed by the dry run
 
@@ -242,10 +242,10 @@ def test_catalog_remove_command(cli_env: Setup, capsys: pytest.CaptureFixture[st
     _synced(cli_env)
     assert main(["catalog", "remove", "--item", "series/2", "--artwork-id", "103", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "dry run: would remove 1 items, 2 artworks and 10 renditions" in out
+    assert "dry run: would remove 1 item, 2 artworks and 10 renditions" in out
     assert len(_statuses(cli_env.catalog)) == 5
     assert main(["catalog", "remove", "--item", "series/2", "--artwork-id", "103"]) == 0
-    assert "removed 1 items, 2 artworks and 10 renditions" in capsys.readouterr().out
+    assert "removed 1 item, 2 artworks and 10 renditions" in capsys.readouterr().out
     assert sorted(_statuses(cli_env.catalog)) == [101, 102, 301]
     assert main(["catalog", "remove"]) == 2
     assert main(["catalog", "remove", "--item", "shows/2"]) == 2
@@ -266,13 +266,13 @@ def test_import_prune_removes_what_a_full_export_lacks(
 
     assert main(["catalog", "import", str(path), "--prune", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "dry run: would remove 1 items, 2 artworks and 10 renditions" in out
+    assert "dry run: would remove 1 item, 2 artworks and 10 renditions" in out
     assert "series/2" in out and "artwork 102" in out
     assert sorted(_statuses(cli_env.catalog)) == [101, 102, 103, 201, 301]
 
     assert main(["catalog", "import", str(path), "--prune"]) == 0
     out = capsys.readouterr().out
-    assert "1 new" in out and "removed 1 items, 2 artworks and 10 renditions" in out
+    assert "1 new" in out and "removed 1 item, 2 artworks and 10 renditions" in out
     assert sorted(_statuses(cli_env.catalog)) == [101, 103, 301, 501]
     assert _rendition_rows(cli_env.catalog, [102, 201]) == 0
     with cli_env.catalog.session() as session:
@@ -318,7 +318,7 @@ def test_catalog_refresh_command(cli_env: Setup, capsys: pytest.CaptureFixture[s
     assert {a for a, s in _statuses(cli_env.catalog).items() if s == "processed"} == {101, 102, 103, 201, 301}
 
     assert main(["catalog", "refresh", "--cause", "unsupported_format"]) == 0
-    assert "1 artworks matched (1 failed); marked 1" in capsys.readouterr().out
+    assert "1 artwork matched (1 failed); marked 1" in capsys.readouterr().out
     with cli_env.catalog.session() as session:
         bad = session.get(Artwork, BAD_ARTWORK)
         assert (bad.status, bad.failure_cause, bad.attempts) == (ArtworkStatus.PENDING, None, 0)

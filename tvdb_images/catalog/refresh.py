@@ -17,6 +17,7 @@ from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
+from tvdb_images.catalog.wording import counted
 from tvdb_images.config import CONTENT_TYPES
 
 STATUSES: tuple[str, ...] = tuple(status.value for status in ArtworkStatus)
@@ -87,8 +88,8 @@ class RefreshReport:
         statuses = ", ".join(f"{count} {status}" for status, count in sorted(self.by_status.items()))
         verb = f"would mark {self.would_mark}" if self.dry_run else f"marked {self.marked}"
         return (
-            f"{self.matched} artworks matched ({statuses or 'none'}); {verb} for re-download by the next"
-            f" sync; {self.already_pending} already pending"
+            f"{counted(self.matched, 'artwork')} matched ({statuses or 'none'}); {verb} for re-download"
+            f" by the next sync; {self.already_pending} already pending"
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from tvdb_images.catalog import work
 from tvdb_images.catalog.importer import SOURCE_URL_COLUMNS
 from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition
 from tvdb_images.catalog.selection import primary_sort_key
+from tvdb_images.catalog.wording import counted
 
 CHUNK = 500  # ids per statement: well under SQLite's bound-parameter limit
 EXAMPLES = 20
@@ -40,7 +41,8 @@ class RemovalReport:
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
         return (
-            f"{verb} {self.items} items, {self.artworks} artworks and {self.renditions} renditions"
+            f"{verb} {counted(self.items, 'item')}, {counted(self.artworks, 'artwork')} and"
+            f" {counted(self.renditions, 'rendition')}"
             "; their stored objects are left to orphan cleanup"
         )
 
