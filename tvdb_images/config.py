@@ -44,6 +44,9 @@ class Settings(BaseSettings):
 
     storage_backend: Literal["local", "s3"] = Field(default="local", alias="STORAGE_BACKEND")
     local_storage_dir: Path | None = Field(default=None, alias="LOCAL_STORAGE_DIR")
+    # Octal modes of the local backend's files and directories, applied whatever the umask.
+    local_storage_file_mode: int = Field(default=0o644, ge=0, le=0o777, alias="LOCAL_STORAGE_FILE_MODE")
+    local_storage_dir_mode: int = Field(default=0o755, ge=0, le=0o777, alias="LOCAL_STORAGE_DIR_MODE")
     s3_endpoint_url: str | None = Field(default=None, alias="S3_ENDPOINT_URL")
     s3_access_key_id: str | None = Field(default=None, alias="S3_ACCESS_KEY_ID")
     s3_secret_access_key: SecretStr | None = Field(default=None, alias="S3_SECRET_ACCESS_KEY")
@@ -112,6 +115,16 @@ class Settings(BaseSettings):
     def _blank_str_is_none(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("local_storage_file_mode", "local_storage_dir_mode", mode="before")
+    @classmethod
+    def _octal(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return int(value.strip(), 8)
+            except ValueError:
+                raise ValueError(f"expected an octal mode such as 0644 (got {value!r})") from None
         return value
 
     @field_validator("image_format", "storage_backend", mode="before")

@@ -362,10 +362,13 @@ def test_cleanup_job_dry_run_then_for_real(embedded: Settings, origin: LoopbackO
         return {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
     dry = run(True)
-    assert (dry["orphans_found"], dry["deleted"], dry["dry_run"]) == (1, 0, True)
+    assert (dry["orphans_found"], dry["would_delete"], dry["dry_run"]) == (1, 1, True)
+    assert dry["bytes_that_would_be_freed"] == len(b"orphan") and "bytes_freed" not in dry
+    assert dry["examples"] == [f"tvdb-thumbnails/{path}/999/large.webp"]  # the real bucket name
     assert store.head(Bucket.THUMBNAILS, f"{path}/999/large.webp") is not None
     real = run(False)
-    assert (real["orphans_found"], real["deleted"]) == (1, 1)
+    assert (real["orphans_found"], real["deleted"], real["bytes_freed"]) == (1, 1, len(b"orphan"))
+    assert "bytes_that_would_be_freed" not in real
     assert store.head(Bucket.THUMBNAILS, f"{path}/999/large.webp") is None
     assert real["objects_referenced"] == len(SIZES) + 1
     catalog.dispose()

@@ -296,3 +296,89 @@ def test_image_rejected_knows_only_stable_causes() -> None:
 
 def test_corpus_is_where_tests_expect_it() -> None:
     assert (CORPUS_DIR / "bad").is_dir(), f"corpus missing at {CORPUS_DIR}"
+
+
+# --- frames beyond the logical screen, text bombs ------------------------------------------------
+
+
+def gif_with_frame(
+    screen: tuple[int, int], frame: tuple[int, int], *, offset=(0, 0), before: int = 0
+) -> bytes:
+    """A GIF whose logical screen is `screen` and whose last frame (after `before` others) is `frame`."""
+    head = b"GIF89a" + struct.pack("<HHBBB", *screen, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    comment = b"\x21\xfe\x03abc\x00"  # an extension block the walk must step over
+
+    def descriptor(x: int, y: int, w: int, h: int) -> bytes:
+        return b"\x2c" + struct.pack("<HHHHB", x, y, w, h, 0) + b"\x02\x02\x44\x01\x00"
+
+    frames = b"".join(descriptor(0, 0, *screen) for _ in range(before)) + descriptor(*offset, *frame)
+    return head + comment + frames + b"\x3b"
+
+
+@pytest.mark.parametrize(
+    ("frame", "offset", "before"),
+    [((20000, 20000), (0, 0), 0), ((20000, 20000), (0, 0), 2), ((100, 100), (9000, 9000), 1)],
+    ids=["first-frame-far-beyond", "later-frame-far-beyond", "small-frame-far-away"],
+)
+def test_gif_frames_beyond_the_screen_meet_the_projects_pixel_cap(
+    frame: tuple[int, int], offset: tuple[int, int], before: int
+) -> None:
+    data = gif_with_frame((16, 16), frame, offset=offset, before=before)
+    rejected = reject(data)
+    assert rejected.cause == "too_many_pixels"
+    assert "MAX_IMAGE_PIXELS" in rejected.detail
+    assert "50,000,000" in rejected.detail
+    assert "178,956,970" not in rejected.detail  # Pillow's own limit never gets to speak
+    with pytest.raises(ImageRejected) as caught:
+        render_renditions(data, RenderSettings(), LIMITS)
+    assert caught.value.cause == "too_many_pixels"
+
+
+def test_gif_frames_within_the_cap_are_measured_by_their_extent() -> None:
+    data = gif_with_frame((16, 16), (120, 90), before=1)
+    assert reject(data, ValidationLimits(max_pixels=120 * 90 - 1)).cause == "too_many_pixels"
+
+
+def png_with_text_chunk(chunk_type: bytes, text: bytes, *, after_image_data: bool = False) -> bytes:
+    """A valid 8x8 PNG carrying one extra text chunk (compressed for zTXt and iTXt)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buffer, "PNG")
+    png = buffer.getvalue()
+    if chunk_type == b"zTXt":
+        body = b"Comment\x00\x00" + zlib.compress(text, 9)
+    elif chunk_type == b"iTXt":
+        body = b"Comment\x00\x01\x00en\x00Comment\x00" + zlib.compress(text, 9)
+    else:
+        body = b"Comment\x00" + text
+    chunk = (
+        struct.pack(">I", len(body)) + chunk_type + body + struct.pack(">I", zlib.crc32(chunk_type + body))
+    )
+    at = png.rindex(b"IEND") - 4 if after_image_data else 33
+    return png[:at] + chunk + png[at:]
+
+
+@pytest.mark.parametrize("chunk_type", [b"zTXt", b"iTXt"])
+@pytest.mark.parametrize("after_image_data", [False, True], ids=["before-idat", "after-idat"])
+def test_png_with_a_text_bomb_is_metadata_too_large(chunk_type: bytes, after_image_data: bool) -> None:
+    data = png_with_text_chunk(chunk_type, b"A" * 3_000_000, after_image_data=after_image_data)
+    assert len(data) < 20_000  # a few kilobytes that inflate to megabytes
+    rejected = reject(data)
+    assert rejected.cause == "metadata_too_large"
+    assert chunk_type.decode() in rejected.detail
+    with pytest.raises(ImageRejected) as caught:
+        render_renditions(data, RenderSettings(), LIMITS)
+    assert caught.value.cause == "metadata_too_large"
+
+
+@pytest.mark.parametrize("chunk_type", [b"tEXt", b"zTXt", b"iTXt"])
+def test_png_with_modest_text_is_valid(chunk_type: bytes) -> None:
+    data = png_with_text_chunk(chunk_type, b"poster by someone" * 100)
+    assert validate_source(data, LIMITS).format == "png"
+    assert render_renditions(data, RenderSettings(), LIMITS).renditions
+
+
+def test_pillows_text_refusal_maps_to_metadata_too_large() -> None:
+    from tvdb_images.imaging.validate import decode_failure
+
+    error = ValueError("Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK")
+    assert decode_failure("png", error).cause == "metadata_too_large"

@@ -354,8 +354,15 @@ def record_renditions(
     signature: str,
     now: datetime | None = None,
 ) -> None:
-    """Record stored renditions and give the artwork its local URLs, all in the caller's transaction."""
+    """Record stored renditions and give the artwork its local URLs, all in the caller's transaction.
+
+    An artwork removed from the catalog meanwhile records nothing (its objects are left to orphan
+    cleanup); the row is locked first, so a removal cannot slip in between (PostgreSQL).
+    """
     now = now or datetime.now(UTC)
+    still_there = select(Artwork.id).where(Artwork.id == task.artwork_id).with_for_update()
+    if session.scalar(still_there) is None:
+        return
     formats = {r.format for r in renditions}
     session.execute(
         delete(ArtworkRendition).where(

@@ -155,6 +155,16 @@ def orphaned_images(
         catalog.get_catalog(), _reachable_store(storage), partitions, grace=grace, dry_run=config.dry_run
     )
     context.log.info("orphaned_images: %s", report.as_dict())
+    if report.dry_run:
+        outcome = {
+            "would_delete": dg.MetadataValue.int(report.would_delete),
+            "bytes_that_would_be_freed": dg.MetadataValue.int(report.bytes_that_would_be_freed),
+        }
+    else:
+        outcome = {
+            "deleted": dg.MetadataValue.int(report.deleted),
+            "bytes_freed": dg.MetadataValue.int(report.bytes_freed),
+        }
     return dg.MaterializeResult(
         metadata={
             "dry_run": dg.MetadataValue.bool(report.dry_run),
@@ -164,8 +174,7 @@ def orphaned_images(
             "objects_referenced": dg.MetadataValue.int(report.objects_referenced),
             "orphans_found": dg.MetadataValue.int(report.orphans_found),
             "orphans_in_grace": dg.MetadataValue.int(report.orphans_in_grace),
-            "deleted": dg.MetadataValue.int(report.deleted),
-            "bytes_freed": dg.MetadataValue.int(report.bytes_freed),
+            **outcome,
             "foreign_keys_ignored": dg.MetadataValue.int(report.foreign_keys_ignored),
             "examples": dg.MetadataValue.json(report.examples),
         }

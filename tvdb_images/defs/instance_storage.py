@@ -37,6 +37,8 @@ from dagster_postgres import (
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 from sqlalchemy import Engine
 
+from tvdb_images.defs.check_events import PlannedChecksSerializedOnce
+
 POOL_RECYCLE_SECONDS = 3600
 MAX_OVERFLOW = 4
 
@@ -53,10 +55,10 @@ def pooled_engine(postgres_url: str, token_provider: Any) -> Engine:
     )
 
 
-class BatchingEventLogStorage(PostgresEventLogStorage):
+class BatchingEventLogStorage(PlannedChecksSerializedOnce, PostgresEventLogStorage):
     """The event log, writing a batch of planned events at once and remembering which tables exist (a
     table appears only through a migration, and the answer was asked of PostgreSQL once per
-    partitioned event)."""
+    partitioned event); a partitioned check's planned event is serialized once (check_events.py)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._existing_tables: set[str] = set()

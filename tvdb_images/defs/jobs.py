@@ -14,6 +14,7 @@ from tvdb_images.defs.assets import (
     storage_stats,
 )
 from tvdb_images.defs.metadata import stage_metadata
+from tvdb_images.defs.refresh_job import refresh_artwork
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
 from tvdb_images.pipeline.sync import sync_scope
 
@@ -148,4 +149,5 @@ ALL_JOBS = [
     refresh_storage_stats,
     sync_content_item,
     sync_missing_artwork,
+    refresh_artwork,
 ]

@@ -28,9 +28,17 @@ DEFAULT_ORIGIN_PORT = 8765
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 DAGSTER_YAML = """\
-# Dagster instance of the embedded default: SQLite storage under this directory.
+# Dagster instance of the embedded default: SQLite storage under this directory, writing a run's
+# planned events in batches (tvdb_images/defs/sqlite_instance_storage.py).
 telemetry:
   enabled: false
+storage:
+  custom:
+    module: tvdb_images.defs.sqlite_instance_storage
+    class: BatchingSqliteStorage
+    config:
+      base_dir:
+        env: DAGSTER_HOME
 """
 
 

@@ -14,9 +14,20 @@ TOO_MANY_PIXELS = "too_many_pixels"
 TOO_MANY_FRAMES = "too_many_frames"
 TRUNCATED = "truncated"
 CORRUPT = "corrupt"
+METADATA_TOO_LARGE = "metadata_too_large"
 
 CAUSES: frozenset[str] = frozenset(
-    {EMPTY, TOO_LARGE, UNSUPPORTED_FORMAT, NOT_AN_IMAGE, TOO_MANY_PIXELS, TOO_MANY_FRAMES, TRUNCATED, CORRUPT}
+    {
+        EMPTY,
+        TOO_LARGE,
+        UNSUPPORTED_FORMAT,
+        NOT_AN_IMAGE,
+        TOO_MANY_PIXELS,
+        TOO_MANY_FRAMES,
+        TRUNCATED,
+        CORRUPT,
+        METADATA_TOO_LARGE,
+    }
 )
 
 
@@ -32,6 +43,8 @@ class ImageRejected(Exception):
       too_many_frames    an animation with more frames than the limit
       truncated          the image header is complete but the data stops before the image ends
       corrupt            the header is unreadable or inconsistent, or the data fails to decode
+      metadata_too_large a text/metadata chunk (PNG tEXt, zTXt, iTXt) holds more than the decoder
+                         accepts (1 MiB inflated per chunk, 64 MiB in all): a text bomb, not an image fault
     """
 
     cause: str

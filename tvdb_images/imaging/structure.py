@@ -12,10 +12,11 @@ The split between the two failure causes is deliberate and stable:
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import CORRUPT, ImageRejected
+from .errors import CORRUPT, METADATA_TOO_LARGE, ImageRejected
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def _read_png(data: bytes) -> Container:
         raise _corrupt(f"PNG IHDR is invalid (length {ihdr_length}, {width}x{height})")
     frames = 1
     seen_idat = False
+    text_bytes = 0
     pos = 8
     while pos + 8 <= n:
         length, ctype = struct.unpack_from(">I4s", data, pos)
@@ -150,8 +152,50 @@ def _read_png(data: bytes) -> Container:
             seen_idat = True
         elif ctype == b"acTL" and length >= 8:
             (frames,) = struct.unpack_from(">I", data, pos + 8)
+        elif ctype in _PNG_TEXT_CHUNKS:
+            text_bytes += _png_text_size(ctype, data[pos + 8 : pos + 8 + length], pos)
+            if text_bytes > PNG_MAX_TEXT_TOTAL:
+                raise ImageRejected(
+                    METADATA_TOO_LARGE,
+                    f"PNG text chunks hold {text_bytes:,} bytes, over the limit of {PNG_MAX_TEXT_TOTAL:,}",
+                )
         pos = end
     return Container(width, height, frames, f"PNG ends after {n} bytes without an IEND chunk")
+
+
+# Pillow's own bounds (PngImagePlugin.MAX_TEXT_CHUNK / MAX_TEXT_MEMORY): it refuses a PNG beyond them,
+# so the walk refuses it first, with the cause that says what is wrong.
+PNG_MAX_TEXT_CHUNK = 1024 * 1024
+PNG_MAX_TEXT_TOTAL = 64 * PNG_MAX_TEXT_CHUNK
+_PNG_TEXT_CHUNKS = frozenset({b"tEXt", b"zTXt", b"iTXt"})
+
+
+def _png_text_size(ctype: bytes, body: bytes, offset: int) -> int:
+    """Bytes a text chunk holds once inflated; refuses one that inflates beyond PNG_MAX_TEXT_CHUNK."""
+    keyword_end = body.find(b"\0")
+    if keyword_end < 0:
+        return len(body)
+    if ctype == b"zTXt":
+        compressed, start = True, keyword_end + 2
+    elif ctype == b"iTXt":
+        compressed = body[keyword_end + 1 : keyword_end + 2] == b"\x01"
+        start = body.find(b"\0", body.find(b"\0", keyword_end + 3) + 1) + 1
+    else:
+        return len(body)
+    if not compressed or start <= 0:
+        return len(body)
+    inflater = zlib.decompressobj()
+    try:
+        inflated = inflater.decompress(body[start:], PNG_MAX_TEXT_CHUNK + 1)
+    except zlib.error:
+        return len(body)  # undecodable text is skipped by decoders, not a reason to refuse
+    if len(inflated) > PNG_MAX_TEXT_CHUNK:
+        raise ImageRejected(
+            METADATA_TOO_LARGE,
+            f"PNG {ctype.decode('ascii')} chunk at offset {offset} inflates to more than"
+            f" {PNG_MAX_TEXT_CHUNK:,} bytes",
+        )
+    return len(inflated)
 
 
 # --- GIF --------------------------------------------------------------------------------------------
@@ -161,9 +205,51 @@ def _read_gif(data: bytes) -> Container:
     if len(data) < 13:
         raise _corrupt(f"GIF header is unreadable: the data ends after {len(data)} bytes")
     width, height = struct.unpack_from("<HH", data, 6)
-    # The logical screen may be 0x0 or smaller than the first frame; Pillow's header read (which
-    # takes the first frame into account) is checked against the limits as well.
+    # A frame may extend beyond the logical screen (Pillow then grows the canvas to hold it), so
+    # the pixels that count are those of the screen and every frame's extent together.
+    extent_w, extent_h = _gif_frame_extent(data)
+    width, height = max(width, extent_w), max(height, extent_h)
     return Container(width or None, height or None, None, None)
+
+
+def _gif_frame_extent(data: bytes) -> tuple[int, int]:
+    """The right and bottom edges of the GIF's frames, from their image descriptors (no decoding).
+
+    The walk stops quietly where the data stops or stops making sense; Pillow judges the rest.
+    """
+    n = len(data)
+    pos = 13
+    if data[10] & 0x80:
+        pos += 3 << ((data[10] & 0x07) + 1)
+    right = bottom = 0
+    while pos < n:
+        introducer = data[pos]
+        if introducer == 0x3B:  # trailer
+            break
+        if introducer == 0x21:  # extension: label, then data sub-blocks
+            pos = _skip_gif_sub_blocks(data, pos + 2)
+        elif introducer == 0x2C:  # image descriptor
+            if pos + 10 > n:
+                break
+            left, top, frame_w, frame_h, flags = struct.unpack_from("<HHHHB", data, pos + 1)
+            right, bottom = max(right, left + frame_w), max(bottom, top + frame_h)
+            pos += 10
+            if flags & 0x80:
+                pos += 3 << ((flags & 0x07) + 1)
+            pos = _skip_gif_sub_blocks(data, pos + 1)  # after the LZW minimum code size
+        else:
+            break
+    return right, bottom
+
+
+def _skip_gif_sub_blocks(data: bytes, pos: int) -> int:
+    n = len(data)
+    while pos < n:
+        length = data[pos]
+        pos += 1 + length
+        if length == 0:
+            break
+    return pos
 
 
 # --- WebP -------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from .errors import (
     CORRUPT,
     EMPTY,
+    METADATA_TOO_LARGE,
     NOT_AN_IMAGE,
     TOO_LARGE,
     TOO_MANY_FRAMES,
@@ -141,6 +142,8 @@ def decode_failure(fmt: str, exc: BaseException) -> ImageRejected:
     if isinstance(exc, Image.DecompressionBombError):
         return ImageRejected(TOO_MANY_PIXELS, str(exc))
     message = str(exc) or type(exc).__name__
+    if "MAX_TEXT_CHUNK" in message or "MAX_TEXT_MEMORY" in message:
+        return ImageRejected(METADATA_TOO_LARGE, f"{fmt.upper()} text chunk refused: {message}")
     cause = TRUNCATED if "truncated" in message.lower() else CORRUPT
     return ImageRejected(cause, f"{fmt.upper()} decoding failed: {message}")
 
@@ -149,7 +152,8 @@ def _check_pixels(width: int, height: int, limits: ValidationLimits) -> None:
     if width * height > limits.max_pixels:
         raise ImageRejected(
             TOO_MANY_PIXELS,
-            f"{width}x{height} is {width * height:,} pixels, over the limit of {limits.max_pixels:,}",
+            f"{width}x{height} is {width * height:,} pixels,"
+            f" over the MAX_IMAGE_PIXELS limit of {limits.max_pixels:,}",
         )
 
 

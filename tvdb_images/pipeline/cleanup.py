@@ -34,14 +34,20 @@ class CleanupReport:
     orphans_in_grace: int = 0
     orphans_in_progress: int = 0  # under an artwork a sync has yet to finish: kept
     kept_on_recheck: int = 0  # rewritten or referenced since the listing: kept
-    deleted: int = 0
+    deleted: int = 0  # a dry run deletes nothing: see would_delete
     bytes_freed: int = 0
+    would_delete: int = 0  # dry run only: what a real run would have deleted
+    bytes_that_would_be_freed: int = 0
     foreign_keys_ignored: int = 0
     elapsed_seconds: float = 0.0
-    examples: list[str] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)  # "{real bucket name}/{key}" of deleted objects
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        """The report without the fields that do not apply: a dry run frees nothing, a real run
+        has nothing that would be."""
+        real_only, dry_only = ("deleted", "bytes_freed"), ("would_delete", "bytes_that_would_be_freed")
+        skipped = real_only if self.dry_run else dry_only
+        return {k: v for k, v in self.__dict__.items() if k not in skipped}
 
 
 def clean_orphans(
@@ -79,14 +85,16 @@ def clean_orphans(
                     report.orphans_in_grace += 1
                     continue
                 doomed[obj.key] = obj.size
-            if doomed and not dry_run:
+            if dry_run:
+                report.would_delete += len(doomed)
+                report.bytes_that_would_be_freed += sum(doomed.values())
+            elif doomed:
                 doomed = _recheck(catalog, store, bucket, content_type, shard, doomed, cutoff, report)
                 if doomed:
                     report.deleted += store.delete(bucket, list(doomed))
-            report.bytes_freed += sum(doomed.values())
-            report.examples.extend(
-                f"{bucket.value}/{key}" for key in list(doomed)[: 20 - len(report.examples)]
-            )
+                report.bytes_freed += sum(doomed.values())
+            name = store.bucket_names[bucket]
+            report.examples.extend(f"{name}/{key}" for key in list(doomed)[: 20 - len(report.examples)])
     report.elapsed_seconds = time.perf_counter() - started
     return report
 

@@ -47,5 +47,9 @@ def store_from_settings(settings: Settings) -> ObjectStore:
     from tvdb_images.storage.local import LocalObjectStore
 
     return LocalObjectStore(
-        settings.resolved_local_storage_dir, bucket_names=names, cdn_base_url=settings.cdn_base_url
+        settings.resolved_local_storage_dir,
+        bucket_names=names,
+        cdn_base_url=settings.cdn_base_url,
+        file_mode=settings.local_storage_file_mode,
+        directory_mode=settings.local_storage_dir_mode,
     )

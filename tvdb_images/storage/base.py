@@ -64,6 +64,7 @@ class ObjectStore(Protocol):
     """Object storage as the project uses it: whole-object puts (atomic), reads, listing, deletes."""
 
     backend: str
+    bucket_names: dict[Bucket, str]  # the real bucket (or directory) name of each logical bucket
 
     def ensure_buckets(self) -> None:
         """Create the buckets (or directories) if they do not exist yet."""

@@ -2,6 +2,9 @@
 
 Each bucket is a directory; keys are relative paths below it. Writes go to a temporary file in the
 same directory and are renamed into place, so a crash never leaves a half-written image under a key.
+Files and directories get explicit modes (0644 and 0755 by default, whatever the process umask), so a
+web server running as another user can serve the thumbnails directory as it is. Deleting a key removes
+the directories it leaves empty, up to the bucket directory.
 """
 
 from __future__ import annotations
@@ -16,35 +19,71 @@ from pathlib import Path
 from tvdb_images.storage.base import Bucket, ObjectInfo, ObjectNotFound, ObjectStream, StorageError
 from tvdb_images.storage.layout import MIME_BY_EXTENSION
 
+DEFAULT_FILE_MODE = 0o644
+DEFAULT_DIRECTORY_MODE = 0o755
+
 
 class LocalObjectStore:
     backend = "local"
 
     def __init__(
-        self, root: Path, *, bucket_names: dict[Bucket, str] | None = None, cdn_base_url: str | None = None
+        self,
+        root: Path,
+        *,
+        bucket_names: dict[Bucket, str] | None = None,
+        cdn_base_url: str | None = None,
+        file_mode: int = DEFAULT_FILE_MODE,
+        directory_mode: int = DEFAULT_DIRECTORY_MODE,
     ) -> None:
         self.root = Path(root).resolve()
         self.bucket_names = bucket_names or {b: b.value for b in Bucket}
         self.cdn_base_url = cdn_base_url
+        self.file_mode = file_mode
+        self.directory_mode = directory_mode
 
     def ensure_buckets(self) -> None:
         for bucket in Bucket:
-            self._bucket_dir(bucket).mkdir(parents=True, exist_ok=True)
+            self._make_directories(self._bucket_dir(bucket), self.root.parent)
 
     def put(
         self, bucket: Bucket, key: str, data: bytes, *, content_type: str, cache_control: str | None = None
     ) -> ObjectInfo:
         path = self._path(bucket, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(3):
+            self._make_directories(path.parent, self._bucket_dir(bucket))
+            try:
+                self._write(path, data)
+                break
+            except FileNotFoundError:
+                # A concurrent delete removed the (then empty) directory; make it again.
+                if attempt == 2:
+                    raise
+        return self._info(key, path, etag=hashlib.md5(data, usedforsecurity=False).hexdigest())
+
+    def _write(self, path: Path, data: bytes) -> None:
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
         try:
             with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), self.file_mode)  # mkstemp makes 0600 files
                 handle.write(data)
             os.replace(tmp_name, path)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
-        return self._info(key, path, etag=hashlib.md5(data, usedforsecurity=False).hexdigest())
+
+    def _make_directories(self, directory: Path, top: Path) -> None:
+        """Create `directory` and any missing parents below `top` with the directory mode."""
+        missing: list[Path] = []
+        current = directory
+        while not current.is_dir() and current != top and current != current.parent:
+            missing.append(current)
+            current = current.parent
+        for path in reversed(missing):
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            os.chmod(path, self.directory_mode)  # mkdir's mode is masked by the umask
 
     def get(self, bucket: Bucket, key: str) -> bytes:
         path = self._path(bucket, key)
@@ -86,10 +125,13 @@ class LocalObjectStore:
                     yield self._info(key, path)
 
     def delete(self, bucket: Bucket, keys: Iterable[str]) -> int:
+        base = self._bucket_dir(bucket)
         count = 0
         for key in keys:
-            self._path(bucket, key).unlink(missing_ok=True)
+            path = self._path(bucket, key)
+            path.unlink(missing_ok=True)
             count += 1
+            _remove_empty_parents(path.parent, base)
         return count
 
     def url(self, bucket: Bucket, key: str) -> str:
@@ -129,3 +171,14 @@ class LocalObjectStore:
 def _may_hold(directory: str, prefix: str) -> bool:
     """Whether keys under `directory` (ending in "/") can start with `prefix`."""
     return directory.startswith(prefix) or prefix.startswith(directory)
+
+
+def _remove_empty_parents(directory: Path, base: Path) -> None:
+    """Remove `directory` and its parents below `base` while they are empty."""
+    while directory != base and directory.is_relative_to(base):
+        try:
+            directory.rmdir()
+        except OSError:  # not empty (or already gone because another delete got there first)
+            if directory.exists():
+                return
+        directory = directory.parent

@@ -1,0 +1,120 @@
+"""Dagster's SQLite storage (the embedded default), writing a run's "planned" events in batches.
+
+When a run over partitions is created, Dagster records one "materialization planned" event per asset
+and partition before the run starts: 3,843 for `sync_images` over all 1,280 partitions. Dagster's
+SQLite event log stores each one on its own, with a fresh connection (and commit) to the run's
+database and another to the index database, so `dagster job launch` over every partition spent
+minutes before its run was even queued (docs/operations.md, "One run over a whole range").
+
+This storage stores such a batch with one connection and transaction per database, as
+tvdb_images/defs/instance_storage.py does for PostgreSQL, and remembers which tables exist (the
+SQLite storage opens a connection to ask for every partitioned event); the planned events of asset
+checks are serialized once, not once per partition (tvdb_images/defs/check_events.py). Everything
+else is Dagster's own `DagsterSqliteStorage`, with the same files under the same base directory,
+so an existing DAGSTER_HOME keeps its history. Dagster hands events to a storage in batches only
+when `DAGSTER_EVENT_BATCH_SIZE` is set; loading this storage sets it (unless the environment already
+does), so every process that opens the instance (`dagster dev`, `dagster job launch`, run workers)
+batches. Selected in the top-level dagster.yaml under `storage: custom:`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from itertools import groupby
+from typing import Any
+
+from dagster import AssetKey, EventLogEntry
+from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._core.storage.runs import SqliteRunStorage
+from dagster._core.storage.schedules import SqliteScheduleStorage
+from dagster._core.storage.sqlite_storage import (
+    DagsterSqliteStorage,
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
+from dagster._serdes import ConfigurableClassData
+from dagster._utils import mkdir_p
+
+from tvdb_images.defs.check_events import PlannedChecksSerializedOnce
+from tvdb_images.defs.instance_storage import _is_planned_asset_event
+
+# The image's value for PostgreSQL (Dockerfile): a full-range run's planned events in four batches.
+EVENT_BATCH_SIZE = 1000
+
+
+class BatchingSqliteEventLogStorage(PlannedChecksSerializedOnce, SqliteEventLogStorage):
+    """The SQLite event log, writing a batch of planned events with one transaction per database
+    (and a partitioned check's planned event serialized once, not once per partition)."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        self._existing_tables: set[str] = set()
+        super().__init__(base_dir, inst_data=inst_data)
+
+    def has_table(self, table_name: str) -> bool:
+        if table_name in self._existing_tables:
+            return True
+        exists = super().has_table(table_name)
+        if exists:
+            self._existing_tables.add(table_name)
+        return exists
+
+    def wipe(self) -> None:
+        super().wipe()
+        self._existing_tables.clear()
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        if not any(_is_planned_asset_event(event) for event in events):
+            super().store_event_batch(events)
+            return
+        # Asset checks' planned events keep their place in the order and are stored one by one.
+        for planned, group in groupby(events, key=_is_planned_asset_event):
+            if planned:
+                for _, same_run in groupby(group, key=lambda event: event.run_id):
+                    self._store_planned_batch(list(same_run))
+            else:
+                for event in group:
+                    self.store_event(event)
+
+    def _store_planned_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """What `store_event` does for each planned event: a row in the run's database, its mirror in
+        the index database (ids from there), tags, and the asset's `last_run_id` and latest event
+        time, which after a batch only the last event of each asset decides."""
+        rows = [self._event_to_row(event) for event in events]
+        with self.run_connection(events[0].run_id) as conn:
+            conn.execute(SqlEventLogStorageTable.insert(), rows)
+        returning = SqlEventLogStorageTable.insert().returning(
+            SqlEventLogStorageTable.c.id, sort_by_parameter_order=True
+        )
+        with self.index_transaction() as conn:
+            event_ids = [int(row[0]) for row in conn.execute(returning, rows).fetchall()]
+            self._store_asset_event_tags(conn, events, event_ids)
+            last_by_asset: dict[AssetKey, tuple[EventLogEntry, int]] = {}
+            for event, event_id in zip(events, event_ids, strict=True):
+                last_by_asset[event.get_dagster_event().asset_key] = (event, event_id)  # type: ignore[index]
+            for event, event_id in last_by_asset.values():
+                self._store_asset_event(conn, event, event_id)
+
+
+class BatchingSqliteStorage(DagsterSqliteStorage):
+    """`DagsterSqliteStorage` whose event log writes planned events in batches (config: `base_dir`)."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE))
+        self.base_dir = base_dir
+        self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
+        self._event_log_storage = BatchingSqliteEventLogStorage(_event_logs_directory(base_dir))
+        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        self._inst_data = inst_data
+        DagsterStorage.__init__(self)
+
+    @classmethod
+    def from_config_value(  # type: ignore[override]
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> BatchingSqliteStorage:
+        base_dir = str(config_value["base_dir"])
+        mkdir_p(base_dir)
+        return cls(base_dir, inst_data=inst_data)
