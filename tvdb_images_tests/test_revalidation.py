@@ -380,3 +380,18 @@ def test_revalidate_sources_job_on_postgresql_and_seaweedfs(
     assert s3_store.get(Bucket.ORIGINALS, changed.original_key) == new
     audited = audit(postgres_catalog, s3_store, [("movies", shard)])
     assert audited.missing == [] and audited.unreferenced == set() and audited.unsettled == []
+
+
+def test_revalidation_goes_through_the_fetchers_guard(tmp_path: Path, origin: ValidatingOrigin) -> None:
+    origin.put("/guarded.jpg", jpeg((70, 70, 70)))
+    setup = Setup(tmp_path, origin, ["/guarded.jpg"])
+    # The operator narrows ALLOWED_SOURCE_HOSTS: the loopback origin is no longer an allowed source.
+    setup.settings = PipelineSettings.from_settings(
+        _settings(origin, ALLOWED_SOURCE_HOSTS="artworks.thetvdb.com", MAX_IMAGE_FILE_SIZE_MB=1)
+    )
+
+    report, _ = setup.revalidate()
+
+    assert report.outcomes == {"refused": 1} and origin.count() == 0
+    row = setup.rows()[origin.url("/guarded.jpg")]
+    assert row.failure_cause == "forbidden_host" and row.stale_since is not None and row.renditions
