@@ -395,3 +395,19 @@ def test_revalidation_goes_through_the_fetchers_guard(tmp_path: Path, origin: Va
     assert report.outcomes == {"refused": 1} and origin.count() == 0
     row = setup.rows()[origin.url("/guarded.jpg")]
     assert row.failure_cause == "forbidden_host" and row.stale_since is not None and row.renditions
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STALE_IMAGE_POLICY", "keep"),
+        ("SOURCE_REVALIDATE_WITHOUT_VALIDATORS", "options"),
+        ("SOURCE_REVALIDATE_DAYS", "-1"),
+    ],
+)
+def test_bad_revalidation_settings_stop_at_start_naming_the_variable(name: str, value: str) -> None:
+    from tvdb_images.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings(**{name: value})
+    assert name in str(raised.value) and repr(value) in str(raised.value)
