@@ -141,4 +141,4 @@ def record_refused(
             last_attempt_at=now,
         )
     )
-    settle_refused(session, task.artwork_id, policy=policy, retryable=False)
+    settle_refused(session, task.artwork_id, policy=policy, retryable=False, source_url=task.source_url)

@@ -48,17 +48,21 @@ def stale_clause() -> Any:
     return and_(Artwork.stale_since.isnot(None), Artwork.local_image_url.isnot(None))
 
 
-def settle_refused(session: Session, artwork_id: int, *, policy: str, retryable: bool) -> None:
-    """After a final failure: the image still served no longer matches the source; mark or withdraw it."""
+def settle_refused(
+    session: Session, artwork_id: int, *, policy: str, retryable: bool, source_url: str | None = None
+) -> None:
+    """After a final failure: the image still served no longer matches the source; mark or withdraw it.
+    With `source_url`, only if the row still has that URL (a newer one is the next run's business)."""
     if retryable:
         return
     now = datetime.now(UTC)
-    session.execute(
-        update(Artwork)
-        .where(Artwork.id == artwork_id, Artwork.local_image_url.isnot(None))
-        .values(stale_since=func.coalesce(Artwork.stale_since, now))
+    where = [Artwork.id == artwork_id, Artwork.local_image_url.isnot(None)]
+    if source_url is not None:
+        where.append(Artwork.source_url == source_url)
+    marked = session.execute(
+        update(Artwork).where(*where).values(stale_since=func.coalesce(Artwork.stale_since, now))
     )
-    if policy == WITHDRAW:
+    if policy == WITHDRAW and marked.rowcount:
         withdraw_images(session, [artwork_id])
 
 

@@ -165,6 +165,8 @@ def _record_failure(task: DownloadTask, outcome: Failed, policy: str):  # type: 
             gone=outcome.gone,
             source_url=task.source_url,
         )
-        settle_refused(session, task.artwork_id, policy=policy, retryable=outcome.retryable)
+        settle_refused(
+            session, task.artwork_id, policy=policy, retryable=outcome.retryable, source_url=task.source_url
+        )
 
     return apply

@@ -226,6 +226,12 @@ def _record_failure(task: RenderTask, outcome: RenderFailed, policy: str):  # ty
             source_url=None if outcome.source_deleted else task.source_url,
         )
         if not outcome.source_kept:
-            settle_refused(session, task.artwork_id, policy=policy, retryable=outcome.retryable)
+            settle_refused(
+                session,
+                task.artwork_id,
+                policy=policy,
+                retryable=outcome.retryable,
+                source_url=None if outcome.source_deleted else task.source_url,
+            )
 
     return apply
