@@ -45,7 +45,7 @@ from tvdb_images_tests.validating_origin import ValidatingOrigin
 
 
 def _base_jpeg(colour: tuple[int, int, int]) -> bytes:
-    """A 300x450 poster-shaped gradient (about 8 KB as JPEG)."""
+    """A 300x450 poster-shaped gradient (about 4.7 KB as JPEG)."""
     image = Image.linear_gradient("L").resize((300, 450)).convert("RGB")
     image = Image.blend(image, Image.new("RGB", image.size, colour), 0.5)
     buffer = io.BytesIO()
