@@ -83,6 +83,9 @@ async def deliver(
         "Content-Location": chosen.pinned_path,
         "X-Artwork-Id": str(artwork.id),
     }
+    if artwork.stale:
+        # The last good image of a source that has since changed or been refused (STALE_IMAGE_POLICY).
+        headers["X-Artwork-Stale"] = "true"
     if wanted.pinned_format is None:
         headers["Vary"] = "Accept"
 

@@ -73,6 +73,12 @@ class ArtworkRecord:
     renditions: tuple[RenditionRecord, ...]
     # size -> content version of every format stored in that size: what a negotiated URL can send.
     size_versions: Mapping[str, str]
+    # Set while the stored image no longer matches the source (STALE_IMAGE_POLICY=serve keeps it served).
+    stale_since: datetime | None = None
+
+    @property
+    def stale(self) -> bool:
+        return self.stale_since is not None and bool(self.renditions)
 
     def renditions_of(self, size: str) -> list[RenditionRecord]:
         return [r for r in self.renditions if r.size == size]
@@ -111,6 +117,7 @@ _ARTWORK_COLUMNS = [
         "source_width",
         "source_height",
         "file_size",
+        "stale_since",
     )
 ]
 _RENDITION_COLUMNS = [
@@ -272,6 +279,7 @@ def _record(rows: Sequence[Any]) -> ArtworkRecord:
         source_bytes=first.file_size,
         renditions=tuple(renditions),
         size_versions={size: content_version(checksums) for size, checksums in checksums_by_size.items()},
+        stale_since=_utc(first.stale_since),
     )
 
 

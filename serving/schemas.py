@@ -67,6 +67,14 @@ class ArtworkMetadata(BaseModel):
     source_height: int | None
     source_bytes: int | None
     sizes: list[RenditionInfo] = Field(description="Every stored size and format, largest first.")
+    stale: bool = Field(
+        default=False,
+        description=(
+            "True when the stored image is the last good one of an earlier source: the source changed "
+            "(new URL or new bytes) and is pending or was refused (`failure_cause`); STALE_IMAGE_POLICY."
+        ),
+    )
+    stale_since: datetime | None = Field(default=None, description="When the stored image became stale.")
 
 
 class RenditionCount(BaseModel):

@@ -76,6 +76,15 @@ class Settings(BaseSettings):
 
     artwork_max_attempts: int = Field(default=5, ge=1, le=100, alias="ARTWORK_MAX_ATTEMPTS")
     orphan_grace_hours: float = Field(default=24.0, ge=0, alias="ORPHAN_GRACE_HOURS")
+    # Source revalidation: every stored source is checked against its origin once in this many days
+    # (0 = never); an origin that sent no ETag/Last-Modified is asked with HEAD (size and type) or a
+    # full GET; a changed source that is refused leaves the last good image served, marked stale, or
+    # withdraws it.
+    source_revalidate_days: int = Field(default=30, ge=0, le=3650, alias="SOURCE_REVALIDATE_DAYS")
+    source_revalidate_without_validators: Literal["head", "get"] = Field(
+        default="head", alias="SOURCE_REVALIDATE_WITHOUT_VALIDATORS"
+    )
+    stale_image_policy: Literal["serve", "withdraw"] = Field(default="serve", alias="STALE_IMAGE_POLICY")
 
     admin_api_token: SecretStr | None = Field(default=None, alias="ADMIN_API_TOKEN")
     dagster_graphql_url: str = Field(default="http://127.0.0.1:3000/graphql", alias="DAGSTER_GRAPHQL_URL")
@@ -127,7 +136,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected an octal mode such as 0644 (got {value!r})") from None
         return value
 
-    @field_validator("image_format", "storage_backend", mode="before")
+    @field_validator(
+        "image_format",
+        "storage_backend",
+        "source_revalidate_without_validators",
+        "stale_image_policy",
+        mode="before",
+    )
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

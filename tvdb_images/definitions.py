@@ -11,17 +11,19 @@ from tvdb_images.defs.assets import ARTWORK_ASSETS
 from tvdb_images.defs.checks import ARTWORK_CHECKS
 from tvdb_images.defs.jobs import ALL_JOBS
 from tvdb_images.defs.resources import resources_from_settings
+from tvdb_images.defs.revalidation import REVALIDATION_ASSETS, REVALIDATION_JOBS, REVALIDATION_SCHEDULES
 from tvdb_images.defs.schedules import ALL_SCHEDULES
 from tvdb_images.defs.sensors import ALL_SENSORS
+from tvdb_images.defs.stale_checks import STALE_CHECKS
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """All definitions, with resources configured from `settings` (default: env vars and `.env`)."""
     return dg.Definitions(
-        assets=ARTWORK_ASSETS,
-        asset_checks=ARTWORK_CHECKS,
-        jobs=ALL_JOBS,
-        schedules=ALL_SCHEDULES,
+        assets=ARTWORK_ASSETS + REVALIDATION_ASSETS,
+        asset_checks=ARTWORK_CHECKS + STALE_CHECKS,
+        jobs=ALL_JOBS + REVALIDATION_JOBS,
+        schedules=ALL_SCHEDULES + REVALIDATION_SCHEDULES,
         sensors=ALL_SENSORS,
         resources=resources_from_settings(settings or load_settings()),
         # A run's steps depend on each other and share one catalog engine: running them in one process

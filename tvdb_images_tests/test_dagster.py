@@ -88,11 +88,13 @@ def test_definitions_load_and_are_complete() -> None:
         "sync_content_item",
         "sync_missing_artwork",
         "refresh_storage_stats",
+        "revalidate_sources",
     }
     assert {s.name for s in repository.schedule_defs} == {
         "nightly_sync",
         "weekly_cleanup",
         "daily_storage_stats",
+        "daily_source_revalidation",
     }
     assert {s.name for s in repository.sensor_defs} == {"catalog_changes_sensor", "report_failed_runs"}
     graph = defs.resolve_asset_graph()
@@ -102,10 +104,11 @@ def test_definitions_load_and_are_complete() -> None:
         "image_renditions",
         "orphaned_images",
         "storage_stats",
+        "source_revalidation",
     }
     assert len(artwork_partitions.get_partition_keys()) == 5 * 256
     checks = {key.name for key in graph.asset_check_keys}
-    assert checks == {"catalog_objects_exist", "processed_artwork_complete"}
+    assert checks == {"catalog_objects_exist", "processed_artwork_complete", "no_stale_images"}
 
 
 def test_a_run_process_keeps_its_loaded_code_out_of_full_collections(tmp_path: Path) -> None:
@@ -138,9 +141,13 @@ def test_sync_images_over_a_partition_range(
     for start, end in partition_ranges(partitions, chunk=256):
         result = job.execute_in_process(instance=instance, tags={RANGE_START_TAG: start, RANGE_END_TAG: end})
         assert result.success
-        # Both asset checks ran and passed for the run's partitions.
+        # The asset checks ran and passed for the run's partitions.
         evaluations = list(result.get_asset_check_evaluations())
-        assert {e.check_name for e in evaluations} == {"catalog_objects_exist", "processed_artwork_complete"}
+        assert {e.check_name for e in evaluations} == {
+            "catalog_objects_exist",
+            "processed_artwork_complete",
+            "no_stale_images",
+        }
         assert all(e.passed for e in evaluations)
 
     # Materializations recorded per partition, with metadata an analyst can read.

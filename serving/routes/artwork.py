@@ -65,6 +65,8 @@ async def get_artwork(request: Request, artwork_id: ArtworkId) -> ArtworkMetadat
         source_height=artwork.source_height,
         source_bytes=artwork.source_bytes,
         sizes=sizes,
+        stale=artwork.stale,
+        stale_since=artwork.stale_since if artwork.stale else None,
     )
 
 

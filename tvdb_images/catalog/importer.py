@@ -237,6 +237,17 @@ def _upsert_artwork(
         session.execute(insert(Artwork), new_rows)
     if changed_rows:
         session.execute(update(Artwork), changed_rows)
+        # An image already served no longer matches the new URL: it is stale until the new source is
+        # rendered (docs/operations.md, "A changed source that turns out bad").
+        session.execute(
+            update(Artwork)
+            .where(
+                Artwork.id.in_([row["id"] for row in changed_rows]),
+                Artwork.local_image_url.isnot(None),
+                Artwork.stale_since.is_(None),
+            )
+            .values(stale_since=now)
+        )
     if refreshed_rows:
         session.execute(update(Artwork), refreshed_rows)
 

@@ -144,6 +144,16 @@ class Artwork(Base):
     source_height: Mapped[int | None] = mapped_column(Integer)
     render_signature: Mapped[str | None] = mapped_column(String(64))
 
+    # The origin's validators for the stored source (sent back as If-None-Match / If-Modified-Since
+    # when the source is revalidated) and when the origin last confirmed or supplied it.
+    source_etag: Mapped[str | None] = mapped_column(Text)
+    source_last_modified: Mapped[str | None] = mapped_column(Text)
+    source_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set while the stored image no longer matches what the row's source names (its URL changed, or the
+    # origin now serves other bytes), cleared when renditions of the current source are recorded. An
+    # artwork with renditions and a `stale_since` is served as the last good image, marked stale.
+    stale_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = _now_column()
 
@@ -159,6 +169,7 @@ class Artwork(Base):
         Index("ix_artwork_partition_status", "content_type", "shard", "status"),
         Index("ix_artwork_content", "content_type", "content_id", "image_type"),
         Index("ix_artwork_updated_at", "updated_at"),
+        Index("ix_artwork_source_checked_at", "content_type", "shard", "source_checked_at"),
     )
 
     @property

@@ -280,16 +280,22 @@ def record_download(
     height: int,
     size: int,
     source_url: str | None = None,
+    etag: str | None = None,
+    last_modified: str | None = None,
     now: datetime | None = None,
 ) -> None:
     """Record a stored source. With `source_url`, only if the row still has that URL: an import that
-    changed it meanwhile keeps the row pending, so the new URL is downloaded by the next run."""
+    changed it meanwhile keeps the row pending, so the new URL is downloaded by the next run.
+    `etag`/`last_modified` are the origin's validators for these bytes, sent back on revalidation."""
     now = now or datetime.now(UTC)
     session.execute(
         update(Artwork)
         .where(_still_the_same_source(artwork_id, source_url))
         .values(
             status=ArtworkStatus.DOWNLOADED.value,
+            source_etag=etag,
+            source_last_modified=last_modified,
+            source_checked_at=now,
             source_checksum=checksum,
             source_format=source_format,
             source_width=width,
@@ -406,6 +412,7 @@ def record_renditions(
             local_thumbnail_url=thumbnail.url,
             processed_at=now,
             render_signature=signature,
+            stale_since=None,
             failure_cause=None,
             failure_detail=None,
             failure_retryable=False,
@@ -430,7 +437,8 @@ def refresh_content_local_urls(session: Session, items: Iterable[tuple[str, int]
             ).where(
                 Artwork.content_type == content_type,
                 Artwork.content_id.in_(ids),
-                Artwork.status == ArtworkStatus.PROCESSED.value,
+                # Whatever the API serves: processed artwork, and the last good image of a stale one.
+                Artwork.local_image_url.isnot(None),
                 Artwork.image_type.in_(list(SOURCE_URL_COLUMNS)),
             )
         ).all()

@@ -100,7 +100,8 @@ class RenditionsConfig(dg.Config):
 
 
 @dg.asset(
-    deps=[source_images],
+    # After source_revalidation too, so the revalidate_sources job renders what it found changed.
+    deps=[source_images, "source_revalidation"],
     **PARTITIONED_ASSET,
     kinds={"pillow", "s3"},
     description="Render each stored source into every size as WebP/AVIF, upload, then record the URLs.",

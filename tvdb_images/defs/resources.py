@@ -109,6 +109,9 @@ class ImagePipelineResource(_SettingsMirror):
     fetch_max_redirects: int = 5
     artwork_max_attempts: int = 5
     orphan_grace_hours: float = 24.0
+    source_revalidate_days: int = 30
+    source_revalidate_without_validators: str = "head"
+    stale_image_policy: str = "serve"
 
     def pipeline_settings(self) -> PipelineSettings:
         return PipelineSettings.from_settings(self.to_settings())

@@ -6,6 +6,7 @@ get the bytes or a FetchError whose `cause` says what went wrong.
 
 from .addresses import blocked_reason, is_public
 from .client import FetchedImage, ImageFetcher
+from .conditional import HeadInfo, SourceValidators
 from .errors import CAUSES, RETRYABLE_CAUSES, FetchError
 from .network import GuardedBackend, GuardedTransport
 from .policy import DEFAULT_USER_AGENT, FetchPolicy
@@ -21,7 +22,9 @@ __all__ = [
     "FetchedImage",
     "GuardedBackend",
     "GuardedTransport",
+    "HeadInfo",
     "ImageFetcher",
+    "SourceValidators",
     "blocked_reason",
     "check_url",
     "is_public",

@@ -12,12 +12,13 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
 
 import httpx
 
+from .conditional import HeadInfo, SourceValidators
 from .errors import (
     BAD_URL,
     CONNECTION_ERROR,
@@ -54,6 +55,8 @@ class FetchedImage:
 
     `content_type` is the server's claim (media type only), not verified; `elapsed` is the wall time
     of the whole fetch, waits and retries included; `attempts` counts request chains made.
+    `validators` are the origin's ETag / Last-Modified for these bytes. A conditional fetch the
+    origin answered with 304 has `not_modified` set and no data.
     """
 
     url: str
@@ -63,6 +66,11 @@ class FetchedImage:
     status: int
     elapsed: float
     attempts: int
+    validators: SourceValidators = field(default_factory=SourceValidators)
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
 
 
 class _RefuseCookies(DefaultCookiePolicy):
@@ -122,28 +130,52 @@ class ImageFetcher:
             },
         )
 
-    def fetch(self, url: str) -> FetchedImage:
-        """Download `url`, retrying transient failures; raise FetchError when no bytes can be had."""
+    def fetch(self, url: str, *, validators: SourceValidators | None = None) -> FetchedImage:
+        """Download `url`, retrying transient failures; raise FetchError when no bytes can be had.
+
+        With `validators`, the request is conditional: a 304 returns a FetchedImage with
+        `not_modified` set and no data, at the cost of one request and no body.
+        """
         started = time.monotonic()
+        headers = validators.request_headers() if validators else {}
+        response, data, attempts = self._with_retries(url, "GET", headers)
+        return FetchedImage(
+            url=url,
+            final_url=str(response.url),
+            data=data,
+            content_type=_media_type(response),
+            status=response.status_code,
+            elapsed=time.monotonic() - started,
+            attempts=attempts,
+            validators=SourceValidators.of(response),
+        )
+
+    def head(self, url: str) -> HeadInfo:
+        """Ask for `url`'s headers only (same guard, redirects and retries as a download)."""
+        response, _data, attempts = self._with_retries(url, "HEAD", {})
+        return HeadInfo(
+            url=url,
+            status=response.status_code,
+            content_length=_content_length(response),
+            content_type=_media_type(response),
+            validators=SourceValidators.of(response),
+            attempts=attempts,
+        )
+
+    def _with_retries(
+        self, url: str, method: str, headers: dict[str, str]
+    ) -> tuple[httpx.Response, bytes, int]:
         target = check_url(url, self.policy.allow_list)
         attempts = 0
         while True:
             attempts += 1
             try:
-                response, data = self._attempt(target)
+                response, data = self._attempt(target, method=method, headers=headers)
             except FetchError as exc:
                 exc.attempts = attempts
                 self._wait_before_retry(url, exc, attempts)
                 continue
-            return FetchedImage(
-                url=url,
-                final_url=str(response.url),
-                data=data,
-                content_type=_media_type(response),
-                status=response.status_code,
-                elapsed=time.monotonic() - started,
-                attempts=attempts,
-            )
+            return response, data, attempts
 
     def close(self) -> None:
         self._client.close()
@@ -181,9 +213,12 @@ class ImageFetcher:
         log.debug("retrying %s in %.2fs after %s (attempt %d)", url, delay, exc, attempts)
         self._sleep(delay)
 
-    def _attempt(self, target: Target) -> tuple[httpx.Response, bytes]:
+    def _attempt(
+        self, target: Target, *, method: str = "GET", headers: dict[str, str] | None = None
+    ) -> tuple[httpx.Response, bytes]:
         """One request chain from the original URL to a final response, within one deadline."""
-        request = self._client.build_request("GET", target.url)
+        request = self._client.build_request(method, target.url, headers=headers)
+        conditional = bool(headers) and any(name.lower().startswith("if-") for name in headers or {})
         seen = {_without_fragment(target.url)}
         ends_at: float | None = None
         for _hop in range(self.policy.max_redirects + 1):
@@ -195,6 +230,14 @@ class ImageFetcher:
                     try:
                         redirect = response.next_request
                         if redirect is None:
+                            if (conditional and response.status_code == 304) or method == "HEAD":
+                                # No body follows either (HTTP says so): reading the empty rest keeps
+                                # the connection for the next request.
+                                with _translated(response.url, body=True):
+                                    response.read()
+                                if method == "HEAD":
+                                    _check_status(response)
+                                return response, b""
                             return response, self._body(response, ends_at)
                     finally:
                         _release(response)

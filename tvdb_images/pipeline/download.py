@@ -11,12 +11,13 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tvdb_images.catalog import work
 from tvdb_images.catalog.db import Catalog
+from tvdb_images.catalog.stale import settle_refused
 from tvdb_images.catalog.work import DownloadTask, Scope
-from tvdb_images.fetch import FetchError, ImageFetcher
+from tvdb_images.fetch import FetchError, ImageFetcher, SourceValidators
 from tvdb_images.imaging import ImageRejected, SourceInfo, validate_source
 from tvdb_images.pipeline.batching import CatalogWriter
 from tvdb_images.pipeline.concurrency import bounded_map
@@ -35,6 +36,7 @@ class Downloaded:
     info: SourceInfo
     checksum: str
     uploaded: bool
+    validators: SourceValidators = field(default_factory=SourceValidators)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ def download_sources(
                 writer.add(_record_download(task, outcome))
             else:
                 report.add_failure(outcome.cause, outcome.detail)
-                writer.add(_record_failure(task, outcome))
+                writer.add(_record_failure(task, outcome, settings.stale_image_policy))
     report.elapsed_seconds = time.perf_counter() - started
     return report
 
@@ -131,7 +133,7 @@ def _download_one(
         report.bytes_in += len(fetched.data)
         if not unchanged:
             report.objects_written += 1
-    return Downloaded(info=info, checksum=checksum, uploaded=not unchanged)
+    return Downloaded(info=info, checksum=checksum, uploaded=not unchanged, validators=fetched.validators)
 
 
 def _record_download(task: DownloadTask, outcome: Downloaded):  # type: ignore[no-untyped-def]
@@ -145,12 +147,14 @@ def _record_download(task: DownloadTask, outcome: Downloaded):  # type: ignore[n
             height=outcome.info.height,
             size=outcome.info.byte_size,
             source_url=task.source_url,
+            etag=outcome.validators.etag,
+            last_modified=outcome.validators.last_modified,
         )
 
     return apply
 
 
-def _record_failure(task: DownloadTask, outcome: Failed):  # type: ignore[no-untyped-def]
+def _record_failure(task: DownloadTask, outcome: Failed, policy: str):  # type: ignore[no-untyped-def]
     def apply(session) -> None:  # type: ignore[no-untyped-def]
         work.record_failure(
             session,
@@ -160,6 +164,9 @@ def _record_failure(task: DownloadTask, outcome: Failed):  # type: ignore[no-unt
             retryable=outcome.retryable,
             gone=outcome.gone,
             source_url=task.source_url,
+        )
+        settle_refused(
+            session, task.artwork_id, policy=policy, retryable=outcome.retryable, source_url=task.source_url
         )
 
     return apply

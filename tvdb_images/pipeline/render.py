@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from tvdb_images.catalog import work
 from tvdb_images.catalog.db import Catalog
+from tvdb_images.catalog.stale import settle_refused
 from tvdb_images.catalog.work import RenderTask, Scope, StoredRendition
 from tvdb_images.imaging import ImageRejected, render_renditions
 from tvdb_images.pipeline.batching import CatalogWriter
@@ -88,7 +89,7 @@ def render_stored_sources(
                 writer.add(_record(task, outcome, signature))
             else:
                 report.add_failure(outcome.cause, outcome.detail)
-                writer.add(_record_failure(task, outcome))
+                writer.add(_record_failure(task, outcome, settings.stale_image_policy))
     report.elapsed_seconds = time.perf_counter() - started
     return report
 
@@ -211,7 +212,7 @@ def _record(task: RenderTask, outcome: Rendered, signature: str):  # type: ignor
     return apply
 
 
-def _record_failure(task: RenderTask, outcome: RenderFailed):  # type: ignore[no-untyped-def]
+def _record_failure(task: RenderTask, outcome: RenderFailed, policy: str):  # type: ignore[no-untyped-def]
     def apply(session: Session) -> None:
         work.record_failure(
             session,
@@ -224,5 +225,13 @@ def _record_failure(task: RenderTask, outcome: RenderFailed):  # type: ignore[no
             # A deleted source must be forgotten whatever happened to the row meanwhile.
             source_url=None if outcome.source_deleted else task.source_url,
         )
+        if not outcome.source_kept:
+            settle_refused(
+                session,
+                task.artwork_id,
+                policy=policy,
+                retryable=outcome.retryable,
+                source_url=None if outcome.source_deleted else task.source_url,
+            )
 
     return apply

@@ -24,6 +24,9 @@ class PipelineSettings:
     render_workers: int = 2
     download_workers: int = 16
     orphan_grace: timedelta = timedelta(hours=24)
+    revalidate_every: timedelta | None = timedelta(days=30)  # None: sources are never revalidated
+    revalidate_without_validators: str = "head"  # "head" or "get"
+    stale_image_policy: str = "serve"  # "serve" (the last good image, marked stale) or "withdraw"
 
     @property
     def signature(self) -> str:
@@ -57,4 +60,9 @@ class PipelineSettings:
             render_workers=workers,
             download_workers=max(4, settings.fetch_concurrency_per_host * 2),
             orphan_grace=timedelta(hours=settings.orphan_grace_hours),
+            revalidate_every=(
+                timedelta(days=settings.source_revalidate_days) if settings.source_revalidate_days else None
+            ),
+            revalidate_without_validators=settings.source_revalidate_without_validators,
+            stale_image_policy=settings.stale_image_policy,
         )

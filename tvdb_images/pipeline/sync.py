@@ -1,6 +1,9 @@
-"""Download then render one scope: what the single-item and missing-artwork jobs and the demo run."""
+"""Download then render one scope (the single-item and missing-artwork jobs, the demo), or revalidate
+then render it."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.work import Scope
@@ -8,6 +11,7 @@ from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.download import download_sources
 from tvdb_images.pipeline.render import render_stored_sources
 from tvdb_images.pipeline.report import StageReport
+from tvdb_images.pipeline.revalidate import RevalidationReport, revalidate_sources
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import ObjectStore
 
@@ -25,3 +29,18 @@ def sync_scope(
     # Render what this run downloaded (and anything of the scope already waiting for renditions).
     render = render_stored_sources(catalog, store, settings, scope, limit=limit)
     return download, render
+
+
+def revalidate_scope(
+    catalog: Catalog,
+    store: ObjectStore,
+    fetcher: ImageFetcher,
+    settings: PipelineSettings,
+    scope: Scope,
+    *,
+    checked_before: datetime | None,
+) -> tuple[RevalidationReport, StageReport]:
+    """Revalidate the scope's due sources, then render those that changed (what `revalidate_sources` runs)."""
+    revalidated = revalidate_sources(catalog, store, fetcher, settings, scope, checked_before=checked_before)
+    render = render_stored_sources(catalog, store, settings, scope)
+    return revalidated, render
