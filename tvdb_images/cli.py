@@ -103,15 +103,16 @@ def _one_of(what: str, values: tuple[str, ...]) -> str:
 def _demo(args: argparse.Namespace) -> int:
     import warnings
 
+    from tvdb_images.preflight import check_dependencies
+
+    check_dependencies(load_settings())  # before Dagster is imported, let alone a run started
     import dagster as dg
 
     # Dagster flags the beta/preview APIs the code location uses; the demo's reader need not see that.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     from tvdb_images.demo.run import format_summary, run_demo
-    from tvdb_images.preflight import check_dependencies
 
-    check_dependencies(load_settings())
     result = run_demo(origin_port=args.origin_port)
     print(format_summary(result))
     return 0 if result.ok else 1
