@@ -46,7 +46,8 @@ def prepare_dagster_home(settings: Settings, say=print) -> Path:  # type: ignore
                     f"DAGSTER_HOME: {configured} does not exist and cannot be created ({exc.strerror}): "
                     "create it, or point DAGSTER_HOME at a directory you can write"
                 ) from None
-            say(f"created DAGSTER_HOME {home.resolve()}")
+            (home / "dagster.yaml").write_text(embedded, encoding="utf-8")
+            say(f"created DAGSTER_HOME {home.resolve()} with the embedded dagster.yaml")
         config = home / "dagster.yaml"
         if not config.exists():
             config.write_text(embedded, encoding="utf-8")

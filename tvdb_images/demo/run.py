@@ -19,7 +19,7 @@ from tvdb_images.catalog.importer import import_catalog_file
 from tvdb_images.catalog.models import Artwork, ArtworkRendition, ArtworkStatus
 from tvdb_images.config import Settings, load_settings
 from tvdb_images.defs.requests import RANGE_END_TAG, RANGE_START_TAG, partition_ranges
-from tvdb_images.demo.catalog import draw_stand_ins, find_corpus, write_demo_catalog
+from tvdb_images.demo.catalog import DemoCatalog, draw_stand_ins, find_corpus, write_demo_catalog
 from tvdb_images.demo.home import dagster_ui_command, prepare_dagster_home, serve_command
 from tvdb_images.demo.origin import serve_origin
 from tvdb_images.demo.progress import SyncCounts, SyncProgress, artworks_to_sync, counts_since
@@ -58,7 +58,13 @@ class DemoResult:
         return all(success for _, success in self.runs)
 
 
-def run_demo(*, origin_port: int | None = None, say: Callable[[str], None] = print) -> DemoResult:
+def run_demo(
+    *,
+    origin_port: int | None = None,
+    say: Callable[[str], None] = print,
+    write_catalog: Callable[[Path, str], DemoCatalog] = write_demo_catalog,
+) -> DemoResult:
+    """Import the demo catalog (`write_catalog(path, origin_url)`), serve its images, sync it."""
     from tvdb_images.definitions import build_definitions
 
     started = time.perf_counter()
@@ -81,7 +87,7 @@ def run_demo(*, origin_port: int | None = None, say: Callable[[str], None] = pri
         migrate.upgrade(database_url)
         catalog = Catalog(database_url)
         cleanup.callback(catalog.dispose)
-        demo = write_demo_catalog(data_dir / "demo-catalog.jsonl", origin.url)
+        demo = write_catalog(data_dir / "demo-catalog.jsonl", origin.url)
         report = import_catalog_file(catalog, demo.path)
         say(
             f"catalog: {catalog.engine.url.render_as_string(hide_password=True)}; imported {report.summary()}"
