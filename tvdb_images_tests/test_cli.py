@@ -236,3 +236,26 @@ def test_a_dagster_home_that_is_a_file_is_refused_in_one_line(tmp_path: Path) ->
     not_a_directory.write_text("")
     result = _run(["demo"], tmp_path, DAGSTER_HOME=str(not_a_directory))
     _assert_stopped_at_start(result, f"DAGSTER_HOME: {not_a_directory} is a file, not a directory")
+
+
+def test_s3_without_credentials_stops_the_code_location_load(tmp_path: Path) -> None:
+    """`dagster` loading the workspace's code location reports the setting, not a run's stack trace."""
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "home").mkdir()
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            str(repo / "workspace.yaml"),
+        ],
+        cwd=tmp_path,
+        env=_environment(tmp_path, {"STORAGE_BACKEND": "s3", "DAGSTER_HOME": str(tmp_path / "home")}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "ConfigError: STORAGE_BACKEND=s3 but no S3 credentials are set" in result.stdout + result.stderr

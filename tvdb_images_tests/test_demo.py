@@ -4,6 +4,7 @@ default origin port is taken, no temporary directories left, and printed command
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -214,3 +215,43 @@ def test_origin_keeps_the_recorded_port_and_says_when_it_must_move(tmp_path: Pat
     taken = origin_module.serve_origin(tmp_path, tmp_path, requested_port=blocked_port)
     with pytest.raises(ConfigError, match=f"--origin-port {blocked_port}: cannot listen"), taken:
         pass
+
+
+def test_progress_on_a_terminal_is_a_live_display(sqlite_catalog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """On a TTY the rich display shows runs, artworks done of those to do, failures and throughput."""
+    import pty
+    from datetime import UTC, datetime
+
+    from tvdb_images.catalog import work
+    from tvdb_images.catalog.importer import import_catalog_lines
+    from tvdb_images.demo.progress import SyncProgress, artworks_to_sync
+
+    lines = [
+        json.dumps(
+            {
+                "content_type": "series",
+                "id": n,
+                "artworks": [{"id": n, "type": "poster", "url": f"https://artworks.thetvdb.com/{n}.jpg"}],
+            }
+        )
+        for n in (1, 2)
+    ]
+    import_catalog_lines(sqlite_catalog, lines)
+    assert artworks_to_sync(sqlite_catalog, max_attempts=5) == 2
+    primary, secondary = pty.openpty()
+    since = datetime.now(UTC)
+    with open(secondary, "w", encoding="utf-8", closefd=True) as terminal:
+        progress = SyncProgress(
+            sqlite_catalog, since=since, runs=2, artworks=2, stream=terminal, interval=0.05
+        )
+        assert progress.interactive
+        with progress:
+            with sqlite_catalog.session() as session:
+                work.record_failure(session, 1, cause="timeout", detail="read timed out", retryable=True)
+            progress.run_finished(True)
+            progress.run_finished(False)
+        assert progress.counts.failed == 1 and progress.counts.downloads == 1
+    shown = os.read(primary, 65536).decode("utf-8", "replace")
+    os.close(primary)
+    assert "Dagster runs" in shown and "artworks" in shown
+    assert "2/2" in shown and "1/2" in shown and "1 failed" in shown and "/s" in shown
