@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import pytest
 from dagster._core.run_coordinator import QueuedRunCoordinator
 
@@ -22,6 +23,7 @@ from tvdb_images.demo import origin as origin_module
 from tvdb_images.demo import run as run_module
 from tvdb_images.demo.catalog import DemoCatalog, write_demo_catalog
 from tvdb_images.demo.home import EMBEDDED_INSTANCE_YAML, prepare_dagster_home
+from tvdb_images_tests.processes import ManagedProcess, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,6 +52,7 @@ def demo_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blocked_po
     for name in list(os.environ):
         if name.startswith(("S3_", "DATABASE_", "DAGSTER_", "STORAGE_", "LOCAL_STORAGE")):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("DAGSTER_HOME", "")  # blank is unset; restored after the demo sets it
     monkeypatch.setenv("TVDB_IMAGES_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
     scratch = tmp_path / "scratch"
@@ -95,6 +98,24 @@ def test_second_demo_downloads_nothing_and_the_instance_is_the_embedded_one(
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.get_runs_count() == len(first.runs) + len(second.runs)
         _assert_embedded_instance(instance)
+
+    # The printed command, pasted into a shell: `dagster dev` shows the demo's runs, and no dialog.
+    port = free_port()
+    ui = ManagedProcess(
+        "dagster-dev", ["bash", "-c", f"{second.ui_command} -p {port}"], log_dir=demo_environment / "logs"
+    ).start()
+    try:
+        ui.wait_http(f"http://127.0.0.1:{port}/server_info", timeout=300)
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/graphql",
+            json={"query": "{ shouldShowNux runsOrError { ... on Runs { results { runId } } } }"},
+            timeout=60,
+        ).json()["data"]
+    finally:
+        ui.stop()
+    assert answer["shouldShowNux"] is False
+    shown = {run["runId"] for run in answer["runsOrError"]["results"]}
+    assert shown == {run_id for run_id, _ in first.runs + second.runs}
 
 
 def _assert_embedded_instance(instance: dg.DagsterInstance) -> None:
