@@ -141,12 +141,13 @@ def _catalog_import(args: argparse.Namespace) -> int:
 
 
 def _catalog_retry(args: argparse.Namespace) -> int:
-    from tvdb_images.catalog import work
+    from tvdb_images.catalog import migrate, work
     from tvdb_images.catalog.db import Catalog
     from tvdb_images.preflight import check_database
 
     settings = load_settings()
     check_database(settings.resolved_database_url)
+    migrate.upgrade(settings.resolved_database_url)  # a new catalog has nothing to retry, not no tables
     catalog = Catalog(settings.resolved_database_url)
     with catalog.session() as session:
         count = work.reset_failed(
