@@ -15,17 +15,23 @@ from tvdb_images.defs.revalidation import REVALIDATION_ASSETS, REVALIDATION_JOBS
 from tvdb_images.defs.schedules import ALL_SCHEDULES
 from tvdb_images.defs.sensors import ALL_SENSORS
 from tvdb_images.defs.stale_checks import STALE_CHECKS
+from tvdb_images.preflight import check_s3_credentials
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """All definitions, with resources configured from `settings` (default: env vars and `.env`)."""
+    """All definitions, with resources configured from `settings` (default: env vars and `.env`).
+
+    S3 without credentials stops the code location's load with one message naming the settings, rather
+    than failing every run; reachability is left to the runs (a server may come up after the load)."""
+    settings = settings or load_settings()
+    check_s3_credentials(settings)
     return dg.Definitions(
         assets=ARTWORK_ASSETS + REVALIDATION_ASSETS,
         asset_checks=ARTWORK_CHECKS + STALE_CHECKS,
         jobs=ALL_JOBS + REVALIDATION_JOBS,
         schedules=ALL_SCHEDULES + REVALIDATION_SCHEDULES,
         sensors=ALL_SENSORS,
-        resources=resources_from_settings(settings or load_settings()),
+        resources=resources_from_settings(settings),
         # A run's steps depend on each other and share one catalog engine: running them in one process
         # saves a process start per step (about 40 s per backfill run) and costs no parallelism.
         executor=dg.in_process_executor,

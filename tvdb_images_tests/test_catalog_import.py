@@ -144,5 +144,5 @@ def test_cli_import_and_db_upgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     catalog_file.write_text(_line("seasons", 3, _art(50, "poster", "https://a/s.jpg")) + "\n{broken\n")
     assert main(["catalog", "import", str(catalog_file)]) == 1  # one bad line -> non-zero exit
     captured = capsys.readouterr()
-    assert "1 items, 1 artworks (1 new" in captured.out
+    assert "1 item, 1 artwork (1 new" in captured.out
     assert "line 2" in captured.err

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import random
 import re
 import time
 import uuid
@@ -133,6 +134,20 @@ def _stored_targets(operation: Any) -> list[dict[str, Any]]:
     return []
 
 
+@st.composite
+def _seeding_global_random(draw: st.DrawFn, strategy: st.SearchStrategy[Any]) -> Any:
+    """Draw from `strategy` with the global `random` seeded from Hypothesis's own data, then restored.
+
+    schemathesis's negative-mode mutations call `random.random()` while drawing; seeded like this,
+    those choices are reproducible and shrinkable, and the global state Hypothesis checks is unchanged."""
+    state = random.getstate()
+    random.seed(draw(st.integers(0, 2**32 - 1)))
+    try:
+        return draw(strategy)
+    finally:
+        random.setstate(state)
+
+
 def _send_generated(operation: Any, headers: dict[str, str], examples: int, tally: Tally) -> None:
     strategies = [
         operation.as_strategy(mode, path_parameters=target)
@@ -141,7 +156,7 @@ def _send_generated(operation: Any, headers: dict[str, str], examples: int, tall
     ]
 
     @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(case=st.one_of(strategies))
+    @given(case=_seeding_global_random(st.one_of(strategies)))
     def send(case: schemathesis.Case) -> None:
         response = case.call(headers=headers or None)
         tally.statuses[response.status_code] += 1

@@ -26,6 +26,7 @@ from tvdb_images.catalog.selection import primary_sort_key
 from tvdb_images.catalog.upsert import upsert
 from tvdb_images.config import IMAGE_TYPES
 from tvdb_images.storage import layout
+from tvdb_images.wording import plural
 
 # Content-table column that holds the source URL of an item's primary artwork of each type.
 SOURCE_URL_COLUMNS: dict[str, str] = {
@@ -80,11 +81,11 @@ class ImportReport:
 
     def summary(self) -> str:
         text = (
-            f"{self.items} items, {self.artworks} artworks "
+            f"{plural(self.items, 'item')}, {plural(self.artworks, 'artwork')} "
             f"({self.artworks_new} new, {self.artworks_changed} changed, {self.artworks_unchanged} unchanged)"
         )
         if self.errors:
-            text += f", {len(self.errors)} invalid lines skipped"
+            text += f", {plural(len(self.errors), 'invalid line')} skipped"
         return text
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -18,28 +19,15 @@ from tvdb_images.catalog.importer import import_catalog_file
 from tvdb_images.catalog.models import Artwork, ArtworkRendition, ArtworkStatus
 from tvdb_images.config import Settings, load_settings
 from tvdb_images.defs.requests import RANGE_END_TAG, RANGE_START_TAG, partition_ranges
-from tvdb_images.demo.catalog import draw_stand_ins, find_corpus, write_demo_catalog
-from tvdb_images.demo.origin import serve_directory
+from tvdb_images.demo.catalog import DemoCatalog, draw_stand_ins, find_corpus, write_demo_catalog
+from tvdb_images.demo.home import dagster_ui_command, prepare_dagster_home, serve_command
+from tvdb_images.demo.origin import serve_origin
+from tvdb_images.demo.progress import SyncCounts, SyncProgress, artworks_to_sync, counts_since
 from tvdb_images.storage.layout import SHARDS, SIZES
-
-DEFAULT_ORIGIN_PORT = 8765
+from tvdb_images.wording import plural
 
 # The full event log is in the Dagster UI; the terminal shows only warnings and the summary.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-DAGSTER_YAML = """\
-# Dagster instance of the embedded default: SQLite storage under this directory, writing a run's
-# planned events in batches (tvdb_images/defs/sqlite_instance_storage.py).
-telemetry:
-  enabled: false
-storage:
-  custom:
-    module: tvdb_images.defs.sqlite_instance_storage
-    class: BatchingSqliteStorage
-    config:
-      base_dir:
-        env: DAGSTER_HOME
-"""
 
 
 @dataclass
@@ -55,53 +43,60 @@ class DemoResult:
     settings: Settings | None = None
     used_stand_ins: bool = False
     example: dict[str, str] = field(default_factory=dict)
+    # Artworks whose last attempt failed on infrastructure (timeouts, 5xx, storage): later syncs retry
+    # them while they have attempts left.
+    infrastructure_failures: int = 0
+    refused: int = 0
+    pending: int = 0
+    synced: SyncCounts = field(default_factory=lambda: SyncCounts(0, 0, 0))
+    origin_requests: int = 0
+    ui_command: str = ""
+    serve_command: str = ""
 
     @property
     def ok(self) -> bool:
         return all(success for _, success in self.runs)
 
 
-def prepare_dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME if the operator set one (e.g. PostgreSQL storage), else one in the data directory."""
-    if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"]).resolve()
-    home = (settings.data_dir / "dagster_home").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML, encoding="utf-8")
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
-
-
-def run_demo(*, origin_port: int = DEFAULT_ORIGIN_PORT, say: Callable[[str], None] = print) -> DemoResult:
+def run_demo(
+    *,
+    origin_port: int | None = None,
+    say: Callable[[str], None] = print,
+    write_catalog: Callable[[Path, str], DemoCatalog] = write_demo_catalog,
+) -> DemoResult:
+    """Import the demo catalog (`write_catalog(path, origin_url)`), serve its images, sync it."""
     from tvdb_images.definitions import build_definitions
 
     started = time.perf_counter()
     base_settings = load_settings()
-    corpus = find_corpus()
-    stand_ins = corpus is None
-    if corpus is None:
-        corpus = draw_stand_ins(Path(tempfile.mkdtemp(prefix="tvdb-images-demo-origin-")))
-        say(f"image corpus not found; serving drawn stand-ins from {corpus}")
-
-    with serve_directory(corpus, port=origin_port) as origin:
-        host = origin.removeprefix("http://")
+    data_dir = base_settings.data_dir.resolve()
+    with contextlib.ExitStack() as cleanup:
+        corpus = find_corpus()
+        stand_ins = corpus is None
+        if corpus is None:
+            # Removed when the demo ends, whatever happens.
+            scratch = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="tvdb-images-demo-origin-"))
+            corpus = draw_stand_ins(Path(scratch))
+            say("image corpus not found; serving drawn stand-ins")
+        origin = cleanup.enter_context(serve_origin(corpus, data_dir, requested_port=origin_port, say=say))
+        host = origin.url.removeprefix("http://")
         # The demo's own origin is allowed explicitly, for this run only.
         settings = load_settings(ALLOWED_SOURCE_HOSTS=",".join([*base_settings.allowed_source_hosts, host]))
-        say(f"artwork origin: {origin} (serving {corpus})")
+        say(f"artwork origin: {origin.url} (serving {corpus})")
         database_url = settings.resolved_database_url
         migrate.upgrade(database_url)
         catalog = Catalog(database_url)
-        demo = write_demo_catalog(settings.data_dir.resolve() / "demo-catalog.jsonl", origin)
+        cleanup.callback(catalog.dispose)
+        demo = write_catalog(data_dir / "demo-catalog.jsonl", origin.url)
         report = import_catalog_file(catalog, demo.path)
         say(
             f"catalog: {catalog.engine.url.render_as_string(hide_password=True)}; imported {report.summary()}"
         )
 
-        home = prepare_dagster_home(settings)
+        home = prepare_dagster_home(settings, say=say)
         defs = build_definitions(settings)
         runs: list[tuple[str, bool]] = []
+        sync_started = datetime.now(UTC)
         with dg.DagsterInstance.get() as instance:
             pipeline = defs.resolve_job_def("sync_images")
             with catalog.session() as session:
@@ -109,25 +104,33 @@ def run_demo(*, origin_port: int = DEFAULT_ORIGIN_PORT, say: Callable[[str], Non
             # In-process runs on a SQLite instance cost ~0.4 s each and ~45 ms per partition they span:
             # group nearby partitions with work, and skip long stretches without any.
             ranges = partition_ranges(partitions, chunk=len(SHARDS), max_gap=8)
+            to_sync = artworks_to_sync(catalog, max_attempts=settings.artwork_max_attempts)
             say(
-                f"syncing {len(partitions)} partitions with work in {len(ranges)} Dagster runs of sync_images"
+                f"syncing {plural(to_sync, 'artwork')} in {plural(len(partitions), 'partition')} "
+                f"with work: {plural(len(ranges), 'Dagster run')} of sync_images"
             )
-            for start, end in ranges:
-                result = pipeline.execute_in_process(
-                    instance=instance,
-                    tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
-                    run_config=QUIET_CONSOLE,
-                    raise_on_error=False,
-                )
-                runs.append((result.run_id, result.success))
+            progress = SyncProgress(catalog, since=sync_started, runs=len(ranges), artworks=to_sync)
+            with progress:
+                for start, end in ranges:
+                    result = pipeline.execute_in_process(
+                        instance=instance,
+                        tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
+                        run_config=QUIET_CONSOLE,
+                        raise_on_error=False,
+                    )
+                    runs.append((result.run_id, result.success))
+                    progress.run_finished(result.success)
             stats = defs.resolve_job_def("refresh_storage_stats").execute_in_process(
                 instance=instance, run_config=QUIET_CONSOLE, raise_on_error=False
             )
             runs.append((stats.run_id, stats.success))
-    result = _summarize(catalog, settings, runs, time.perf_counter() - started)
+        result = _summarize(catalog, settings, runs, time.perf_counter() - started)
+        result.synced = counts_since(catalog, sync_started)
+        result.origin_requests = origin.requests
     result.dagster_home = str(home)
     result.used_stand_ins = stand_ins
-    catalog.dispose()
+    result.ui_command = dagster_ui_command(settings, home)
+    result.serve_command = serve_command(settings)
     return result
 
 
@@ -138,19 +141,22 @@ def _summarize(
         status_counts = dict(
             session.execute(select(Artwork.status, func.count()).group_by(Artwork.status)).all()
         )
-        failures = [
-            (
-                row.id,
-                f"{row.content_type}/{row.content_id} {row.image_type}",
-                row.failure_cause,
-                row.failure_detail,
+        failed_rows = session.execute(
+            select(Artwork).where(Artwork.status.in_([ArtworkStatus.FAILED.value, ArtworkStatus.GONE.value]))
+        ).scalars()
+        failures = []
+        infrastructure = 0
+        for row in failed_rows:
+            retryable = row.status == ArtworkStatus.FAILED.value and row.failure_retryable
+            infrastructure += int(retryable)
+            cause = (
+                f"{row.failure_cause} (infrastructure, retried by later syncs)"
+                if retryable
+                else row.failure_cause
             )
-            for row in session.execute(
-                select(Artwork).where(
-                    Artwork.status.in_([ArtworkStatus.FAILED.value, ArtworkStatus.GONE.value])
-                )
-            ).scalars()
-        ]
+            failures.append(
+                (row.id, f"{row.content_type}/{row.content_id} {row.image_type}", cause, row.failure_detail)
+            )
         bytes_sources = session.scalar(
             select(func.coalesce(func.sum(Artwork.file_size), 0)).where(
                 Artwork.status == ArtworkStatus.PROCESSED.value
@@ -185,6 +191,10 @@ def _summarize(
         renditions=int(renditions or 0),
         settings=settings,
         example=example,
+        infrastructure_failures=infrastructure,
+        refused=len(failures) - infrastructure,
+        pending=status_counts.get(ArtworkStatus.PENDING.value, 0)
+        + status_counts.get(ArtworkStatus.DOWNLOADED.value, 0),
     )
 
 
@@ -192,12 +202,16 @@ def format_summary(result: DemoResult) -> str:
     settings = result.settings
     assert settings is not None
     processed = result.status_counts.get(ArtworkStatus.PROCESSED.value, 0)
-    failed = len(result.failures)
+    synced = result.synced
     lines = [
         "",
         f"tvdb-images demo finished in {result.seconds:.1f} s"
         + ("" if result.ok else "  (some Dagster runs FAILED: see the Dagster UI)"),
-        f"  artworks processed: {processed}, refused or failed: {failed}",
+        f"  this run: {plural(synced.downloads, 'download')} ({plural(result.origin_requests, 'request')} "
+        f"to the origin), {plural(synced.processed, 'artwork')} processed, {synced.failed} failed",
+        f"  catalog: {plural(processed, 'artwork')} processed, {result.refused} refused (bad or gone "
+        f"sources), {result.infrastructure_failures} failed on infrastructure (retried by later syncs), "
+        f"{result.pending} pending",
     ]
     if len(result.runs) <= 1:
         lines.append(
@@ -221,20 +235,17 @@ def format_summary(result: DemoResult) -> str:
             f"  images: {settings.resolved_local_storage_dir}/"
             f"{{{settings.s3_bucket_thumbnails},{settings.s3_bucket_originals}}}"
         )
-    lines.append(
-        f"  catalog: {settings.resolved_database_url if not settings.database_url else 'DATABASE_URL'}"
-    )
+    database = settings.resolved_database_url if not settings.database_url else "DATABASE_URL"
+    lines.append(f"  catalog database: {database}")
     if result.example:
         lines.append(f"  example: {result.example.pop('artwork')}")
         lines.extend(f"    {size:<9} {where}" for size, where in result.example.items())
-    data_dir = settings.data_dir.resolve()
     lines += [
         f"  Dagster runs ({len(result.runs)}) are recorded in DAGSTER_HOME={result.dagster_home}",
-        "  open the Dagster UI on this data with:",
-        f"    DAGSTER_HOME={result.dagster_home} TVDB_IMAGES_DATA_DIR={data_dir} "
-        "dagster dev -m tvdb_images.definitions",
+        "  open the Dagster UI on this data (http://127.0.0.1:3000) with:",
+        f"    {result.ui_command}",
         "  and serve the images with:",
-        f"    TVDB_IMAGES_DATA_DIR={data_dir} tvdb-images serve"
+        f"    {result.serve_command}"
         + ("   (with the same DATABASE_URL and S3_* variables)" if settings.storage_backend == "s3" else ""),
     ]
     if result.used_stand_ins:

@@ -69,7 +69,8 @@ class S3ObjectStore:
                 if _error_code(exc) not in _NOT_FOUND_CODES:
                     raise StorageError(f"cannot reach bucket {name}: {exc}") from exc
             except BotoCoreError as exc:
-                raise StorageError(f"cannot reach S3 at {self.endpoint_url}: {exc}") from exc
+                where = self.endpoint_url or "AWS (S3_ENDPOINT_URL is not set)"
+                raise StorageError(f"cannot reach S3 at {where}: {exc}") from exc
             kwargs: dict[str, Any] = {"Bucket": name}
             if self.region and self.region != "us-east-1":
                 kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
