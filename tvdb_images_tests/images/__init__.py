@@ -26,6 +26,7 @@ __all__ = [
     "SHARED",
     "TVDB_PHOTOS",
     "corpus_files",
+    "corpus_roots",
     "external_corpus",
     "generated_corpus",
     "image_cases",
@@ -86,3 +87,12 @@ def image_cases(*relative: str, folders: tuple[str, ...] = ()) -> list[object]:
         shared = sorted({*(r for r in relative if (root / r).is_file()), *corpus_files(root, *folders)})
         cases += [pytest.param(SHARED + r, id=SHARED + r, marks=pytest.mark.corpus) for r in shared]
     return cases
+
+
+def corpus_roots() -> list[object]:
+    """Prefixes for a test that runs once per corpus: "" (generated), then "shared/" (marked `corpus`)
+    when the shared corpus is present."""
+    roots: list[object] = [""]
+    if external_corpus() is not None:
+        roots.append(pytest.param(SHARED, id="shared", marks=pytest.mark.corpus))
+    return roots
