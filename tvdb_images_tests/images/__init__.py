@@ -26,6 +26,7 @@ __all__ = [
     "SHARED",
     "TVDB_PHOTOS",
     "corpus_files",
+    "corpus_root",
     "corpus_roots",
     "external_corpus",
     "generated_corpus",
@@ -96,3 +97,8 @@ def corpus_roots() -> list[object]:
     if external_corpus() is not None:
         roots.append(pytest.param(SHARED, id="shared", marks=pytest.mark.corpus))
     return roots
+
+
+def corpus_root(prefix: str) -> Path:
+    """The directory a `corpus_roots()` prefix stands for."""
+    return image_path(prefix + "tvdb").parent
