@@ -1,5 +1,6 @@
 """Shared fixtures: the generated image corpus, a loopback artwork origin, catalogs on SQLite and
-PostgreSQL, and object stores on the local disk and on a real SeaweedFS S3 server started for the test session.
+PostgreSQL, and object stores on the local disk and on a real SeaweedFS S3 server started for the test
+session.
 
 Tests that need the real services fail (they do not skip) when PostgreSQL or SeaweedFS cannot be had,
 so a green run always means the real parts were exercised; `-m "not services"` deselects them.
