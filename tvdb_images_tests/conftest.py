@@ -20,7 +20,7 @@ from tvdb_images.storage import Bucket
 from tvdb_images.storage.local import LocalObjectStore
 from tvdb_images.storage.s3 import S3ObjectStore
 from tvdb_images_tests import services
-from tvdb_images_tests.images import external_corpus, generated_corpus
+from tvdb_images_tests.images import generated_corpus
 from tvdb_images_tests.origins import LoopbackOrigin
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
@@ -30,15 +30,6 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 def corpus_dir() -> Path:
     """The test suite's own images (tvdb/, edge/, bad/), generated once per session."""
     return generated_corpus()
-
-
-@pytest.fixture(scope="session")
-def shared_corpus_dir() -> Path:
-    """The shared corpus, for tests marked `corpus` (collected only when it is present)."""
-    root = external_corpus()
-    if root is None:
-        pytest.fail("the shared image corpus is not present (../shared/corpus or TVDB_IMAGES_CORPUS_DIR)")
-    return root
 
 
 @pytest.fixture
