@@ -35,7 +35,12 @@ ANIMATED_FILES = ("animated-loop-3.webp", "animated-loop.gif")
 
 
 def srgb_icc() -> bytes:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    """LittleCMS's sRGB profile with a fixed creation date and no profile ID (both are optional to
+    check, and the date would otherwise change the bytes on every run)."""
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    struct.pack_into(">6H", profile, 24, 2026, 1, 1, 0, 0, 0)
+    profile[84:100] = bytes(16)
+    return bytes(profile)
 
 
 def oriented_jpeg(upright: Image.Image, orientation: int) -> bytes:
