@@ -1,4 +1,5 @@
-"""Build test catalogs from the image corpus and settings for the two setups (embedded, production)."""
+"""Build test catalogs from an image corpus (the generated one, or the shared one) and settings for the
+two setups (embedded, production)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from tvdb_images.catalog.importer import import_catalog_lines
 from tvdb_images.config import Settings
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import Bucket, ObjectStore
+from tvdb_images_tests.images.bad import BAD_CAUSES
 
 # Corpus file -> (content type, image type) it stands for.
 TVDB_FILES: dict[str, tuple[str, str]] = {
@@ -30,18 +32,7 @@ TVDB_FILES: dict[str, tuple[str, str]] = {
     "clearlogo_a.png": ("series", "clearlogo"),
 }
 
-# Corpus bad/ file -> the cause the pipeline records for it.
-BAD_CAUSES: dict[str, str] = {
-    "truncated.jpg": "truncated",
-    "truncated.png": "truncated",
-    "corrupt-header.jpg": "corrupt",
-    "giant-image.jpg": "too_many_pixels",
-    "65536-uint32-limit.png": "too_many_pixels",
-    "G31D.TIF": "unsupported_format",
-    "html-error-page.jpg": "unsupported_format",
-    "empty.jpg": "empty",
-    "random-bytes.png": "not_an_image",
-}
+__all__ = ["BAD_CAUSES", "TVDB_FILES", "CatalogEntry", "CorpusCatalog", "corpus_entries"]
 
 
 @dataclass
@@ -85,7 +76,8 @@ def corpus_entries(corpus: Path, *, include_edge: bool = True, include_bad: bool
             add("people", "image", f"edge/{file.name}")
     if include_bad:
         for name in BAD_CAUSES:
-            add("episodes", "image", f"bad/{name}")
+            if (corpus / "bad" / name).is_file():  # the shared corpus has no BMP
+                add("episodes", "image", f"bad/{name}")
     return catalog
 
 

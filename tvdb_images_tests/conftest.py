@@ -1,5 +1,6 @@
-"""Shared fixtures: the image corpus, a loopback artwork origin, catalogs on SQLite and PostgreSQL, and
-object stores on the local disk and on a real SeaweedFS S3 server started for the test session.
+"""Shared fixtures: the generated image corpus, a loopback artwork origin, catalogs on SQLite and
+PostgreSQL, and object stores on the local disk and on a real SeaweedFS S3 server started for the test
+session.
 
 Tests that need the real services fail (they do not skip) when PostgreSQL or SeaweedFS cannot be had,
 so a green run always means the real parts were exercised; `-m "not services"` deselects them.
@@ -19,7 +20,7 @@ from tvdb_images.storage import Bucket
 from tvdb_images.storage.local import LocalObjectStore
 from tvdb_images.storage.s3 import S3ObjectStore
 from tvdb_images_tests import services
-from tvdb_images_tests.corpus import CORPUS_DIR
+from tvdb_images_tests.images import generated_corpus
 from tvdb_images_tests.origins import LoopbackOrigin
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
@@ -27,14 +28,13 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
-    if not (CORPUS_DIR / "tvdb").is_dir():
-        pytest.fail(f"image corpus not found at {CORPUS_DIR}; set TVDB_IMAGES_CORPUS_DIR")
-    return CORPUS_DIR
+    """The test suite's own images (tvdb/, edge/, bad/), generated once per session."""
+    return generated_corpus()
 
 
 @pytest.fixture
 def origin(corpus_dir: Path) -> Iterator[LoopbackOrigin]:
-    """The corpus served over HTTP on 127.0.0.1, like TVDB's artwork host."""
+    """The generated corpus served over HTTP on 127.0.0.1, like TVDB's artwork host."""
     with LoopbackOrigin(corpus_dir) as server:
         yield server
 

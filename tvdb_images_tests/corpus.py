@@ -1,5 +1,6 @@
-"""Where the shared image corpus lives: `../shared/corpus` from the repository root, or
-TVDB_IMAGES_CORPUS_DIR. Tests read it in place; it is never copied into the project."""
+"""Where the shared image corpus would be: `../shared/corpus` from the repository root, or
+TVDB_IMAGES_CORPUS_DIR. It is optional: tests read it in place, in addition to the images they generate
+(tvdb_images_tests/images), and never copy it into the project; the benchmarks read it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bad source files for reliability tests: the corpus's bad/ directory plus variants generated here.
+"""Bad source files for reliability tests: a corpus's bad/ directory plus variants generated here.
 
 Each input is served under a name and a Content-Type that lie about it where that makes the attack
 plausible (an SVG named `.jpg` and sent as `image/jpeg`), because the pipeline must judge by the bytes
@@ -9,13 +9,13 @@ more pixels than the limit: those must be refused before Pillow so much as opens
 from __future__ import annotations
 
 import io
-import struct
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
+
+from tvdb_images_tests.images.bad import BAD_CAUSES, BOMBS, gif_claiming, png_claiming
 
 
 @dataclass(frozen=True)
@@ -28,33 +28,34 @@ class BadInput:
     bomb: bool = False
 
 
-# Corpus bad/ file -> (cause, Content-Type the origin claims).
-CORPUS_BAD: dict[str, tuple[str, str]] = {
-    "truncated.jpg": ("truncated", "image/jpeg"),
-    "truncated.png": ("truncated", "image/png"),
-    "corrupt-header.jpg": ("corrupt", "image/jpeg"),
-    "giant-image.jpg": ("too_many_pixels", "image/jpeg"),
-    "65536-uint32-limit.png": ("too_many_pixels", "image/png"),
-    "G31D.TIF": ("unsupported_format", "image/jpeg"),
-    "html-error-page.jpg": ("unsupported_format", "image/jpeg"),
-    "empty.jpg": ("empty", "image/jpeg"),
-    "random-bytes.png": ("not_an_image", "image/png"),
+# Corpus bad/ file -> the Content-Type the origin claims for it (its cause: BAD_CAUSES).
+CORPUS_CONTENT_TYPES: dict[str, str] = {
+    "truncated.jpg": "image/jpeg",
+    "truncated.png": "image/png",
+    "corrupt-header.jpg": "image/jpeg",
+    "giant-image.jpg": "image/jpeg",
+    "65536-uint32-limit.png": "image/png",
+    "G31D.TIF": "image/jpeg",
+    "bitmap.bmp": "image/png",
+    "html-error-page.jpg": "image/jpeg",
+    "empty.jpg": "image/jpeg",
+    "random-bytes.png": "image/png",
 }
-CORPUS_BOMBS = {"giant-image.jpg", "65536-uint32-limit.png"}
 
 
 def bad_inputs(corpus: Path, *, max_frames: int) -> list[BadInput]:
-    """Every bad input: the corpus's own, then the generated variants."""
+    """Every bad input: the corpus's own (those of BAD_CAUSES it has), then the generated variants."""
     inputs = [
         BadInput(
             f"corpus bad/{name}",
             (corpus / "bad" / name).read_bytes(),
             f"/bad/{name}",
-            content_type,
+            CORPUS_CONTENT_TYPES[name],
             cause,
-            bomb=name in CORPUS_BOMBS,
+            bomb=name in BOMBS,
         )
-        for name, (cause, content_type) in CORPUS_BAD.items()
+        for name, cause in BAD_CAUSES.items()
+        if (corpus / "bad" / name).is_file()
     ]
     return inputs + generated_inputs(corpus, max_frames=max_frames)
 
@@ -163,29 +164,6 @@ def generated_inputs(corpus: Path, *, max_frames: int) -> list[BadInput]:
             "too_many_frames",
         ),
     ]
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A small, well-formed PNG whose IHDR states width x height (CRC fixed up, IDAT tiny)."""
-    buffer = io.BytesIO()
-    Image.new("L", (1, 1)).save(buffer, "PNG")
-    data = bytearray(buffer.getvalue())
-    ihdr = 8  # the IHDR chunk follows the signature
-    struct.pack_into(">II", data, ihdr + 8, width, height)
-    crc = zlib.crc32(bytes(data[ihdr + 4 : ihdr + 8 + 13]))
-    struct.pack_into(">I", data, ihdr + 8 + 13, crc)
-    return bytes(data)
-
-
-def gif_claiming(width: int, height: int) -> bytes:
-    """A one-pixel GIF whose logical screen and first frame state width x height."""
-    buffer = io.BytesIO()
-    Image.new("P", (1, 1)).save(buffer, "GIF")
-    data = bytearray(buffer.getvalue())
-    struct.pack_into("<HH", data, 6, width, height)
-    descriptor = data.index(b",", 13)  # the image descriptor: 0x2C, left, top, width, height
-    struct.pack_into("<HH", data, descriptor + 5, width, height)
-    return bytes(data)
 
 
 def svg_document() -> bytes:

@@ -58,7 +58,7 @@ def demo_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blocked_po
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    monkeypatch.setattr(run_module, "find_corpus", lambda: None)  # drawn stand-ins in a temporary origin
+    monkeypatch.setattr(run_module, "find_corpus", lambda: None)  # own artwork, temporary origin
     monkeypatch.setattr(origin_module, "DEFAULT_ORIGIN_PORT", blocked_port)
     return tmp_path
 
@@ -81,7 +81,7 @@ def test_second_demo_downloads_nothing_and_the_instance_is_the_embedded_one(
     assert progress_lines[-1].endswith("artworks/s") and "8/8 artworks done, 1 failed" in progress_lines[-1]
     origin_url = next(line for line in said if line.startswith("artwork origin:")).split()[2]
     assert not origin_url.endswith(f":{blocked_port}")
-    assert os.listdir(tempfile.gettempdir()) == []  # the stand-ins' origin directory is gone
+    assert os.listdir(tempfile.gettempdir()) == []  # the temporary origin directory is gone
 
     # The default port is still taken; the demo keeps the port its catalog was written with.
     said.clear()

@@ -1,4 +1,5 @@
-"""Rendering: sizes, orientation, colours, alpha, shared outputs and output formats on the corpus."""
+"""Rendering: sizes, orientation, colours, alpha, shared outputs and output formats on the generated
+images (and on the shared corpus, when present: cases marked `corpus`)."""
 
 from __future__ import annotations
 
@@ -21,39 +22,35 @@ from tvdb_images.imaging import (
     render_renditions,
     render_settings_signature,
 )
-from tvdb_images_tests.corpus import CORPUS_DIR
+from tvdb_images_tests.images import image_cases, image_path
+from tvdb_images_tests.images.edge import ALPHA_FILES, ANIMATED_FILES, ORIENTED
 
 LIMITS = ValidationLimits()
 WEBP = RenderSettings()
 
 
-def corpus_files(*folders: str) -> list[str]:
-    return sorted(
-        f"{folder}/{path.name}"
-        for folder in folders
-        for path in (CORPUS_DIR / folder).glob("*")
-        if path.is_file() and path.suffix != ".md"
-    )
+RENDERABLE = image_cases(folders=("tvdb", "edge"))
+ALPHA_SOURCES = image_cases(*(f"edge/{name}" for name in ALPHA_FILES))
 
 
-RENDERABLE = corpus_files("tvdb", "edge")
-ALPHA_SOURCES = [
-    "edge/grey-8bit-alpha.png",
-    "edge/16-bit-grey-alpha.png",
-    "edge/Flag_of_the_Netherlands-alpha.png",
-    "edge/full-transparent.png",
-]
+def case_name(case: object) -> str:
+    """The relative path of a case, whether a plain string or a `pytest.param`."""
+    return case if isinstance(case, str) else case.values[0]  # type: ignore[attr-defined]
+
+
+def has_alpha(case: object) -> bool:
+    return Path(case_name(case)).name in ALPHA_FILES
 
 
 @cache
 def rendered(relative: str, settings: RenderSettings = WEBP) -> RenderResult:
     """Render once per file and settings; several tests look at the same result."""
-    return render_renditions((CORPUS_DIR / relative).read_bytes(), settings, LIMITS)
+    return render_renditions(image_path(relative).read_bytes(), settings, LIMITS)
 
 
 @cache
 def source_upright(relative: str) -> Image.Image:
-    with Image.open(CORPUS_DIR / relative) as image:
+    with Image.open(image_path(relative)) as image:
         return ImageOps.exif_transpose(image)
 
 
@@ -79,8 +76,10 @@ def to_srgb(image: Image.Image) -> Image.Image:
 # --- every valid corpus file ----------------------------------------------------------------------
 
 
-def test_corpus_has_files_to_render(corpus_dir: Path) -> None:
-    assert "tvdb/fanart_a.jpg" in RENDERABLE and "edge/pitm.avif" in RENDERABLE
+def test_generated_corpus_has_every_kind_of_file_to_render() -> None:
+    names = {case_name(case) for case in RENDERABLE}
+    assert {"tvdb/fanart_a.jpg", "tvdb/fanart_4k.jpg", "tvdb/clearlogo_a.png", "edge/pitm.avif"} <= names
+    assert {f"edge/{name}" for name in (*ALPHA_FILES, *ANIMATED_FILES, *ORIENTED)} <= names
 
 
 @pytest.mark.parametrize("relative", RENDERABLE)
@@ -111,9 +110,9 @@ def test_outputs_carry_no_metadata(relative: str) -> None:
 
 @pytest.mark.parametrize("relative", RENDERABLE)
 def test_source_info_is_reported(relative: str) -> None:
-    data = (CORPUS_DIR / relative).read_bytes()
+    data = image_path(relative).read_bytes()
     source = rendered(relative).source
-    with Image.open(CORPUS_DIR / relative) as image:
+    with Image.open(image_path(relative)) as image:
         assert (source.width, source.height) == image.size
     assert source.byte_size == len(data)
     assert source.extension == Path(relative).suffix.lower().lstrip(".").replace("jpeg", "jpg")
@@ -122,16 +121,22 @@ def test_source_info_is_reported(relative: str) -> None:
 # --- orientation -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("relative", ["edge/Landscape_6.jpg", "edge/Portrait_8.jpg"])
+@pytest.mark.parametrize(
+    "relative", image_cases("edge/Landscape_6.jpg", "edge/Portrait_8.jpg", *(f"edge/{n}" for n in ORIENTED))
+)
 def test_exif_orientation_is_applied(relative: str) -> None:
-    with Image.open(CORPUS_DIR / relative) as stored:
+    with Image.open(image_path(relative)) as stored:
         stored_size = stored.size
+        turned = stored.getexif().get(0x0112) in (5, 6, 7, 8)
+        as_stored = to_srgb(stored)
         upright = to_srgb(ImageOps.exif_transpose(stored))
     original = rendered(relative).renditions[0]
-    assert (original.width, original.height) == (stored_size[1], stored_size[0])
+    assert (original.width, original.height) == (stored_size[::-1] if turned else stored_size)
     pixels = decoded(original.data)
     assert mean_abs_diff(pixels, upright) < 6
     assert mean_abs_diff(pixels, upright.transpose(Image.Transpose.ROTATE_180)) > 30
+    if not turned:  # mirrored or upside down as stored: the output must not be the stored pixels
+        assert mean_abs_diff(pixels, as_stored) > mean_abs_diff(pixels, upright) + 10
     for rendition in rendered(relative).renditions[1:]:
         small = decoded(rendition.data)
         reference = upright.resize(small.size, Image.Resampling.BICUBIC, reducing_gap=2.0)
@@ -141,9 +146,9 @@ def test_exif_orientation_is_applied(relative: str) -> None:
 # --- colours -----------------------------------------------------------------------------------------
 
 
-def test_cmyk_with_a_profile_is_converted_through_it() -> None:
-    relative = "edge/Channel_digital_image_CMYK_color.jpg"
-    with Image.open(CORPUS_DIR / relative) as cmyk:
+@pytest.mark.parametrize("relative", image_cases("edge/Channel_digital_image_CMYK_color.jpg"))
+def test_cmyk_with_a_profile_is_converted_through_it(relative: str) -> None:
+    with Image.open(image_path(relative)) as cmyk:
         cmyk.load()
         reference = to_srgb(cmyk)
         naive = cmyk.convert("RGB")
@@ -156,8 +161,9 @@ def test_cmyk_with_a_profile_is_converted_through_it() -> None:
     assert mean_abs_diff(original, naive) > mean_abs_diff(original, reference) + 5
 
 
-def test_greyscale_stays_grey() -> None:
-    for rendition in rendered("edge/concert.jpg").renditions:
+@pytest.mark.parametrize("relative", image_cases("edge/concert.jpg"))
+def test_greyscale_stays_grey(relative: str) -> None:
+    for rendition in rendered(relative).renditions:
         red, green, blue = decoded(rendition.data).convert("RGB").split()
         for a, b in ((red, green), (green, blue)):
             difference = ImageChops.difference(a, b)
@@ -167,7 +173,7 @@ def test_greyscale_stays_grey() -> None:
 
 @pytest.mark.parametrize("relative", ALPHA_SOURCES)
 def test_alpha_is_kept_where_the_source_has_it(relative: str) -> None:
-    with Image.open(CORPUS_DIR / relative) as source:
+    with Image.open(image_path(relative)) as source:
         alpha = source.convert("RGBA").getchannel("A")
     for rendition in rendered(relative).renditions:
         image = decoded(rendition.data)
@@ -180,31 +186,34 @@ def test_alpha_is_kept_where_the_source_has_it(relative: str) -> None:
         assert abs(transparent - still_transparent) <= 0.01 * image.width * image.height + 2
 
 
-def test_fully_transparent_source_stays_fully_transparent() -> None:
-    for rendition in rendered("edge/full-transparent.png").renditions:
+@pytest.mark.parametrize("relative", image_cases("edge/full-transparent.png"))
+def test_fully_transparent_source_stays_fully_transparent(relative: str) -> None:
+    for rendition in rendered(relative).renditions:
         assert decoded(rendition.data).getchannel("A").getextrema() == (0, 0)
 
 
-@pytest.mark.parametrize("relative", [r for r in RENDERABLE if r not in ALPHA_SOURCES])
+@pytest.mark.parametrize("relative", [case for case in RENDERABLE if not has_alpha(case)])
 def test_opaque_sources_have_no_alpha_channel(relative: str) -> None:
     for rendition in rendered(relative).renditions:
         assert decoded(rendition.data).mode == "RGB"
 
 
-def test_an_alpha_channel_that_is_fully_opaque_is_dropped() -> None:
+@pytest.mark.parametrize("relative", image_cases("tvdb/clearlogo_a.png"))
+def test_an_alpha_channel_that_is_fully_opaque_is_dropped(relative: str) -> None:
     """clearlogo_a.png is stored RGBA, but every alpha value is 255: no transparency to keep."""
-    with Image.open(CORPUS_DIR / "tvdb/clearlogo_a.png") as source:
+    with Image.open(image_path(relative)) as source:
         assert source.mode == "RGBA"
         assert source.getchannel("A").getextrema() == (255, 255)
-    assert {decoded(r.data).mode for r in rendered("tvdb/clearlogo_a.png").renditions} == {"RGB"}
+    assert {decoded(r.data).mode for r in rendered(relative).renditions} == {"RGB"}
 
 
-def test_animated_sources_render_their_first_frame() -> None:
-    with Image.open(CORPUS_DIR / "edge/animated-loop-3.webp") as source:
+@pytest.mark.parametrize("relative", image_cases(*(f"edge/{name}" for name in ANIMATED_FILES)))
+def test_animated_sources_render_their_first_frame(relative: str) -> None:
+    with Image.open(image_path(relative)) as source:
         first = source.convert("RGB")
         source.seek(5)
         later = source.convert("RGB")
-    original = decoded(rendered("edge/animated-loop-3.webp").renditions[0].data)
+    original = decoded(rendered(relative).renditions[0].data)
     assert mean_abs_diff(original, first) < mean_abs_diff(original, later)
     assert mean_abs_diff(original, first) < 4
 
@@ -237,10 +246,12 @@ def test_a_tiny_source_is_encoded_once() -> None:
 # --- rendering quality, against plain Pillow ------------------------------------------------------
 
 
-@pytest.mark.parametrize("relative", ["tvdb/poster_a.jpg", "tvdb/fanart_c.jpg", "tvdb/banner_a.jpg"])
+@pytest.mark.parametrize(
+    "relative", image_cases("tvdb/poster_a.jpg", "tvdb/fanart_c.jpg", "tvdb/banner_a.jpg")
+)
 def test_renditions_look_like_plain_pillow_thumbnails(relative: str) -> None:
     for rendition in rendered(relative).renditions:
-        with Image.open(CORPUS_DIR / relative) as plain:
+        with Image.open(image_path(relative)) as plain:
             box = SIZE_BOXES[rendition.size]
             if box is not None:
                 plain.thumbnail(box)
@@ -249,11 +260,13 @@ def test_renditions_look_like_plain_pillow_thumbnails(relative: str) -> None:
         assert mean_abs_diff(decoded(rendition.data), plain) < 4
 
 
-@pytest.mark.parametrize("relative", ["tvdb/fanart_a.jpg", "tvdb/poster_b.jpg", "tvdb/fanart_4k.jpg"])
+@pytest.mark.parametrize(
+    "relative", image_cases("tvdb/fanart_a.jpg", "tvdb/poster_b.jpg", "tvdb/fanart_4k.jpg")
+)
 def test_renditions_are_byte_for_byte_plain_pillow_output(relative: str) -> None:
     """Same pixels as `thumbnail()`, reduced-scale JPEG decoding included, so the same WebP bytes;
     only a 4K source's `large` (decoded at 1/2 scale) and `medium` (resampled from it) differ."""
-    data = (CORPUS_DIR / relative).read_bytes()
+    data = image_path(relative).read_bytes()
     for rendition in rendered(relative).renditions:
         with Image.open(io.BytesIO(data)) as plain:
             box = SIZE_BOXES[rendition.size]
@@ -261,7 +274,7 @@ def test_renditions_are_byte_for_byte_plain_pillow_output(relative: str) -> None
                 plain.thumbnail(box)
             buffer = io.BytesIO()
             plain.save(buffer, "WEBP", quality=WEBP.quality, method=WEBP.webp_method)
-        if relative == "tvdb/fanart_4k.jpg" and rendition.size in ("large", "medium"):
+        if relative.endswith("tvdb/fanart_4k.jpg") and rendition.size in ("large", "medium"):
             assert mean_abs_diff(decoded(rendition.data), decoded(buffer.getvalue())) < 2
         else:
             assert rendition.data == buffer.getvalue(), rendition.size
@@ -348,7 +361,7 @@ def test_render_refuses_input_like_validation() -> None:
 
 
 def test_arguments_and_results_cross_process_boundaries() -> None:
-    data = (CORPUS_DIR / "tvdb/banner_a.jpg").read_bytes()
+    data = image_path("tvdb/banner_a.jpg").read_bytes()
     for value in (WEBP, LIMITS, rendered("tvdb/banner_a.jpg")):
         assert pickle.loads(pickle.dumps(value)) == value
     with ProcessPoolExecutor(max_workers=1) as pool:

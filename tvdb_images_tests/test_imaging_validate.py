@@ -21,27 +21,22 @@ from tvdb_images.imaging import (
     sniff_format,
     validate_source,
 )
-from tvdb_images_tests.corpus import CORPUS_DIR
+from tvdb_images_tests.images import BAD_CAUSES, corpus_roots, image_cases, image_path
+from tvdb_images_tests.images.bad import BOMBS, png_claiming
 
 LIMITS = ValidationLimits()
 
-# Corpus bad/ file -> the cause it must be refused with (see each file's bytes in the comments).
-BAD_FILES = {
-    "truncated.jpg": "truncated",  # complete header (2725x2225), no EOI: cut mid-scan
-    "truncated.png": "truncated",  # IHDR fine, the IDAT chunk is cut off
-    "corrupt-header.jpg": "corrupt",  # SOI + APP1 whose length runs past the data; no frame header
-    "giant-image.jpg": "too_many_pixels",  # 20000x14000
-    "65536-uint32-limit.png": "too_many_pixels",  # 65536x65536
-    "G31D.TIF": "unsupported_format",  # "MM\0*": big-endian TIFF
-    "html-error-page.jpg": "unsupported_format",  # "<!DOCTYPE html>"
-    "empty.jpg": "empty",
-    "random-bytes.png": "not_an_image",
-}
-BOMBS = ("giant-image.jpg", "65536-uint32-limit.png")
+# Every bad/ file (generated, then the shared corpus's), with the cause it must be refused with.
+BAD_FILES = image_cases(*(f"bad/{name}" for name in BAD_CAUSES))
+BOMB_FILES = image_cases(*(f"bad/{name}" for name in BOMBS))
 
 
-def corpus_bytes(corpus_dir: Path, relative: str) -> bytes:
-    return (corpus_dir / relative).read_bytes()
+def cause_of(case: str) -> str:
+    return BAD_CAUSES[Path(case).name]
+
+
+def case_bytes(case: str) -> bytes:
+    return image_path(case).read_bytes()
 
 
 def reject(data: bytes, limits: ValidationLimits = LIMITS) -> ImageRejected:
@@ -58,14 +53,6 @@ def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
     return buffer.getvalue()
 
 
-def png_claiming(width: int, height: int) -> bytes:
-    """A well-formed one-pixel PNG whose IHDR states width x height (CRC fixed up)."""
-    data = bytearray(encoded(Image.new("L", (1, 1)), "PNG"))
-    struct.pack_into(">II", data, 16, width, height)
-    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
-    return bytes(data)
-
-
 def animation(frames: int, fmt: str) -> bytes:
     images = [Image.new("RGB", (4, 4), (i % 256, (i * 7) % 256, 0)) for i in range(frames)]
     return encoded(images[0], fmt, save_all=True, append_images=images[1:], duration=40)
@@ -74,22 +61,23 @@ def animation(frames: int, fmt: str) -> bytes:
 # --- the corpus ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "cause"), sorted(BAD_FILES.items()))
-def test_corpus_bad_files_are_refused_with_their_cause(corpus_dir: Path, name: str, cause: str) -> None:
-    assert reject(corpus_bytes(corpus_dir, f"bad/{name}")).cause == cause
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_bad_files_are_refused_with_their_cause(case: str) -> None:
+    assert reject(case_bytes(case)).cause == cause_of(case)
 
 
-@pytest.mark.parametrize(("name", "cause"), sorted(BAD_FILES.items()))
-def test_render_refuses_bad_files_the_same_way(corpus_dir: Path, name: str, cause: str) -> None:
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_render_refuses_bad_files_the_same_way(case: str) -> None:
     with pytest.raises(ImageRejected) as caught:
-        render_renditions(corpus_bytes(corpus_dir, f"bad/{name}"), RenderSettings(), LIMITS)
-    assert caught.value.cause == cause
+        render_renditions(case_bytes(case), RenderSettings(), LIMITS)
+    assert caught.value.cause == cause_of(case)
 
 
-def test_rejection_details_name_what_was_found(corpus_dir: Path) -> None:
-    assert "TIFF" in reject(corpus_bytes(corpus_dir, "bad/G31D.TIF")).detail
-    assert "HTML" in reject(corpus_bytes(corpus_dir, "bad/html-error-page.jpg")).detail
-    assert "20000x14000" in reject(corpus_bytes(corpus_dir, "bad/giant-image.jpg")).detail
+@pytest.mark.parametrize("root", corpus_roots())
+def test_rejection_details_name_what_was_found(root: str) -> None:
+    assert "TIFF" in reject(case_bytes(f"{root}bad/G31D.TIF")).detail
+    assert "HTML" in reject(case_bytes(f"{root}bad/html-error-page.jpg")).detail
+    assert "20000x14000" in reject(case_bytes(f"{root}bad/giant-image.jpg")).detail
 
 
 @pytest.mark.parametrize(
@@ -104,10 +92,11 @@ def test_rejection_details_name_what_was_found(corpus_dir: Path) -> None:
         ("edge/pitm.avif", "avif", (4096, 800), 1),
     ],
 )
+@pytest.mark.parametrize("root", corpus_roots())
 def test_valid_sources_are_described(
-    corpus_dir: Path, relative: str, fmt: str, size: tuple[int, int], frames: int
+    root: str, relative: str, fmt: str, size: tuple[int, int], frames: int
 ) -> None:
-    data = corpus_bytes(corpus_dir, relative)
+    data = case_bytes(root + relative)
     info = validate_source(data, LIMITS)
     extension = {"jpeg": "jpg"}.get(fmt, fmt)
     assert info == SourceInfo(fmt, f"image/{fmt}", extension, size[0], size[1], frames, len(data))
@@ -116,11 +105,9 @@ def test_valid_sources_are_described(
 # --- cheap checks, before any decoding -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", BOMBS)
-def test_bombs_are_refused_without_decoding(
-    corpus_dir: Path, name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    inputs = (corpus_bytes(corpus_dir, f"bad/{name}"), png_claiming(100_000, 100_000))
+@pytest.mark.parametrize("case", BOMB_FILES)
+def test_bombs_are_refused_without_decoding(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    inputs = (case_bytes(case), png_claiming(100_000, 100_000))
 
     def no_decoding(self: Image.Image) -> None:
         raise AssertionError("pixel data was decoded")
@@ -134,15 +121,16 @@ def test_bombs_are_refused_without_decoding(
         assert caught.value.cause == "too_many_pixels"
 
 
-def test_bombs_are_refused_before_pillow_opens_them(
-    corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.parametrize("root", corpus_roots())
+def test_bombs_are_refused_before_pillow_opens_them(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    bombs = [case_bytes(f"{root}bad/{name}") for name in BOMBS]
+
     def no_open(*args: object, **kwargs: object) -> None:
         raise AssertionError("Pillow was asked to open a bomb")
 
     monkeypatch.setattr(Image, "open", no_open)
-    for name in BOMBS:
-        assert reject(corpus_bytes(corpus_dir, f"bad/{name}")).cause == "too_many_pixels"
+    for data in bombs:
+        assert reject(data).cause == "too_many_pixels"
 
 
 def test_pixel_limit_is_the_callers() -> None:
@@ -235,27 +223,44 @@ def test_a_cut_signature_is_truncated() -> None:
 # --- truncation and corruption ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("relative", ["tvdb/poster_a.jpg", "tvdb/poster_progressive.jpg"])
-def test_jpeg_missing_its_last_half_is_truncated(corpus_dir: Path, relative: str) -> None:
-    data = corpus_bytes(corpus_dir, relative)
+@pytest.mark.parametrize("relative", image_cases("tvdb/poster_a.jpg", "tvdb/poster_progressive.jpg"))
+def test_jpeg_missing_its_last_half_is_truncated(relative: str) -> None:
+    data = case_bytes(relative)
     assert reject(data[: len(data) // 2]).cause == "truncated"
 
 
-def test_jpeg_with_trailing_bytes_is_accepted(corpus_dir: Path) -> None:
-    data = corpus_bytes(corpus_dir, "tvdb/person_a.jpg") + b"\x00" * 300
+@pytest.mark.parametrize("relative", image_cases("tvdb/person_a.jpg"))
+def test_jpeg_with_trailing_bytes_is_accepted(relative: str) -> None:
+    data = case_bytes(relative) + b"\x00" * 300
     assert validate_source(data, LIMITS).format == "jpeg"
 
 
 @pytest.mark.parametrize(
-    "relative", ["tvdb/clearlogo_a.png", "edge/4.webp", "edge/pitm.avif", "edge/animated-loop-3.webp"]
+    "relative",
+    image_cases(
+        "tvdb/clearlogo_a.png",
+        "edge/4.webp",
+        "edge/pitm.avif",
+        "edge/animated-loop-3.webp",
+    ),
 )
-def test_other_formats_cut_short_are_truncated(corpus_dir: Path, relative: str) -> None:
-    data = corpus_bytes(corpus_dir, relative)
+def test_other_formats_cut_short_are_truncated(relative: str) -> None:
+    data = case_bytes(relative)
     assert reject(data[: len(data) * 2 // 3]).cause == "truncated"
 
 
-def test_jpeg_header_cut_before_the_frame_header_is_corrupt(corpus_dir: Path) -> None:
-    data = corpus_bytes(corpus_dir, "edge/Landscape_6.jpg")  # starts with a long EXIF segment
+@pytest.mark.parametrize("relative", image_cases("edge/Crash_test.gif"))
+def test_gif_cut_inside_its_frame_is_truncated_at_render(relative: str) -> None:
+    """A GIF has no length fields to check up front: the cut shows when the frame is decoded."""
+    data = case_bytes(relative)
+    with pytest.raises(ImageRejected) as caught:
+        render_renditions(data[: len(data) * 2 // 3], RenderSettings(), LIMITS)
+    assert caught.value.cause == "truncated"
+
+
+@pytest.mark.parametrize("relative", image_cases("edge/Landscape_6.jpg"))
+def test_jpeg_header_cut_before_the_frame_header_is_corrupt(relative: str) -> None:
+    data = case_bytes(relative)  # starts with a long EXIF segment
     assert reject(data[:200]).cause == "corrupt"
 
 
@@ -270,8 +275,9 @@ def test_png_whose_data_does_not_inflate_is_corrupt_at_render() -> None:
     assert caught.value.cause in ("corrupt", "truncated")
 
 
-def test_png_without_iend_is_truncated(corpus_dir: Path) -> None:
-    data = corpus_bytes(corpus_dir, "edge/2x2_fdcce6.png")
+@pytest.mark.parametrize("relative", image_cases("edge/2x2_fdcce6.png"))
+def test_png_without_iend_is_truncated(relative: str) -> None:
+    data = case_bytes(relative)
     assert data.endswith(b"IEND\xaeB`\x82")
     assert reject(data[:-12]).cause == "truncated"
 
@@ -292,10 +298,6 @@ def test_image_rejected_survives_pickling() -> None:
 def test_image_rejected_knows_only_stable_causes() -> None:
     with pytest.raises(ValueError):
         ImageRejected("broken", "not a cause")
-
-
-def test_corpus_is_where_tests_expect_it() -> None:
-    assert (CORPUS_DIR / "bad").is_dir(), f"corpus missing at {CORPUS_DIR}"
 
 
 # --- frames beyond the logical screen, text bombs ------------------------------------------------

@@ -1,5 +1,6 @@
-"""The pipeline stages end to end over the whole corpus, on the embedded setup (SQLite + local disk)
-and on the production one (real PostgreSQL + real SeaweedFS S3), with artwork served over loopback."""
+"""The pipeline stages end to end over the whole generated corpus, on the embedded setup (SQLite + local
+disk) and on the production one (real PostgreSQL + real SeaweedFS S3), with artwork served over
+loopback; over the shared corpus too (embedded, marked `corpus`) when it is present."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from tvdb_images_tests.builders import (
     import_entries,
     settings_for_origin,
 )
+from tvdb_images_tests.images import SHARED, corpus_root, external_corpus
 from tvdb_images_tests.origins import LoopbackOrigin, respond, sequence
 
 BOXES = {
@@ -78,8 +80,22 @@ def _upright_size(path: Path) -> tuple[int, int]:
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-def test_full_sync_of_the_corpus(setup: Setup, origin: LoopbackOrigin, corpus_dir: Path) -> None:
+FULL_SYNCS: list[object] = [("embedded", ""), ("production", "")]
+if external_corpus() is not None:
+    FULL_SYNCS.append(pytest.param("embedded", SHARED, id="embedded-shared", marks=pytest.mark.corpus))
+
+
+@pytest.mark.parametrize(("setup", "root"), FULL_SYNCS, indirect=["setup"])
+def test_full_sync_of_the_corpus(setup: Setup, root: str) -> None:
+    corpus_dir = corpus_root(root)
+    with LoopbackOrigin(corpus_dir) as origin:
+        _check_full_sync(setup, origin, corpus_dir)
+
+
+def _check_full_sync(setup: Setup, origin: LoopbackOrigin, corpus_dir: Path) -> None:
     entries = corpus_entries(corpus_dir)
+    assert any(e.path.startswith("edge/") for e in entries.entries)
+    assert any(e.path.startswith("bad/") for e in entries.entries)
     import_entries(setup.catalog, entries, origin.url("").rstrip("/"))
     settings = settings_for_origin(origin.netloc)
 

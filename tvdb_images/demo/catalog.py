@@ -1,5 +1,5 @@
-"""The demo catalog: a few dozen content items of every type whose artwork is the image corpus's
-TVDB-shaped photographs, plus a handful of bad sources that the pipeline must refuse and record."""
+"""The demo catalog: a few dozen content items of every type whose artwork is the demo's TVDB-shaped
+photographs (demo/artwork.py), plus a handful of bad sources that the pipeline must refuse and record."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from tvdb_images.demo.artwork import write_artwork
 
-# (content type, how many items, [(image type, corpus file under tvdb/), ...] per item, cycling files)
+# (content type, how many items, [(image type, artwork file under tvdb/), ...] per item, cycling files)
 _PLAN: list[tuple[str, int, list[tuple[str, list[str]]]]] = [
     (
         "series",
@@ -41,24 +41,6 @@ BAD_SOURCES: list[tuple[str, str, str, str]] = [
     ("episodes", "image", "tvdb/no-such-image.jpg", "gone"),
 ]
 
-# The shapes the corpus README lists, for machines without the corpus (stand-ins are drawn).
-STAND_IN_SHAPES = {
-    "fanart_a.jpg": (1920, 1080),
-    "fanart_b.jpg": (1920, 1080),
-    "fanart_c.jpg": (1920, 1080),
-    "fanart_4k.jpg": (3840, 2160),
-    "poster_a.jpg": (680, 1000),
-    "poster_b.jpg": (680, 1000),
-    "poster_progressive.jpg": (680, 1000),
-    "banner_a.jpg": (758, 140),
-    "banner_b.jpg": (758, 140),
-    "episode_a.jpg": (640, 360),
-    "episode_b.jpg": (640, 360),
-    "person_a.jpg": (300, 450),
-    "person_b.jpg": (300, 450),
-    "clearlogo_a.png": (465, 310),
-}
-
 _NAMES = {
     "series": "Series",
     "movies": "Movie",
@@ -78,46 +60,17 @@ class DemoCatalog:
 
 
 def find_corpus() -> Path | None:
-    """The image corpus: TVDB_IMAGES_CORPUS_DIR, or `../shared/corpus` beside a source checkout."""
-    candidates = []
-    if os.environ.get("TVDB_IMAGES_CORPUS_DIR"):
-        candidates.append(Path(os.environ["TVDB_IMAGES_CORPUS_DIR"]))
-    candidates.append(Path.cwd().parent / "shared" / "corpus")
-    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "corpus")
-    for candidate in candidates:
-        if (candidate / "tvdb").is_dir():
-            return candidate.resolve()
+    """A directory of images laid out like the demo's (tvdb/, bad/), when TVDB_IMAGES_CORPUS_DIR names
+    one; otherwise None and the demo serves its own artwork (`draw_stand_ins`)."""
+    named = os.environ.get("TVDB_IMAGES_CORPUS_DIR")
+    if named and (Path(named) / "tvdb").is_dir():
+        return Path(named).resolve()
     return None
 
 
 def draw_stand_ins(directory: Path) -> Path:
-    """Draw stand-in images with the corpus's shapes (gradients with text), when no corpus is present."""
-    tvdb = directory / "tvdb"
-    tvdb.mkdir(parents=True, exist_ok=True)
-    for name, (width, height) in STAND_IN_SHAPES.items():
-        target = tvdb / name
-        if target.exists():
-            continue
-        mode = "RGBA" if name.endswith(".png") else "RGB"
-        image = Image.linear_gradient("L").resize((width, height)).convert(mode)
-        ImageDraw.Draw(image).text((10, 10), name, fill="white")
-        image.save(target, quality=90)
-    bad = directory / "bad"
-    bad.mkdir(exist_ok=True)
-    jpeg = (tvdb / "poster_a.jpg").read_bytes()
-    (bad / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
-    (bad / "html-error-page.jpg").write_bytes(b"<!DOCTYPE html><html><body>502 Bad Gateway</body></html>")
-    (bad / "G31D.TIF").write_bytes(b"II*\x00" + b"\x00" * 64)
-    (bad / "giant-image.jpg").write_bytes(_claim_size(jpeg, 20000, 14000))
-    return directory
-
-
-def _claim_size(jpeg: bytes, width: int, height: int) -> bytes:
-    """A small JPEG whose frame header claims a huge size: a decompression bomb's shape."""
-    start = jpeg.find(b"\xff\xc0")
-    if start < 0:
-        start = jpeg.find(b"\xff\xc2")
-    return jpeg[: start + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + jpeg[start + 9 :]
+    """Write the demo's own artwork (shipped photographs in TVDB's shapes, and bad sources)."""
+    return write_artwork(directory)
 
 
 def write_demo_catalog(path: Path, origin: str) -> DemoCatalog:

@@ -41,7 +41,6 @@ class DemoResult:
     renditions: int = 0
     dagster_home: str = ""
     settings: Settings | None = None
-    used_stand_ins: bool = False
     example: dict[str, str] = field(default_factory=dict)
     # Artworks whose last attempt failed on infrastructure (timeouts, 5xx, storage): later syncs retry
     # them while they have attempts left.
@@ -72,12 +71,11 @@ def run_demo(
     data_dir = base_settings.data_dir.resolve()
     with contextlib.ExitStack() as cleanup:
         corpus = find_corpus()
-        stand_ins = corpus is None
         if corpus is None:
-            # Removed when the demo ends, whatever happens.
+            # The demo's own artwork, written from the photographs in the package; removed when the demo
+            # ends, whatever happens.
             scratch = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="tvdb-images-demo-origin-"))
             corpus = draw_stand_ins(Path(scratch))
-            say("image corpus not found; serving drawn stand-ins")
         origin = cleanup.enter_context(serve_origin(corpus, data_dir, requested_port=origin_port, say=say))
         host = origin.url.removeprefix("http://")
         # The demo's own origin is allowed explicitly, for this run only.
@@ -128,7 +126,6 @@ def run_demo(
         result.synced = counts_since(catalog, sync_started)
         result.origin_requests = origin.requests
     result.dagster_home = str(home)
-    result.used_stand_ins = stand_ins
     result.ui_command = dagster_ui_command(settings, home)
     result.serve_command = serve_command(settings)
     return result
@@ -248,6 +245,4 @@ def format_summary(result: DemoResult) -> str:
         f"    {result.serve_command}"
         + ("   (with the same DATABASE_URL and S3_* variables)" if settings.storage_backend == "s3" else ""),
     ]
-    if result.used_stand_ins:
-        lines.append("  (the image corpus was not found, so drawn stand-in images were used)")
     return "\n".join(lines)
