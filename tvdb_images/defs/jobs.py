@@ -13,7 +13,7 @@ from tvdb_images.defs.assets import (
     source_images,
     storage_stats,
 )
-from tvdb_images.defs.metadata import stage_metadata
+from tvdb_images.defs.metadata import run_metadata
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
 from tvdb_images.pipeline.sync import sync_scope
 
@@ -83,8 +83,8 @@ def _run_sync(
     context.log.info("download: %s", download.as_dict())
     context.log.info("render: %s", render.as_dict())
     context.add_output_metadata(
-        {f"download_{k}": v for k, v in stage_metadata(download, 0).items() if k != "partitions"}
-        | {f"render_{k}": v for k, v in stage_metadata(render, 0).items() if k != "partitions"},
+        {f"download_{k}": v for k, v in run_metadata(download).items()}
+        | {f"render_{k}": v for k, v in run_metadata(render).items()},
         output_name="result",
     )
 
