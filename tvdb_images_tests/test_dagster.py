@@ -256,12 +256,11 @@ def test_sync_content_item_and_missing_artwork_jobs(embedded: Settings, origin: 
         statuses = dict(session.execute(select(Artwork.id, Artwork.status)).all())
     assert statuses == {210: "processed", 220: "pending", 230: "processed"}
 
-    bad = defs.resolve_job_def("sync_content_item").execute_in_process(
-        instance=instance,
-        run_config={"ops": {"sync_content_item_op": {"config": {"content_type": "shows", "content_id": 1}}}},
-        raise_on_error=False,
-    )
-    assert not bad.success
+    unknown_type = {"content_type": "shows", "content_id": 1}
+    with pytest.raises(dg.DagsterInvalidConfigError, match="content_type"):  # refused at launch
+        defs.resolve_job_def("sync_content_item").execute_in_process(
+            instance=instance, run_config={"ops": {"sync_content_item_op": {"config": unknown_type}}}
+        )
     catalog.dispose()
 
 

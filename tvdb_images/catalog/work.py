@@ -508,6 +508,21 @@ def storage_paths_in_progress(session: Session, content_type: str, shard: str) -
     )
 
 
+def content_item_exists(session: Session, content_type: str, content_id: int) -> bool:
+    """An item is known if its content table has it or any artwork row points at it."""
+    model = CONTENT_MODELS[content_type]
+    if session.scalar(select(model.id).where(model.id == content_id)) is not None:
+        return True
+    return (
+        session.scalar(
+            select(Artwork.id)
+            .where(Artwork.content_type == content_type, Artwork.content_id == content_id)
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def reset_failed(
     session: Session,
     *,
