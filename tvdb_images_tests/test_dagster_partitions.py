@@ -23,6 +23,7 @@ from tvdb_images.catalog.importer import import_catalog_lines
 from tvdb_images.catalog.models import Artwork
 from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
+from tvdb_images.defs.metadata import format_bytes, parse_run_totals
 from tvdb_images.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, artwork_partitions, partition_key
 from tvdb_images.storage import Bucket, store_from_settings
 from tvdb_images.storage.layout import SHARDS, shard_of
@@ -206,9 +207,18 @@ def test_each_partition_of_a_ranged_run_records_its_own_counts_and_check_verdict
     assert phases == {"read_source", "render", "upload"}
     assert renders[scenario.key_a]["bytes_out"].value != renders[scenario.key_b]["bytes_out"].value
 
-    # The run's totals are stated once, in the run's log, not on each partition.
-    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
-    assert any("over 16 partitions (2 with work)" in m and "**download**: 2 processed" in m for m in messages)
+    # The run's totals are stated once per stage, in the run's log, not on each partition.
+    summaries = {
+        entry.step_key: entry.user_message
+        for entry in instance.all_logs(result.run_id)
+        if parse_run_totals(entry.user_message) is not None
+    }
+    assert set(summaries) == {"source_images", "image_renditions"}
+    assert "**download**: 2 processed, **1 failed** (empty: 1)" in summaries["source_images"]
+    assert "over 16 partitions (2 with work)" in summaries["source_images"]
+    totals = parse_run_totals(summaries["source_images"])
+    assert totals is not None and (totals["succeeded"], totals["failed"]) == (2, 1)
+    assert totals["bytes_in"] == len(scenario.poster_a) + len(scenario.poster_b)
 
     # Every partition of the range is evaluated by both checks: passed, none left skipped.
     for check in ("catalog_objects_exist", "processed_artwork_complete"):
@@ -262,3 +272,13 @@ def test_asset_kinds_name_the_configured_backends(
         "orphaned_images": {storage_kind},
         "storage_stats": {catalog_kind},
     }
+
+
+def test_sizes_read_with_units() -> None:
+    assert [format_bytes(n) for n in (0, 999, 1000, 1_534_000, 2_000_000_000)] == [
+        "0 B",
+        "999 B",
+        "1.00 KB",
+        "1.53 MB",
+        "2.00 GB",
+    ]

@@ -6,6 +6,7 @@ units beside them, breakdowns are tables and each event opens with a one-line Ma
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import dagster as dg
@@ -100,13 +101,25 @@ def run_metadata(report: StageReport) -> dict[str, Any]:
     }
 
 
+RUN_TOTALS_MARK = "\nrun totals: "
+
+
 def run_summary(report: StageReport, partitions: int) -> str:
-    """The run-level facts of a ranged run, logged once per run (not copied onto every partition)."""
-    return (
+    """The run-level facts of a ranged run, logged once per run (not copied onto every partition): a
+    sentence to read, then the totals as JSON for programs (`parse_run_totals`)."""
+    sentence = (
         f"{summary_line(report.stage, report)} over {partitions} partitions "
         f"({len(report.by_partition)} with work) in {report.elapsed_seconds:.1f} s, "
         f"{report.images_per_second:.2f} images/s"
     )
+    return sentence + RUN_TOTALS_MARK + json.dumps(report.as_dict(), sort_keys=True)
+
+
+def parse_run_totals(message: str) -> dict[str, Any] | None:
+    """The totals a `run_summary` message carries (None for any other message)."""
+    if RUN_TOTALS_MARK not in message:
+        return None
+    return json.loads(message.split(RUN_TOTALS_MARK, 1)[1])
 
 
 def add_partition_metadata(
