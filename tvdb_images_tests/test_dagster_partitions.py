@@ -220,7 +220,12 @@ def test_each_partition_of_a_ranged_run_records_its_own_counts_and_check_verdict
     assert totals is not None and (totals["succeeded"], totals["failed"]) == (2, 1)
     assert totals["bytes_in"] == len(scenario.poster_a) + len(scenario.poster_b)
 
-    # Every partition of the range is evaluated by both checks: passed, none left skipped.
+    # Every partition of the range is evaluated by both checks, once: passed, none left skipped.
+    evaluated = [
+        (entry.step_key, entry.dagster_event.event_specific_data.partition)
+        for entry in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    ]
+    assert len(evaluated) == len(set(evaluated)) == 2 * len(RANGE)
     for check in ("catalog_objects_exist", "processed_artwork_complete"):
         assert _check_statuses(instance, check) == {"SUCCEEDED": set(RANGE)}
     key = dg.AssetCheckKey(dg.AssetKey("image_renditions"), "catalog_objects_exist")

@@ -4,7 +4,9 @@ Dagster 1.13 records an `AssetCheckResult` of a run over a partition range witho
 leaves the range's planned per-partition evaluations unresolved (the UI counts them as skipped). A
 check that yields an `AssetCheckEvaluation` for each partition instead resolves each planned row to
 passed or failed, and points it at that partition's latest materialization, as Dagster does for a
-single-partition run.
+single-partition run. The evaluations are logged as one batch of events, which the deployed event
+log storage writes together when DAGSTER_EVENT_BATCH_SIZE is set (tvdb_images/defs/instance_storage.py),
+as Dagster logs a ranged run's materializations.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
+from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, generate_event_batch_id
 
 from tvdb_images.defs.partitions import partition_key
 
@@ -34,13 +37,15 @@ def partition_evaluations(
     context: dg.AssetCheckExecutionContext,
     outcomes: Mapping[tuple[str, str], CheckOutcome],
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
-) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+) -> Iterator[DagsterEvent | dg.Output]:
     """An evaluation for each (content_type, shard) in `outcomes`, then the check step's output."""
     (check_key,) = context.selected_asset_check_keys
     keys = {pair: str(partition_key(*pair)) for pair in outcomes}
     targets = _latest_materializations(context.instance, check_key.asset_key, set(keys.values()))
-    for pair, outcome in outcomes.items():
-        yield dg.AssetCheckEvaluation(
+    step_context = context.get_step_execution_context()
+    batch_id, last = generate_event_batch_id(), len(outcomes) - 1
+    for index, (pair, outcome) in enumerate(outcomes.items()):
+        evaluation = dg.AssetCheckEvaluation(
             asset_key=check_key.asset_key,
             check_name=check_key.name,
             passed=outcome.passed,
@@ -49,6 +54,15 @@ def partition_evaluations(
             description=outcome.description,
             partition=keys[pair],
             target_materialization_data=targets.get(keys[pair]),
+        )
+        # As DagsterEvent.asset_check_evaluation logs it, with the batch a ranged run's events share.
+        yield DagsterEvent.from_step(
+            event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+            step_context=step_context,
+            event_specific_data=evaluation,
+            message=f"Asset check '{check_key.name}' on '{check_key.asset_key.to_user_string()}' "
+            f"{'passed' if outcome.passed else 'did not pass'} for partition {keys[pair]}.",
+            batch_metadata=DagsterEventBatchMetadata(batch_id, index == last),
         )
     yield dg.Output(None)
 

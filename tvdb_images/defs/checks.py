@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping
 
 import dagster as dg
+from dagster._core.events import DagsterEvent
 from sqlalchemy import case, func, select
 
 from tvdb_images.catalog import work
@@ -42,7 +43,7 @@ def _examples(items: list[str]) -> dg.MetadataValue:
 )
 def catalog_objects_exist(
     context: dg.AssetCheckExecutionContext, catalog: CatalogResource, storage: ObjectStorageResource
-) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+) -> Iterator[DagsterEvent | dg.Output]:
     store = storage.get_store()
     partitions = run_partitions(context)
     shards_by_type: dict[str, list[str]] = defaultdict(list)
@@ -85,7 +86,7 @@ def catalog_objects_exist(
 )
 def processed_artwork_complete(
     context: dg.AssetCheckExecutionContext, catalog: CatalogResource
-) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+) -> Iterator[DagsterEvent | dg.Output]:
     partitions = run_partitions(context)
     scope = work.Scope(partitions=partitions)
     # Renditions from the artwork's own latest render: all five sizes, or the one mirrored source.

@@ -15,12 +15,15 @@ does for itself; and it remembers tables it has seen exist. Selected in dagster/
 With `DAGSTER_EVENT_BATCH_SIZE` set (the image sets it), Dagster hands a ranged run's per-partition
 events to the storage in batches: dagster-postgres writes a batch of materializations in one
 statement, and this storage does the same for the batch of "planned" events a run records when it
-starts, which dagster-postgres would otherwise write one by one, several round trips each.
+starts, which dagster-postgres would otherwise write one by one, several round trips each, and for the
+batch of per-partition check evaluations a ranged run's checks record (tvdb_images/defs/check_results.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from itertools import groupby
 from typing import Any
 
@@ -35,7 +38,7 @@ from dagster_postgres import (
     PostgresScheduleStorage,
 )
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 POOL_RECYCLE_SECONDS = 3600
 MAX_OVERFLOW = 4
@@ -60,7 +63,12 @@ class BatchingEventLogStorage(PostgresEventLogStorage):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._existing_tables: set[str] = set()
+        self._batch = threading.local()  # the connection a batch of check evaluations shares
         super().__init__(*args, **kwargs)
+
+    def index_connection(self) -> AbstractContextManager[Connection]:
+        shared = getattr(self._batch, "connection", None)
+        return _borrowed(shared) if shared is not None else super().index_connection()
 
     def has_table(self, table_name: str) -> bool:
         if table_name in self._existing_tables:
@@ -75,6 +83,9 @@ class BatchingEventLogStorage(PostgresEventLogStorage):
         self._existing_tables.clear()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        if events and all(_is_check_evaluation(event) for event in events):
+            self._store_check_evaluation_batch(events)
+            return
         if not any(_is_planned_asset_event(event) for event in events):
             super().store_event_batch(events)
             return
@@ -104,6 +115,20 @@ class BatchingEventLogStorage(PostgresEventLogStorage):
             self._store_asset_event_tags(conn, events, event_ids)
             for event, event_id in last_by_asset.values():
                 self._store_asset_event(conn, event, event_id)
+
+    def _store_check_evaluation_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """What `store_event` does for each check evaluation (its event row, then its row in the check
+        executions table), with one insert for the rows and one transaction for the updates."""
+        statement = self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id)
+        with self._connect() as conn:
+            event_ids = [int(row[0]) for row in conn.execute(statement).fetchall()]
+        with self.index_transaction() as conn:
+            self._batch.connection = conn
+            try:
+                for event, event_id in zip(events, event_ids, strict=True):
+                    self.store_asset_check_event(event, event_id)
+            finally:
+                self._batch.connection = None
 
 
 class PooledPostgresStorage(DagsterPostgresStorage):
@@ -143,6 +168,16 @@ class PooledPostgresStorage(DagsterPostgresStorage):
             should_autocreate_tables=config_value.get("should_autocreate_tables", True),
             token_provider=get_token_provider_from_config(config_value),
         )
+
+
+@contextmanager
+def _borrowed(connection: Connection) -> Iterator[Connection]:
+    yield connection
+
+
+def _is_check_evaluation(event: EventLogEntry) -> bool:
+    dagster_event = event.dagster_event
+    return dagster_event is not None and dagster_event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
 
 
 def _is_planned_asset_event(event: EventLogEntry) -> bool:
