@@ -130,11 +130,21 @@ def add_partition_metadata(
     Dagster records one materialization per partition of a ranged run; metadata added for a partition
     goes onto that partition's event only. Returns how many partitions had work of their own.
     """
+    # What `context.add_asset_metadata(metadata, partition_key=key)` does for each key, without
+    # recomputing the run's partition range on every call to check the key is in it (128 calls took
+    # 1.2 s on a loaded 2-core machine): the keys come from that range.
+    step = context.get_step_execution_context()
+    accumulator = step._metadata_accumulator
     with_work = 0
     for key in context.partition_keys:
         metadata = per_partition.get(str(key))
         with_work += metadata is not None
-        context.add_asset_metadata(metadata if metadata is not None else empty, partition_key=key)
+        accumulator = accumulator.with_additional_asset_metadata(
+            asset_key=context.asset_key,
+            partition_key=key,
+            metadata=metadata if metadata is not None else empty,
+        )
+    step._metadata_accumulator = accumulator
     return with_work
 
 
