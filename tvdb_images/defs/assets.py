@@ -1,8 +1,9 @@
 """The artwork assets: discovery, source download, renditions, orphan cleanup and storage statistics.
 
 Each asset is a thin layer over `tvdb_images.pipeline`: it turns the run's partitions into a catalog
-scope, calls the stage, and returns a `MaterializeResult` with metadata. Image bytes stream between the
-origin, the workers and object storage; they never pass through an IO manager.
+scope, calls the stage, gives each partition's materialization that partition's own numbers and logs
+the run's totals once. Image bytes stream between the origin, the workers and object storage; they
+never pass through an IO manager.
 """
 
 from collections import Counter
