@@ -10,6 +10,7 @@ from tvdb_images.config import Settings, load_settings
 from tvdb_images.defs.assets import ARTWORK_ASSETS
 from tvdb_images.defs.checks import ARTWORK_CHECKS
 from tvdb_images.defs.jobs import ALL_JOBS
+from tvdb_images.defs.kinds import with_backend_kinds
 from tvdb_images.defs.resources import resources_from_settings
 from tvdb_images.defs.revalidation import REVALIDATION_ASSETS, REVALIDATION_JOBS, REVALIDATION_SCHEDULES
 from tvdb_images.defs.schedules import ALL_SCHEDULES
@@ -26,7 +27,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or load_settings()
     check_s3_credentials(settings)
     return dg.Definitions(
-        assets=ARTWORK_ASSETS + REVALIDATION_ASSETS,
+        assets=with_backend_kinds(ARTWORK_ASSETS + REVALIDATION_ASSETS, settings),
         asset_checks=ARTWORK_CHECKS + STALE_CHECKS,
         jobs=ALL_JOBS + REVALIDATION_JOBS,
         schedules=ALL_SCHEDULES + REVALIDATION_SCHEDULES,

@@ -149,7 +149,7 @@ def test_serve_policy_keeps_the_last_good_image_marked_stale_until_the_source_is
     stale_check = checks["no_stale_images"]
     assert not stale_check.passed and stale_check.severity == dg.AssetCheckSeverity.WARN
     assert stale_check.metadata["stale"].value == 1
-    assert stale_check.metadata["stale_examples"].value[0]["artwork_id"] == MAIN
+    assert f"artwork {MAIN} of" in stale_check.metadata["stale_examples"].value
     assert checks["catalog_objects_exist"].passed
     with stack.api() as client:
         metadata = client.get(f"/api/v1/images/artwork/{MAIN}").json()

@@ -97,6 +97,16 @@ def count_stale(session: Session, scope: Scope) -> int:
     )
 
 
+def count_stale_by_partition(session: Session, scope: Scope) -> dict[tuple[str, str], int]:
+    """Stale artwork per (content_type, shard) in `scope`, in one grouped query."""
+    rows = session.execute(
+        select(Artwork.content_type, Artwork.shard, func.count())
+        .where(scope.clause(), stale_clause())
+        .group_by(Artwork.content_type, Artwork.shard)
+    )
+    return {(content_type, shard): count for content_type, shard, count in rows}
+
+
 def list_stale(session: Session, scope: Scope, *, limit: int = 20) -> list[StaleArtwork]:
     rows = session.execute(
         select(

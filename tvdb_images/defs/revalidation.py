@@ -7,6 +7,7 @@ catalog in five partition-range runs. The job revalidates, then renders what cha
 (`image_renditions` runs after `source_revalidation`) and runs the checks.
 """
 
+from collections import Counter
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -21,11 +22,23 @@ from tvdb_images.defs.assets import (
     image_renditions,
 )
 from tvdb_images.defs.jobs import SOURCE_HOST_TAG
-from tvdb_images.defs.metadata import stage_metadata
+from tvdb_images.defs.kinds import OBJECT_STORAGE_KIND
+from tvdb_images.defs.metadata import add_partition_metadata, run_summary, tally_metadata
 from tvdb_images.defs.requests import range_run_requests
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
-from tvdb_images.pipeline.revalidate import due_before, revalidate_sources
+from tvdb_images.pipeline.report import Tally
+from tvdb_images.pipeline.revalidate import (
+    CHANGED,
+    IDENTICAL,
+    NOT_MODIFIED,
+    REFUSED,
+    SAME_SIZE_AND_TYPE,
+    due_before,
+    revalidate_sources,
+)
 from tvdb_images.storage.layout import SHARDS
+
+OUTCOMES = (NOT_MODIFIED, SAME_SIZE_AND_TYPE, IDENTICAL, CHANGED, REFUSED)
 
 
 class RevalidationConfig(dg.Config):
@@ -35,7 +48,7 @@ class RevalidationConfig(dg.Config):
 
 @dg.asset(
     **PARTITIONED_ASSET,
-    kinds={"s3"},
+    kinds={OBJECT_STORAGE_KIND},
     description=(
         "Ask the origin whether each stored source is still current (conditional GET, or HEAD): new "
         "bytes are stored for re-rendering, refused ones leave the last good image to STALE_IMAGE_POLICY."
@@ -60,17 +73,28 @@ def source_revalidation(
         report = revalidate_sources(
             catalog.get_catalog(), store, fetcher, settings, scope, checked_before=checked_before
         )
-    context.log.info("source_revalidation: %s", report.as_dict())
-    _fail_if_nothing_worked(report)
-    metadata = stage_metadata(report, partitions)
-    metadata["outcomes"] = dg.MetadataValue.json(dict(report.outcomes))
-    metadata["requests"] = dg.MetadataValue.json(dict(report.requests))
-    for outcome in ("not_modified", "same_size_and_type", "identical", "changed", "refused"):
-        metadata[outcome] = dg.MetadataValue.int(report.outcomes.get(outcome, 0))
-    metadata["checked_before"] = dg.MetadataValue.text(
-        checked_before.isoformat() if checked_before else "all"
+    context.log.info(run_summary(report, partitions))
+    context.log.info(
+        "source_revalidation outcomes %s, requests %s", dict(report.outcomes), dict(report.requests)
     )
-    return dg.MaterializeResult(metadata=metadata)
+    _fail_if_nothing_worked(report)
+
+    def metadata(tally: Tally, outcomes: Counter[str]) -> dict[str, dg.MetadataValue]:
+        values = tally_metadata(report.stage, tally)
+        for outcome in OUTCOMES:
+            values[outcome] = dg.MetadataValue.int(outcomes.get(outcome, 0))
+        return values
+
+    per_partition = {
+        name: metadata(tally, report.outcomes_by_partition.get(name, Counter()))
+        for name, tally in report.by_partition.items()
+    }
+    add_partition_metadata(context, per_partition, metadata(Tally(), Counter()))
+    return dg.MaterializeResult(
+        metadata={
+            "checked_before": dg.MetadataValue.text(checked_before.isoformat() if checked_before else "all")
+        }
+    )
 
 
 revalidate_sources_job = dg.define_asset_job(

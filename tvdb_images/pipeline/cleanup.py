@@ -41,13 +41,36 @@ class CleanupReport:
     foreign_keys_ignored: int = 0
     elapsed_seconds: float = 0.0
     examples: list[str] = field(default_factory=list)  # "{real bucket name}/{key}" of deleted objects
+    # The same counts for each partition examined ('series|0a'), the run's totals being their sum.
+    by_partition: dict[str, CleanupReport] = field(default_factory=dict)
+
+    def add(self, other: CleanupReport) -> None:
+        for name in _COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.examples.extend(other.examples[: 20 - len(self.examples)])
 
     def as_dict(self) -> dict[str, Any]:
         """The report without the fields that do not apply: a dry run frees nothing, a real run
         has nothing that would be."""
         real_only, dry_only = ("deleted", "bytes_freed"), ("would_delete", "bytes_that_would_be_freed")
-        skipped = real_only if self.dry_run else dry_only
+        skipped = {"by_partition", *(real_only if self.dry_run else dry_only)}
         return {k: v for k, v in self.__dict__.items() if k not in skipped}
+
+
+_COUNTS = (
+    "partitions",
+    "objects_listed",
+    "objects_referenced",
+    "orphans_found",
+    "orphans_in_grace",
+    "orphans_in_progress",
+    "kept_on_recheck",
+    "deleted",
+    "bytes_freed",
+    "would_delete",
+    "bytes_that_would_be_freed",
+    "foreign_keys_ignored",
+)
 
 
 def clean_orphans(
@@ -59,9 +82,10 @@ def clean_orphans(
     dry_run: bool,
     now: datetime | None = None,
 ) -> CleanupReport:
-    report = CleanupReport(dry_run=dry_run)
+    total = CleanupReport(dry_run=dry_run)
     started = time.perf_counter()
     for content_type, shard in partitions:
+        report = total.by_partition[f"{content_type}|{shard}"] = CleanupReport(dry_run=dry_run)
         report.partitions += 1
         prefix = partition_prefix(content_type, shard)
         listed = {bucket: list(store.list(bucket, prefix)) for bucket in Bucket}
@@ -95,8 +119,9 @@ def clean_orphans(
                 report.bytes_freed += sum(doomed.values())
             name = store.bucket_names[bucket]
             report.examples.extend(f"{name}/{key}" for key in list(doomed)[: 20 - len(report.examples)])
-    report.elapsed_seconds = time.perf_counter() - started
-    return report
+        total.add(report)
+    total.elapsed_seconds = time.perf_counter() - started
+    return total
 
 
 @dataclass

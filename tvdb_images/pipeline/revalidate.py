@@ -29,7 +29,7 @@ from tvdb_images.imaging import ImageRejected, SourceInfo, validate_source
 from tvdb_images.pipeline.batching import CatalogWriter
 from tvdb_images.pipeline.concurrency import bounded_map
 from tvdb_images.pipeline.paging import pages_by_id
-from tvdb_images.pipeline.report import StageReport
+from tvdb_images.pipeline.report import StageReport, partition_name
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import Bucket, ObjectStore, StorageError
 from tvdb_images.storage.layout import MIME_BY_EXTENSION, original_key, source_extension
@@ -48,15 +48,20 @@ ERROR = "error"  # transient (timeout, 5xx, storage): nothing recorded, still du
 
 @dataclass
 class RevalidationReport(StageReport):
-    """A stage report with what the origin answered per artwork and the requests that cost."""
+    """A stage report with what the origin answered per artwork and the requests that cost, for the run
+    and for each partition (credited to the partition the thread is `working_on`)."""
 
     outcomes: Counter[str] = field(default_factory=Counter)
     requests: Counter[str] = field(default_factory=Counter)
+    outcomes_by_partition: dict[str, Counter[str]] = field(default_factory=dict)
 
     def count(self, outcome: str, *requests: str) -> None:
+        partition = getattr(self._current, "partition", None)
         with self._lock:
             self.outcomes[outcome] += 1
             self.requests.update(requests)
+            if partition is not None:
+                self.outcomes_by_partition.setdefault(partition, Counter())[outcome] += 1
 
     def as_dict(self) -> dict[str, Any]:
         return super().as_dict() | {"outcomes": dict(self.outcomes), "requests": dict(self.requests)}
@@ -113,18 +118,20 @@ def revalidate_sources(
     started = time.perf_counter()
 
     def run(task: RevalidationTask) -> _Outcome:
-        return _revalidate_one(task, store, fetcher, settings, report)
+        with report.working_on(partition_name(task.content_type, task.storage_path)):
+            return _revalidate_one(task, store, fetcher, settings, report)
 
     with CatalogWriter(catalog, report) as writer:
         tasks = _candidates(catalog, scope, checked_before, limit)
         for task, outcome in bounded_map(run, tasks, workers=settings.download_workers):
+            partition = partition_name(task.content_type, task.storage_path)
             if isinstance(outcome, _Transient):
-                report.add_failure(outcome.cause, outcome.detail)
+                report.add_failure(outcome.cause, outcome.detail, partition)
                 continue
             if isinstance(outcome, _Refused):
-                report.add_failure(outcome.cause, outcome.detail)
+                report.add_failure(outcome.cause, outcome.detail, partition)
             else:
-                report.succeeded += 1
+                report.add_success(partition)
             writer.add(_record(task, outcome, settings.stale_image_policy))
     report.elapsed_seconds = time.perf_counter() - started
     return report
@@ -187,8 +194,7 @@ def _compare(
     requests: tuple[str, ...],
 ) -> _Outcome:
     checksum = hashlib.sha256(fetched.data).hexdigest()
-    with report._lock:
-        report.bytes_in += len(fetched.data)
+    report.add_bytes(bytes_in=len(fetched.data))
     if checksum == task.source_checksum:
         report.count(IDENTICAL, *requests)
         return _Confirmed(fetched.validators, replace_validators=True)
@@ -211,8 +217,7 @@ def _compare(
     except StorageError as exc:
         report.count(ERROR, *requests)
         return _Transient("storage_error", str(exc))
-    with report._lock:
-        report.objects_written += 1
+    report.add_bytes(objects_written=1)
     report.count(CHANGED, *requests)
     return _Changed(info, checksum, fetched.validators)
 
