@@ -382,7 +382,7 @@ def test_cleanup_job_dry_run_then_for_real(embedded: Settings, origin: LoopbackO
     dry = run(True)
     assert (dry["orphans_found"], dry["would_delete"], dry["dry_run"]) == (1, 1, True)
     assert dry["bytes_that_would_be_freed"] == len(b"orphan") and "bytes_freed" not in dry
-    assert dry["examples"] == [f"tvdb-thumbnails/{path}/999/large.webp"]  # the real bucket name
+    assert dry["examples"] == f"- `tvdb-thumbnails/{path}/999/large.webp`"  # the real bucket name
     assert store.head(Bucket.THUMBNAILS, f"{path}/999/large.webp") is not None
     real = run(False)
     assert (real["orphans_found"], real["deleted"], real["bytes_freed"]) == (1, 1, len(b"orphan"))
@@ -413,7 +413,14 @@ def test_storage_stats_asset(embedded: Settings, origin: LoopbackOrigin) -> None
 
 def test_run_failure_sensor_logs_the_partition(embedded: Settings, caplog: pytest.LogCaptureFixture) -> None:
     defs = build_definitions(
-        embedded.model_copy(update={"storage_backend": "s3", "s3_endpoint_url": "http://127.0.0.1:9"})
+        embedded.model_copy(
+            update={
+                "storage_backend": "s3",
+                "s3_endpoint_url": "http://127.0.0.1:9",
+                "s3_access_key_id": "key",
+                "s3_secret_access_key": "secret",
+            }
+        )
     )
     instance = dg.DagsterInstance.ephemeral()
     pk = partition_key("movies", "0a")

@@ -220,13 +220,14 @@ def test_each_partition_of_a_ranged_run_records_its_own_counts_and_check_verdict
     assert totals is not None and (totals["succeeded"], totals["failed"]) == (2, 1)
     assert totals["bytes_in"] == len(scenario.poster_a) + len(scenario.poster_b)
 
-    # Every partition of the range is evaluated by both checks, once: passed, none left skipped.
+    # Every partition of the range is evaluated by each check of the job, once: passed, none skipped.
     evaluated = [
         (entry.step_key, entry.dagster_event.event_specific_data.partition)
         for entry in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     ]
-    assert len(evaluated) == len(set(evaluated)) == 2 * len(RANGE)
-    for check in ("catalog_objects_exist", "processed_artwork_complete"):
+    checks = ("catalog_objects_exist", "processed_artwork_complete", "no_stale_images")
+    assert len(evaluated) == len(set(evaluated)) == len(checks) * len(RANGE)
+    for check in checks:
         assert _check_statuses(instance, check) == {"SUCCEEDED": set(RANGE)}
     key = dg.AssetCheckKey(dg.AssetKey("image_renditions"), "catalog_objects_exist")
     infos = instance.event_log_storage.get_asset_check_partition_info([key])
@@ -258,7 +259,12 @@ def test_each_partition_of_a_ranged_run_records_its_own_counts_and_check_verdict
     [
         ({}, "sqlite", "file"),
         (
-            {"DATABASE_URL": "postgresql+psycopg://u@127.0.0.1/db", "STORAGE_BACKEND": "s3"},
+            {
+                "DATABASE_URL": "postgresql+psycopg://u@127.0.0.1/db",
+                "STORAGE_BACKEND": "s3",
+                "S3_ACCESS_KEY_ID": "key",
+                "S3_SECRET_ACCESS_KEY": "secret",
+            },
             "postgres",
             "s3",
         ),
@@ -276,6 +282,7 @@ def test_asset_kinds_name_the_configured_backends(
         "image_renditions": {"pillow", storage_kind},
         "orphaned_images": {storage_kind},
         "storage_stats": {catalog_kind},
+        "source_revalidation": {storage_kind},
     }
 
 

@@ -22,9 +22,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from itertools import groupby
+from pathlib import Path
 from typing import Any
 
-from dagster import AssetKey, EventLogEntry
+from dagster import AssetKey, EventLogEntry, Field, StringSource
+from dagster._config.config_schema import UserConfigSchema
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
@@ -99,6 +101,14 @@ class BatchingSqliteEventLogStorage(PlannedChecksSerializedOnce, SqliteEventLogS
                 self._store_asset_event(conn, event, event_id)
 
 
+def default_base_dir() -> Path:
+    """DAGSTER_HOME; without it (Dagster's CLI then reads dagster.yaml from the working directory and
+    would keep everything in a temporary directory), `.dagster_home/` in the working directory, so
+    `dagster dev -w workspace.yaml` works from the repository root and keeps its history."""
+    home = os.environ.get("DAGSTER_HOME")
+    return Path(home) if home else Path.cwd() / ".dagster_home"
+
+
 class BatchingSqliteStorage(DagsterSqliteStorage):
     """`DagsterSqliteStorage` whose event log writes planned events in batches (config: `base_dir`)."""
 
@@ -112,9 +122,13 @@ class BatchingSqliteStorage(DagsterSqliteStorage):
         DagsterStorage.__init__(self)
 
     @classmethod
+    def config_type(cls) -> UserConfigSchema:
+        return {"base_dir": Field(StringSource, is_required=False)}
+
+    @classmethod
     def from_config_value(  # type: ignore[override]
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
     ) -> BatchingSqliteStorage:
-        base_dir = str(config_value["base_dir"])
+        base_dir = str(config_value.get("base_dir") or default_base_dir())
         mkdir_p(base_dir)
         return cls(base_dir, inst_data=inst_data)
