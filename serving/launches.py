@@ -71,8 +71,9 @@ class Launcher:
     # across workers.
     engine: Engine | None = None
     poll_seconds: float = 0.5
-    # After a launch call failed, how long to keep looking for the run Dagster may still create.
-    settle_seconds: float = 10.0
+    # After a launch call failed or timed out, how long to keep looking for the run: Dagster goes on
+    # with a launch its caller stopped waiting for.
+    settle_seconds: float = 60.0
     _pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="launch")
     )

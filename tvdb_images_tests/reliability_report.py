@@ -102,6 +102,7 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         f"| rows lost (artwork left unfinished after the rerun) | {unsettled} |",
         f"| cleanup property violations | {violations} |",
         f"| schemathesis requests / 5xx answers | {requests} / {server_errors} |",
+        f"| serving API edge cases (proxy, browser, CDN, attacker, busy CPU) | {count('serving_edge')} |",
         "",
     ]
     out += _section(
@@ -196,6 +197,16 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         ],
     )
     out += _section("Admin endpoints", "", by_section.get("admin", []), ["check", "requests", "outcome"])
+    out += _section(
+        "The serving API at its edges",
+        "`tvdb-images serve` as a real uvicorn process over PostgreSQL + SeaweedFS data from a real sync "
+        "(the embedded setup where only the HTTP layer matters), spoken to over plain sockets; admin "
+        "launches against a real dagster-webserver. *item* is the point of the hardening issue each "
+        "case checks: 1 start under CPU pressure, 2 idempotent launches, 5 rate limits, 6 one URL per "
+        "image, 7 behind a proxy and in a browser, 8 what a request may cost.",
+        by_section.get("serving_edge", []),
+        ["item", "case", "observed"],
+    )
     out += [
         "## Known limits",
         "",
