@@ -167,8 +167,8 @@ class DagsterClient:
         run_filter: dict[str, Any] = {"tags": [{"key": k, "value": v} for k, v in tags.items()]}
         if statuses:
             run_filter["statuses"] = list(statuses)
-        result = self._execute(FIND_RUNS_QUERY, {"filter": run_filter})["runsOrError"]
-        if result["__typename"] != "Runs":
+        result = self._execute(FIND_RUNS_QUERY, {"filter": run_filter}).get("runsOrError") or {}
+        if result.get("__typename") != "Runs":
             raise DagsterUnavailable(f"Dagster could not list runs: {result.get('message')}")
         if not result["results"]:
             return None
