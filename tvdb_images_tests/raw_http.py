@@ -81,6 +81,7 @@ def trickle(
                 return time.monotonic() - started, None
         sock.settimeout(give_up_after)
         try:
-            return time.monotonic() - started, parse_response(read_all(sock))
+            answer = read_all(sock)
         except TimeoutError:
             return time.monotonic() - started, None
+        return time.monotonic() - started, parse_response(answer)

@@ -217,8 +217,16 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         "  back into a format abandoned more than the grace period ago). S3 offers no conditional DELETE",
         "  that SeaweedFS or MinIO honour, so the window is narrowed, not closed; the hypothesis model",
         "  treats a re-check and its delete as one step.",
-        "- The admin endpoints talk to a stand-in for Dagster's GraphQL API in these tests (the launch",
-        "  path against a real Dagster webserver is covered by the serving tests).",
+        "- The admin endpoints talk to a stand-in for Dagster's GraphQL API in the schemathesis and",
+        "  token tests; idempotent launches are tried against a real Dagster webserver (and the launch",
+        "  path as a whole is covered by the serving tests).",
+        "- Admin rate limits are per worker process, each with 1/N of the budget under `--workers N`:",
+        "  the deployment never exceeds the budget, but a client whose requests land on one worker can",
+        "  be refused before it has spent all of it. Launches of one request are serialized across",
+        "  workers by a PostgreSQL advisory lock; on the embedded SQLite setup only within a process.",
+        "- After a launch call fails or times out, the API looks for the run for 60 s more; a run",
+        "  Dagster creates later still (never seen) would be answered 503, and its retry, finding it",
+        "  by its tags, would get it.",
         "",
     ]
     return "\n".join(out)

@@ -209,6 +209,7 @@ def test_header_size_count_and_time_are_bounded(embedded_data: ServedData, tmp_p
         "SERVING_MAX_HEADER_BYTES": "16384",
         "SERVING_MAX_HEADERS": "50",
     }
+    accept_header = ",".join(["image/x-y;q=0.5"] * 7_000)
     with serve(embedded_data, tmp_path, limits) as (port, _):
         request_head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200
         slow_seconds, slow = trickle(port, request_head, interval=0.25, give_up_after=20)
@@ -220,7 +221,7 @@ def test_header_size_count_and_time_are_bounded(embedded_data: ServedData, tmp_p
             + b"\r\n",
         )
         big = request(port, "/healthz", {"Cookie": "c" * 20_000})
-        accept = request(port, IMAGE, {"Accept": ",".join(["image/x-y;q=0.5"] * 7_000)})
+        accept = request(port, IMAGE, {"Accept": accept_header})
         fine = request(port, "/healthz", {"X-Ok": "1"})
     edge(
         8,
@@ -237,15 +238,15 @@ def test_header_size_count_and_time_are_bounded(embedded_data: ServedData, tmp_p
         "60 headers (SERVING_MAX_HEADERS=50) / a 20 KB cookie (SERVING_MAX_HEADER_BYTES=16384)",
         f"{many.status} / {big.status}",
     )
-    edge(8, "a 107 KB Accept header", f"{accept.status}")
+    edge(8, f"a {len(accept_header) // 1000} KB Accept header", f"{accept.status}")
     assert slow is not None and slow.status == 408 and slow_seconds < 10
-    assert idle is not None and idle.status in (408, 0) and idle_seconds < 10
+    assert idle is not None and idle.status == 408 and 1 < idle_seconds < 10
     assert (many.status, big.status, accept.status) == (431, 431, 431)
     assert fine.status == 200
 
 
 def test_accept_parsing_costs_the_same_for_any_length() -> None:
-    header = ",".join(["image/x-y;q=0.5"] * 7_000)  # 107 KB, as in the report that found the cost
+    header = ",".join(["image/x-y;q=0.5"] * 7_000)  # 112 KB, past the 107 KB that cost 191 ms before
     started = time.perf_counter()
     ranges = parse_accept(header)
     elapsed_ms = (time.perf_counter() - started) * 1000
