@@ -87,7 +87,8 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         "environment; it needs PostgreSQL on 127.0.0.1:5432 like the rest of the test suite).",
         "",
         f"Last run: {summary} in {seconds:.0f} s on {platform.system()} {platform.machine()}, "
-        f"Python {platform.python_version()} ({os.cpu_count()} CPUs).",
+        f"Python {platform.python_version()} ({os.cpu_count()} CPUs; load average "
+        f"{os.getloadavg()[0]:.1f} when the page was written: other work shares the machine).",
         "",
         "## Summary",
         "",
