@@ -7,10 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from serving.access_log import AccessLogMiddleware, configure_access_log
 from serving.dagster_client import DagsterClient
+from serving.docs import OPENAPI_PATH, install_docs
 from serving.errors import install_error_handlers
+from serving.http_policy import HttpPolicyMiddleware
 from serving.routes import admin, artwork, health, images, stats
 from serving.state import ServingState
 from tvdb_images.catalog.db import Catalog
@@ -46,6 +50,12 @@ def create_app(
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Swagger UI from local assets (serving.docs); no trailing-slash redirects, which would be
+        # built from the request's Host header and give one resource two URLs.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=OPENAPI_PATH if settings.api_docs else None,
+        redirect_slashes=False,
         openapi_tags=[
             {"name": "images", "description": "Image bytes of a content item's primary artwork."},
             {"name": "artwork", "description": "One artwork's metadata and images."},
@@ -60,7 +70,27 @@ def create_app(
     app.state.serving = state
     install_error_handlers(app)
     configure_access_log()
-    app.add_middleware(AccessLogMiddleware)
+    _add_middleware(app, settings)
     for router in (images.router, artwork.router, stats.router, admin.router, health.router):
         app.include_router(router)
+    if settings.api_docs:
+        install_docs(app)
     return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Outermost last: proxy headers first name the client, then the access log, policy and CORS."""
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "HEAD", "POST"],
+            allow_headers=["Authorization", "Idempotency-Key", "If-None-Match", "If-Modified-Since"],
+            expose_headers=["ETag", "Last-Modified", "Content-Location", "X-Artwork-Id", "X-Request-ID"],
+            max_age=600,
+        )
+    app.add_middleware(HttpPolicyMiddleware)
+    app.add_middleware(AccessLogMiddleware)
+    if settings.trusted_proxies:
+        # uvicorn's own handling is off (serving.server): only these peers may name the client.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 
 VERSION_LENGTH = 16
 VERSION_PATTERN = r"^[0-9a-f]{1,64}$"
@@ -54,3 +56,26 @@ def cache_control(*, versioned: bool, max_age: int) -> str:
     if versioned:
         return IMMUTABLE
     return f"public, max-age={max_age}"
+
+
+def http_date(moment: datetime) -> str:
+    """An IMF-fixdate (RFC 9110 §5.6.7), as `Last-Modified` carries it."""
+    return format_datetime(moment.astimezone(UTC).replace(microsecond=0), usegmt=True)
+
+
+def not_modified(headers: Mapping[str, str], etag: str, last_modified: datetime | None) -> bool:
+    """RFC 9110 §13.2.2: `If-None-Match` decides when present; else `If-Modified-Since`, compared at
+    the one-second precision of HTTP dates (an unparsable date is ignored)."""
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        return if_none_match_hits(if_none_match, etag)
+    since = headers.get("if-modified-since")
+    if not since or last_modified is None or len(since) > 64:
+        return False
+    try:
+        parsed = parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return last_modified.astimezone(UTC).replace(microsecond=0) <= parsed

@@ -22,8 +22,8 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from serving.byte_cache import RenditionByteCache
-from serving.conditional import cache_control, if_none_match_hits
-from serving.errors import NO_STORE, ApiError
+from serving.conditional import cache_control, http_date, not_modified
+from serving.errors import NO_STORE, ApiError, storage_unavailable
 from serving.negotiation import choose_format
 from serving.queries import ArtworkRecord, RenditionRecord
 from tvdb_images.config import Settings
@@ -95,7 +95,10 @@ async def deliver(
         )
 
     headers["ETag"] = chosen.etag
-    if if_none_match_hits(request.headers.get("if-none-match"), chosen.etag):
+    headers["Accept-Ranges"] = "none"
+    if artwork.processed_at is not None:
+        headers["Last-Modified"] = http_date(artwork.processed_at)
+    if not_modified(request.headers, chosen.etag, artwork.processed_at):
         return Response(status_code=304, headers=headers)
     if request.method == "HEAD":
         return Response(
@@ -168,12 +171,10 @@ def _open(store: ObjectStore, rendition: RenditionRecord) -> ObjectStream:
             "the catalog lists this image but storage does not have it; the next sync restores it",
         ) from None
     except StorageError as exc:
-        raise ApiError(
-            503,
-            "storage_unavailable",
-            f"object storage is not reachable: {exc}",
-            headers={"Retry-After": "5"},
-        ) from exc
+        log.error(
+            "object storage unavailable reading %s/%s: %s", rendition.bucket, rendition.storage_key, exc
+        )
+        raise storage_unavailable() from exc
 
 
 def not_stored(artwork: ArtworkRecord, settings: Settings) -> Response:

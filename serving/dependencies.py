@@ -13,13 +13,19 @@ import math
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from serving.errors import ApiError
 from serving.state import ServingState
 
 _REALM = 'Bearer realm="tvdb-images"'
+# Declares the bearer scheme in the OpenAPI schema (so /docs has an Authorize button); the checking
+# itself is `check_admin`'s, which answers with this API's error shape.
+BEARER_SCHEME = HTTPBearer(
+    auto_error=False, scheme_name="AdminToken", description="`Authorization: Bearer <ADMIN_API_TOKEN>`"
+)
 
 
 def state_of(request: Request) -> ServingState:
@@ -79,15 +85,21 @@ def check_admin(request: Request, state: ServingState) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
-def require_admin(request: Request, state: State) -> str:
+def require_admin(
+    request: Request,
+    state: State,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)],
+) -> str:
     return check_admin(request, state)
 
 
 Admin = Annotated[str, Depends(require_admin)]
 
 
-def limit_sync_launches(request: Request, state: State, admin: Admin) -> None:
-    """One token bucket per admin token and client address."""
+def limit_sync_launches(request: Request, state: ServingState, admin: str) -> None:
+    """One token bucket per admin token and client address. Called by the routes once their
+    parameters are valid (an invalid request answers 422 and spends nothing). The address is the TCP
+    peer's, or the one X-Forwarded-For names when the peer is in TRUSTED_PROXIES (serving.app)."""
     client = request.client.host if request.client else "unknown"
     wait = state.sync_limiter.acquire(f"{admin}:{client}")
     if wait > 0:

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from serving.schemas import ErrorBody
 from tvdb_images.storage import StorageError
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 # Errors are about this request only: never let a cache keep them.
 NO_STORE = {"Cache-Control": "no-store"}
 _RETRY_SOON = {"Retry-After": "5"}
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 _REASONS = {
     400: "bad_request",
@@ -118,7 +120,22 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
     if exc.status_code == 404 and message == "Not Found":
         message = "no such endpoint; see /docs for the API's paths"
-    return error_response(request, ApiError(exc.status_code, code, message, headers=dict(exc.headers or {})))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return error_response(request, ApiError(exc.status_code, code, message, headers=headers))
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette names only the first matching route's,
+    and GET and HEAD of an image are two routes. Asked of each route through `matches`, the one
+    interface every kind of route (and FastAPI's included routers) has."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _catalog_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
@@ -131,10 +148,12 @@ async def _catalog_unavailable(request: Request, exc: OperationalError) -> JSONR
 
 async def _storage_unavailable(request: Request, exc: StorageError) -> JSONResponse:
     log.error("object storage unavailable: %s", exc)
-    return error_response(
-        request,
-        ApiError(503, "storage_unavailable", f"object storage is not reachable: {exc}", headers=_RETRY_SOON),
-    )
+    return error_response(request, storage_unavailable())
+
+
+def storage_unavailable() -> ApiError:
+    """The client learns which dependency is down, never its address or the key: the log keeps those."""
+    return ApiError(503, "storage_unavailable", "object storage is not reachable", headers=_RETRY_SOON)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -29,7 +29,7 @@ from serving.links import artwork_image_path
 from tvdb_images.catalog.db import create_catalog_engine
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
 from tvdb_images.catalog.selection import primary_order_by
-from tvdb_images.pipeline.settings import MIRROR_SIGNATURE
+from tvdb_images.catalog.signatures import MIRROR_SIGNATURE
 from tvdb_images.storage import Bucket
 from tvdb_images.storage.layout import SIZES
 

@@ -1,9 +1,18 @@
 """An in-process token bucket per client: the admin sync endpoints launch real work, so a script in a
-loop must not queue hundreds of Dagster runs. Each API process keeps its own buckets (with several
-uvicorn workers the budget is per worker)."""
+loop must not queue hundreds of Dagster runs.
+
+Each API process keeps its own buckets, with its share of the budget: `tvdb-images serve --workers N`
+gives each worker 1/N of ADMIN_SYNC_RATE_PER_MINUTE and of ADMIN_SYNC_BURST (at least 1), so the
+deployment as a whole never allows more than the configured budget, whichever worker the kernel hands
+a connection to. (A client may be refused a little before the full budget when its requests land on
+one worker; for the admin API, whose requests launch Dagster runs, erring that way is the point. A
+shared counter in PostgreSQL would be exact but puts a write on the catalog for every admin request
+and does not exist for the embedded SQLite setup. Idempotent launches, serving.launches, keep a
+retried request from starting work twice whatever the limiter says.)"""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +45,12 @@ class TokenBucketLimiter:
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
+    @classmethod
+    def share_of(cls, rate_per_second: float, burst: int, workers: int) -> TokenBucketLimiter:
+        """One worker's share of a deployment-wide budget."""
+        workers = max(1, workers)
+        return cls(rate_per_second / workers, max(1, burst // workers))
+
     def acquire(self, client: str) -> float:
         """Take one token: 0.0 if allowed, else the seconds until the next token."""
         now = self._clock()
@@ -60,3 +75,11 @@ class TokenBucketLimiter:
         ]
         for key in full:
             del self._buckets[key]
+
+
+def worker_count() -> int:
+    """The number of API worker processes, which `tvdb-images serve` exports as WEB_CONCURRENCY."""
+    try:
+        return max(1, int(os.environ.get("WEB_CONCURRENCY", "1")))
+    except ValueError:
+        return 1

@@ -17,26 +17,47 @@ Three choices here are measured (docs/performance.md, section 5):
   say IPPROTO_TCP, so every keep-alive response whose body follows its headers waited ~40 ms for the
   client's delayed ACK (1,700 instead of 8,000 req/s; uvicorn issue #3149). The socket is re-labelled
   as TCP here before the workers inherit it.
+
+Three more keep a loaded machine and hostile clients in check:
+
+- **Workers are not killed while they import.** uvicorn's supervisor pings each worker and replaces
+  one that does not answer within `timeout_worker_healthcheck` (5 s by default); a spawned worker
+  answers only once it has unpickled its config, which imports this module. On a saturated 2-core
+  machine importing the app took 12 s, so workers were replaced every few seconds for minutes. The
+  timeout is SERVING_WORKER_HEALTHCHECK_SECONDS, and this module imports the app only when the worker
+  builds it (`create_served_app`), after the ping thread runs.
+- **Headers are bounded** by the protocol in `serving.http_guard` (size, count, time to send them).
+- **X-Forwarded-For is not uvicorn's to believe.** uvicorn trusts it from 127.0.0.1 by default, so any
+  loopback client could name itself; proxy headers are handled by the app, from TRUSTED_PROXIES only.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 import uvicorn
-from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
-from serving.app import create_app
+from serving.http_guard import PROTOCOL
+from tvdb_images.config import load_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 APP = "serving.server:create_served_app"
 STARTUP_FAILURE = 3
+# The number of worker processes, for per-process budgets (the convention uvicorn and gunicorn read).
+WORKERS_ENV = "WEB_CONCURRENCY"
 
 
 def create_served_app() -> FastAPI:
     """The app with settings from the environment, its startup objects kept out of full collections."""
+    from serving.app import create_app
+
     app = create_app()
     gc.collect()
     gc.freeze()
@@ -65,6 +86,8 @@ def event_loop(requested: str, workers: int) -> str:
 
 def run(*, host: str, port: int, workers: int, loop: str = "auto") -> None:
     """Serve until SIGINT/SIGTERM; with several workers, under uvicorn's process supervisor."""
+    settings = load_settings()
+    os.environ[WORKERS_ENV] = str(workers)  # inherited by the workers
     config = TcpListenerConfig(
         APP,
         factory=True,
@@ -72,7 +95,9 @@ def run(*, host: str, port: int, workers: int, loop: str = "auto") -> None:
         port=port,
         workers=workers,
         loop=event_loop(loop, workers),
-        http="httptools",
+        http=PROTOCOL,
+        proxy_headers=False,
+        timeout_worker_healthcheck=settings.serving_worker_healthcheck_seconds,
         log_config=None,
         access_log=False,
     )

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 
 from serving.byte_cache import RenditionByteCache
 from serving.dagster_client import DagsterClient
+from serving.launches import Launcher
 from serving.lookups import CatalogLookups, TtlCache
 from serving.queries import CatalogReader
-from serving.ratelimit import TokenBucketLimiter
+from serving.ratelimit import TokenBucketLimiter, worker_count
 from serving.stats_cache import StatsCache
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.config import Settings
@@ -28,6 +29,7 @@ class ServingState:
     sync_limiter: TokenBucketLimiter
     lookups: CatalogLookups
     byte_cache: RenditionByteCache
+    launcher: Launcher
     probes: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
     )
@@ -60,18 +62,20 @@ class ServingState:
             catalog=catalog,
             store=store or store_from_settings(settings),
             dagster=dagster,
-            sync_limiter=TokenBucketLimiter(
-                settings.admin_sync_rate_per_minute / 60.0, settings.admin_sync_burst
+            sync_limiter=TokenBucketLimiter.share_of(
+                settings.admin_sync_rate_per_minute / 60.0, settings.admin_sync_burst, worker_count()
             ),
             lookups=CatalogLookups(
                 reader, TtlCache(settings.serving_cache_seconds, settings.serving_cache_entries)
             ),
             byte_cache=RenditionByteCache.with_megabytes(settings.serving_byte_cache_mb),
+            launcher=Launcher(dagster, catalog.engine),
             _owned=owned,
         )
 
     def close(self) -> None:
         self.probes.shutdown(wait=False, cancel_futures=True)
+        self.launcher.close()
         for resource in self._owned:
             if isinstance(resource, Catalog | CatalogReader):
                 resource.dispose()

@@ -7,9 +7,11 @@ rather than failing later in the middle of a run.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -103,12 +105,75 @@ class Settings(BaseSettings):
     serving_cache_seconds: float = Field(default=5.0, ge=0, le=3600, alias="SERVING_CACHE_SECONDS")
     serving_cache_entries: int = Field(default=10_000, ge=1, le=10_000_000, alias="SERVING_CACHE_ENTRIES")
     serving_byte_cache_mb: float = Field(default=64.0, ge=0, le=65536, alias="SERVING_BYTE_CACHE_MB")
+    # Serving API behind proxies and in browsers: the public origin written into absolute URLs (unset:
+    # root-relative URLs, never the request's Host), origins allowed by CORS, /docs on or off, proxies
+    # whose X-Forwarded-For is believed (IPs or CIDRs; none by default), and the cache lifetime of
+    # artwork metadata JSON.
+    public_base_url: str | None = Field(default=None, alias="PUBLIC_BASE_URL")
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="CORS_ALLOW_ORIGINS"
+    )
+    api_docs: bool = Field(default=True, alias="API_DOCS")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="TRUSTED_PROXIES")
+    metadata_cache_max_age_seconds: int = Field(
+        default=60, ge=0, le=86400, alias="METADATA_CACHE_MAX_AGE_SECONDS"
+    )
+    # Serving API limits per connection (header bytes, header count, seconds to send them) and the
+    # seconds uvicorn's supervisor waits for a worker's health ping before replacing it.
+    serving_max_header_bytes: int = Field(
+        default=32768, ge=1024, le=1048576, alias="SERVING_MAX_HEADER_BYTES"
+    )
+    serving_max_headers: int = Field(default=100, ge=8, le=1000, alias="SERVING_MAX_HEADERS")
+    serving_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, alias="SERVING_HEADER_TIMEOUT_SECONDS"
+    )
+    serving_worker_healthcheck_seconds: int = Field(
+        default=120, ge=5, le=3600, alias="SERVING_WORKER_HEALTHCHECK_SECONDS"
+    )
 
     @field_validator("allowed_source_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_allow_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
+                raise ValueError(f"{origin!r} is not an origin such as https://app.example (or *)")
+        return [origin.rstrip("/") for origin in value]
+
+    @field_validator("public_base_url", mode="before")
+    @classmethod
+    def _check_public_base(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().rstrip("/")
+            if not value:
+                return None
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+                raise ValueError("must be an http(s) URL such as https://images.example (a path is allowed)")
         return value
 
     @field_validator("cdn_base_url", "s3_endpoint_url", mode="before")

@@ -87,7 +87,8 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         "environment; it needs PostgreSQL on 127.0.0.1:5432 like the rest of the test suite).",
         "",
         f"Last run: {summary} in {seconds:.0f} s on {platform.system()} {platform.machine()}, "
-        f"Python {platform.python_version()} ({os.cpu_count()} CPUs).",
+        f"Python {platform.python_version()} ({os.cpu_count()} CPUs; load average "
+        f"{os.getloadavg()[0]:.1f} when the page was written: other work shares the machine).",
         "",
         "## Summary",
         "",
@@ -102,6 +103,7 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         f"| rows lost (artwork left unfinished after the rerun) | {unsettled} |",
         f"| cleanup property violations | {violations} |",
         f"| schemathesis requests / 5xx answers | {requests} / {server_errors} |",
+        f"| serving API edge cases (proxy, browser, CDN, attacker, busy CPU) | {count('serving_edge')} |",
         "",
     ]
     out += _section(
@@ -196,6 +198,16 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         ],
     )
     out += _section("Admin endpoints", "", by_section.get("admin", []), ["check", "requests", "outcome"])
+    out += _section(
+        "The serving API at its edges",
+        "`tvdb-images serve` as a real uvicorn process over PostgreSQL + SeaweedFS data from a real sync "
+        "(the embedded setup where only the HTTP layer matters), spoken to over plain sockets; admin "
+        "launches against a real dagster-webserver. *item* is the point of the hardening issue each "
+        "case checks: 1 start under CPU pressure, 2 idempotent launches, 5 rate limits, 6 one URL per "
+        "image, 7 behind a proxy and in a browser, 8 what a request may cost.",
+        by_section.get("serving_edge", []),
+        ["item", "case", "observed"],
+    )
     out += [
         "## Known limits",
         "",
@@ -206,8 +218,16 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         "  back into a format abandoned more than the grace period ago). S3 offers no conditional DELETE",
         "  that SeaweedFS or MinIO honour, so the window is narrowed, not closed; the hypothesis model",
         "  treats a re-check and its delete as one step.",
-        "- The admin endpoints talk to a stand-in for Dagster's GraphQL API in these tests (the launch",
-        "  path against a real Dagster webserver is covered by the serving tests).",
+        "- The admin endpoints talk to a stand-in for Dagster's GraphQL API in the schemathesis and",
+        "  token tests; idempotent launches are tried against a real Dagster webserver (and the launch",
+        "  path as a whole is covered by the serving tests).",
+        "- Admin rate limits are per worker process, each with 1/N of the budget under `--workers N`:",
+        "  the deployment never exceeds the budget, but a client whose requests land on one worker can",
+        "  be refused before it has spent all of it. Launches of one request are serialized across",
+        "  workers by a PostgreSQL advisory lock; on the embedded SQLite setup only within a process.",
+        "- After a launch call fails or times out, the API looks for the run for 60 s more; a run",
+        "  Dagster creates later still (never seen) would be answered 503, and its retry, finding it",
+        "  by its tags, would get it.",
         "",
     ]
     return "\n".join(out)

@@ -64,7 +64,7 @@ ADMIN_ENDPOINTS = [
 
 
 def _dagster_responder() -> httpx.MockTransport:
-    """Answers `launchRun` and `runOrError` the way Dagster's GraphQL API does."""
+    """Answers `launchRun`, `runOrError` and `runsOrError` the way Dagster's GraphQL API does."""
     launched: dict[str, str] = {}
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -76,6 +76,8 @@ def _dagster_responder() -> httpx.MockTransport:
             launched[run_id] = job
             run = {"runId": run_id, "status": "QUEUED", "jobName": job}
             data: dict[str, Any] = {"launchRun": {"__typename": "LaunchRunSuccess", "run": run}}
+        elif "runsOrError" in body["query"]:
+            data = {"runsOrError": {"__typename": "Runs", "results": []}}  # no earlier run to reuse
         elif "runOrError" in body["query"]:
             run_id = variables["runId"]
             if run_id in launched:

@@ -147,3 +147,49 @@ def test_stats_cache_computes_once_per_period() -> None:
     assert cache.get(compute) == (first, at) and len(calls) == 1
     now[0] = 30.0
     assert cache.get(compute)[0].total_objects == 2
+
+
+def test_if_modified_since_applies_only_without_if_none_match() -> None:
+    from datetime import UTC, datetime
+
+    from serving.conditional import http_date, not_modified
+
+    stored = datetime(2026, 12, 1, 10, 30, 15, 900_000, tzinfo=UTC)
+    assert http_date(stored) == "Tue, 01 Dec 2026 10:30:15 GMT"
+    assert not_modified({"if-modified-since": "Tue, 01 Dec 2026 10:30:15 GMT"}, ETAG, stored)
+    assert not not_modified({"if-modified-since": "Tue, 01 Dec 2026 10:30:14 GMT"}, ETAG, stored)
+    assert not not_modified({"if-modified-since": "yesterday"}, ETAG, stored)
+    # If-None-Match decides when present (RFC 9110 §13.2.2), even against a matching date.
+    both = {"if-none-match": '"other"', "if-modified-since": "Tue, 01 Dec 2026 10:30:15 GMT"}
+    assert not not_modified(both, ETAG, stored)
+    assert not not_modified({"if-modified-since": "Tue, 01 Dec 2026 10:30:15 GMT"}, ETAG, None)
+
+
+@pytest.mark.parametrize("text", ["0", "7", "101", str(2**63 - 1)])
+def test_canonical_ids_pass(text: str) -> None:
+    from serving.routes.params import canonical_decimal
+
+    assert canonical_decimal(text) == text
+
+
+@pytest.mark.parametrize(
+    "text", ["+1", "-1", "01", "1.0", "1_000", " 1", "1 ", "0x1", "\uff11", "", "1" * 20]
+)
+def test_non_canonical_ids_are_refused(text: str) -> None:
+    from serving.routes.params import canonical_decimal
+
+    with pytest.raises(ValueError):
+        canonical_decimal(text)
+
+
+def test_a_worker_gets_its_share_of_the_budget() -> None:
+    share = TokenBucketLimiter.share_of(rate_per_second=1.0, burst=5, workers=2)
+    assert (share.rate, share.burst) == (0.5, 2)
+    assert TokenBucketLimiter.share_of(1.0, 1, 4).burst == 1  # never below one
+
+
+def test_accept_parsing_keeps_a_bounded_number_of_ranges() -> None:
+    from serving.negotiation import MAX_ACCEPT_RANGES
+
+    assert len(parse_accept(",".join(["image/webp"] * 10_000))) == MAX_ACCEPT_RANGES
+    assert choose_format(["webp", "avif"], ",".join(["image/x;q=0.1"] * 10_000) + ",image/avif") == "webp"

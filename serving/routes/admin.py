@@ -7,13 +7,15 @@ content type. It is a dry run unless `dry_run=false` is given.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from serving.dagster_client import DagsterError, DagsterUnavailable, LaunchedRun, RunNotFound
+from serving.dagster_client import DagsterError, DagsterUnavailable, RunNotFound
 from serving.dependencies import Admin, CatalogSession, State, limit_sync_launches
 from serving.errors import ApiError, error_responses
+from serving.launches import IdempotencyKeyReused, Launch, LaunchInProgress, key_digest
 from serving.links import task_path
 from serving.routes.params import ContentId, ContentTypePath
 from serving.schemas import ContentType, TaskAccepted, TaskInfo, TaskStatus
@@ -21,6 +23,7 @@ from serving.state import ServingState
 from tvdb_images.catalog.work import content_item_exists
 from tvdb_images.storage.layout import SHARDS
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 # Dagster's own tags for a run over a range of partitions of the (content_type x shard) definition.
@@ -43,10 +46,24 @@ TASK_STATUS = {
 FINISHED = {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED}
 
 _LAUNCH_RESPONSES = {
-    202: {"description": "The run was launched; poll `status_url`."},
-    **error_responses(401, 404, 422, 429, 502, 503),
+    202: {
+        "description": "The run was launched, or (`Idempotent-Replayed: true`) an earlier request's run "
+        "for the same key or the same still-pending work is returned; poll `status_url`."
+    },
+    **error_responses(401, 404, 409, 422, 429, 502, 503),
 }
-RateLimited = Annotated[None, Depends(limit_sync_launches)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Any client-chosen token (visible ASCII, up to 255 characters): a retry with the same "
+        "key gets the run the first request launched, never a second one. Without it, a request for "
+        "work identical to a run still queued or running gets that run.",
+    ),
+]
 
 
 @router.post(
@@ -56,19 +73,22 @@ RateLimited = Annotated[None, Depends(limit_sync_launches)]
     responses=_LAUNCH_RESPONSES,
 )
 def sync_missing(
+    request: Request,
     response: Response,
     state: State,
-    _admin: Admin,
-    _limit: RateLimited,
+    admin: Admin,
     content_type: Annotated[
         ContentType | None, Query(description="Only artwork of this content type.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many artworks.")] = 100,
+    idempotency_key: IdempotencyKey = None,
 ) -> TaskAccepted:
     """Sync up to `limit` artworks that have no local copy (job `sync_missing_artwork`)."""
+    limit_sync_launches(request, state, admin)
     config = {"content_type": content_type.value if content_type else None, "limit": limit}
-    run = _launch(state, "sync_missing_artwork", {"ops": {"sync_missing_artwork_op": {"config": config}}}, {})
-    return _accepted(response, run)
+    run_config = {"ops": {"sync_missing_artwork_op": {"config": config}}}
+    launch = _launch(state, admin, idempotency_key, "sync_missing_artwork", run_config, {})
+    return _accepted(response, launch)
 
 
 @router.post(
@@ -78,10 +98,10 @@ def sync_missing(
     responses=_LAUNCH_RESPONSES,
 )
 def sync_cleanup(
+    request: Request,
     response: Response,
     state: State,
-    _admin: Admin,
-    _limit: RateLimited,
+    admin: Admin,
     dry_run: Annotated[bool, Query(description="Report orphans without deleting (the default).")] = True,
     grace_hours: Annotated[
         float | None,
@@ -90,19 +110,23 @@ def sync_cleanup(
     content_type: Annotated[
         ContentType | None, Query(description="Only this content type's partitions.")
     ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> TaskAccepted:
     """Delete stored objects no catalog row references (job `cleanup_orphans`, one run over a range).
 
     Dagster takes a while to launch a run over many partitions (measured 16-24 s for all 1,280 on a
-    busy 2-core machine, 2-4 s for a one-item sync), so this call may take that long to answer.
+    busy 2-core machine, 2-4 s for a one-item sync); the call answers as soon as Dagster has created
+    the run.
     """
+    limit_sync_launches(request, state, admin)
     config: dict[str, Any] = {"dry_run": dry_run}
     if grace_hours is not None:
         config["grace_hours"] = grace_hours
     start, end = cleanup_partition_range(content_type.value if content_type else None)
     tags = {RANGE_START_TAG: start, RANGE_END_TAG: end}
-    run = _launch(state, "cleanup_orphans", {"ops": {"orphaned_images": {"config": config}}}, tags)
-    return _accepted(response, run)
+    run_config = {"ops": {"orphaned_images": {"config": config}}}
+    launch = _launch(state, admin, idempotency_key, "cleanup_orphans", run_config, tags)
+    return _accepted(response, launch)
 
 
 @router.post(
@@ -115,13 +139,15 @@ def sync_item(
     response: Response,
     content_type: ContentTypePath,
     content_id: ContentId,
+    request: Request,
     state: State,
     session: CatalogSession,
-    _admin: Admin,
-    _limit: RateLimited,
+    admin: Admin,
     retry_failed: Annotated[bool, Query(description="Give failed and gone artwork a fresh attempt.")] = True,
+    idempotency_key: IdempotencyKey = None,
 ) -> TaskAccepted:
     """Sync every artwork of one content item now (job `sync_content_item`)."""
+    limit_sync_launches(request, state, admin)
     if not content_item_exists(session, content_type.value, content_id):
         raise ApiError(
             404,
@@ -130,8 +156,9 @@ def sync_item(
             details={"content_type": content_type.value, "content_id": content_id},
         )
     config = {"content_type": content_type.value, "content_id": content_id, "retry_failed": retry_failed}
-    run = _launch(state, "sync_content_item", {"ops": {"sync_content_item_op": {"config": config}}}, {})
-    return _accepted(response, run)
+    run_config = {"ops": {"sync_content_item_op": {"config": config}}}
+    launch = _launch(state, admin, idempotency_key, "sync_content_item", run_config, {})
+    return _accepted(response, launch)
 
 
 @router.get(
@@ -178,9 +205,34 @@ def cleanup_partition_range(content_type: str | None) -> tuple[str, str]:
     return f"{types[0]}|{SHARDS[0]}", f"{types[-1]}|{SHARDS[-1]}"
 
 
-def _launch(state: ServingState, job: str, run_config: dict[str, Any], tags: dict[str, str]) -> LaunchedRun:
+def _launch(
+    state: ServingState,
+    admin: str,
+    idempotency_key: str | None,
+    job: str,
+    run_config: dict[str, Any],
+    tags: dict[str, str],
+) -> Launch:
+    key = key_digest(admin, idempotency_key) if idempotency_key else None
     try:
-        return state.dagster.launch_run(job, run_config, {REQUESTED_BY_TAG: "serving-api", **tags})
+        return state.launcher.launch(
+            job, run_config, {REQUESTED_BY_TAG: "serving-api", **tags}, idempotency_key=key
+        )
+    except IdempotencyKeyReused as exc:
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different request",
+            parameter="Idempotency-Key",
+            details={"task_id": str(exc)},
+        ) from None
+    except LaunchInProgress:
+        raise ApiError(
+            409,
+            "launch_in_progress",
+            "the same request is being launched; retry to get its task",
+            headers={"Retry-After": "5"},
+        ) from None
     except DagsterUnavailable as exc:
         raise _unavailable(exc) from exc
     except DagsterError as exc:
@@ -188,12 +240,23 @@ def _launch(state: ServingState, job: str, run_config: dict[str, Any], tags: dic
 
 
 def _unavailable(exc: Exception) -> ApiError:
-    return ApiError(503, "dagster_unavailable", str(exc), headers={"Retry-After": "30"})
+    """The client learns that Dagster is down, not where it runs: the log keeps the detail."""
+    log.warning("Dagster unavailable: %s", exc)
+    return ApiError(
+        503,
+        "dagster_unavailable",
+        "Dagster is not reachable or cannot take the request now",
+        headers={"Retry-After": "30"},
+    )
 
 
-def _accepted(response: Response, run: LaunchedRun) -> TaskAccepted:
+def _accepted(response: Response, launch: Launch) -> TaskAccepted:
+    run = launch.run
     url = task_path(run.run_id)
     response.headers["Location"] = url
+    response.headers["Cache-Control"] = "no-store"
+    if launch.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return TaskAccepted(
         task_id=run.run_id,
         job=run.job_name,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from serving.delivery import ImageRequest, deliver
 from serving.dependencies import state_of
 from serving.errors import ApiError, error_responses
+from serving.links import public_url
 from serving.queries import ArtworkView, RenditionRecord
 from serving.routes.images import IMAGE_RESPONSES
 from serving.routes.params import ArtworkId, SizePath, Version
@@ -26,21 +27,22 @@ async def _find(state: ServingState, artwork_id: int) -> ArtworkView:
 
 
 @router.get("/{artwork_id}", response_model=ArtworkMetadata, responses=error_responses(404, 422))
-async def get_artwork(request: Request, artwork_id: ArtworkId) -> ArtworkMetadata:
+async def get_artwork(request: Request, response: Response, artwork_id: ArtworkId) -> ArtworkMetadata:
     """One artwork's metadata: every stored size and format with its public URL, and its pipeline state.
 
     `url` is the CDN URL when CDN_BASE_URL is set, else this API's URL for exactly those bytes
-    (format and content version pinned, so it may be cached as immutable).
+    (format and content version pinned, so it may be cached as immutable): absolute under
+    PUBLIC_BASE_URL when that is set, else root-relative. Cacheable for METADATA_CACHE_MAX_AGE_SECONDS.
     """
     state = state_of(request)
     found = await _find(state, artwork_id)
     artwork = found.artwork
-    base = str(request.base_url).rstrip("/")
+    response.headers["Cache-Control"] = f"public, max-age={state.settings.metadata_cache_max_age_seconds}"
     sizes = [
         RenditionInfo(
             size=r.size,
             format=r.format,
-            url=_public_url(state, base, r),
+            url=_public_url(state, r),
             width=r.width,
             height=r.height,
             bytes=r.bytes,
@@ -70,10 +72,10 @@ async def get_artwork(request: Request, artwork_id: ArtworkId) -> ArtworkMetadat
     )
 
 
-def _public_url(state: ServingState, base: str, rendition: RenditionRecord) -> str:
+def _public_url(state: ServingState, rendition: RenditionRecord) -> str:
     if state.settings.cdn_base_url:
         return state.store.url(rendition.bucket, rendition.storage_key)
-    return base + rendition.pinned_path
+    return public_url(state.settings.public_base_url, rendition.pinned_path)
 
 
 async def get_artwork_image(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Path, Query
+from pydantic import BeforeValidator
 
 from serving.conditional import VERSION_PATTERN
 from serving.schemas import ContentType, ImageType, Size
@@ -21,8 +23,20 @@ SizePath = Annotated[
         "`small` (640x360) or `thumbnail` (300x169); never upscaled."
     ),
 ]
-ContentId = Annotated[int, Path(ge=0, le=MAX_ID, description="TVDB id of the content item.")]
-ArtworkId = Annotated[int, Path(ge=0, le=MAX_ID, description="TVDB artwork id.")]
+_CANONICAL_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
+
+
+def canonical_decimal(value: object) -> object:
+    """One spelling per id, so a CDN caches each image under one key: pydantic alone would also take
+    `+1`, `01`, `1.0`, `1_000` and ` 1 ` for 1."""
+    if isinstance(value, str) and not _CANONICAL_DECIMAL.fullmatch(value):
+        raise ValueError("must be a decimal integer without sign, leading zeros, separators or spaces")
+    return value
+
+
+_Canonical = BeforeValidator(canonical_decimal)
+ContentId = Annotated[int, _Canonical, Path(ge=0, le=MAX_ID, description="TVDB id of the content item.")]
+ArtworkId = Annotated[int, _Canonical, Path(ge=0, le=MAX_ID, description="TVDB artwork id.")]
 Version = Annotated[
     str | None,
     Query(

@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from serving.dependencies import CatalogSession, State, check_admin
 from serving.errors import ApiError, error_responses
@@ -24,6 +24,7 @@ from tvdb_images.catalog.stats import StorageStats, storage_stats
 router = APIRouter(prefix="/api/v1/images/storage", tags=["stats"])
 
 _MB = 1024 * 1024
+STATS_CACHE_SECONDS = 30
 
 
 @router.get(
@@ -33,6 +34,7 @@ _MB = 1024 * 1024
 )
 def get_storage_stats(
     request: Request,
+    response: Response,
     state: State,
     session: CatalogSession,
     recount: Annotated[
@@ -56,6 +58,8 @@ def get_storage_stats(
     catalog.
     """
     started = time.perf_counter()
+    # The catalog totals are shared for 30 s anyway; a recount is one admin's, never to be cached.
+    response.headers["Cache-Control"] = "no-store" if recount else f"public, max-age={STATS_CACHE_SECONDS}"
     if recount:
         check_admin(request, state)
     catalog_stats, computed_at = state.stats_cache.get(lambda: storage_stats(session))

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
-from tvdb_images.pipeline.settings import MIRROR_SIGNATURE
+from tvdb_images.catalog.signatures import MIRROR_SIGNATURE
 
 
 @dataclass

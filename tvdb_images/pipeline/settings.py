@@ -6,12 +6,12 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+from tvdb_images.catalog.signatures import MIRROR_SIGNATURE
 from tvdb_images.config import Settings
 from tvdb_images.fetch import FetchPolicy
 from tvdb_images.imaging import RenderSettings, ValidationLimits, render_settings_signature
 
-# Render signature of artwork stored as-is (ENABLE_IMAGE_OPTIMIZATION=false): one unchanged source.
-MIRROR_SIGNATURE = "mirror"
+__all__ = ["MIRROR_SIGNATURE", "PipelineSettings"]
 
 
 @dataclass(frozen=True)
