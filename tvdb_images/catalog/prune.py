@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from tvdb_images.catalog.importer import ContentRecord
 from tvdb_images.catalog.models import CONTENT_MODELS, Artwork
 from tvdb_images.catalog.removal import Removal
+from tvdb_images.catalog.wording import counted
 
 
 class PruneRefused(ValueError):
@@ -53,7 +54,7 @@ def absent_from(session: Session, contents: ExportContents, *, import_errors: in
     """What the catalog holds that the export does not: whole items, and artworks of kept items."""
     if contents.invalid_lines or import_errors:
         problems = contents.invalid_lines or import_errors
-        raise PruneRefused(f"not pruning: {problems} lines of the file were invalid or skipped")
+        raise PruneRefused(f"not pruning: {counted(problems, 'line')} of the file invalid or skipped")
     if not contents.items:
         raise PruneRefused("not pruning: the file names no items (an empty export would empty the catalog)")
     items: set[tuple[str, int]] = set()
