@@ -16,6 +16,7 @@ from tvdb_images.config import CONTENT_TYPES, load_settings
 Handler = Callable[[argparse.Namespace], int]
 
 _ITEM = "CONTENT_TYPE/ID"
+EXAMPLES = 20
 _ONE_OR_MORE = "repeat for more"
 
 
@@ -192,6 +193,8 @@ def _print_removal(report: Any) -> None:
     print(("dry run: " if report.dry_run else "") + report.summary())
     for example in report.examples:
         print(f"  {example}")
+    if report.not_found:
+        print(f"  not in the catalog: {', '.join(report.not_found[:EXAMPLES])}")
 
 
 def _stale(args: argparse.Namespace) -> int:

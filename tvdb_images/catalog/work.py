@@ -420,12 +420,17 @@ def record_renditions(
     )
 
 
-def refresh_content_local_urls(session: Session, items: Iterable[tuple[str, int]]) -> None:
-    """Point each item's `local_*_url` columns at its primary processed artwork of each type."""
+def ids_by_content_type(items: Iterable[tuple[str, int]]) -> dict[str, list[int]]:
+    """(content_type, content_id) pairs -> each type's ids, sorted and without repeats."""
     by_type: dict[str, set[int]] = defaultdict(set)
     for content_type, content_id in items:
         by_type[content_type].add(content_id)
-    for content_type, ids in by_type.items():
+    return {content_type: sorted(ids) for content_type, ids in by_type.items()}
+
+
+def refresh_content_local_urls(session: Session, items: Iterable[tuple[str, int]]) -> None:
+    """Point each item's `local_*_url` columns at its primary processed artwork of each type."""
+    for content_type, ids in ids_by_content_type(items).items():
         rows = session.execute(
             select(
                 Artwork.content_id,
