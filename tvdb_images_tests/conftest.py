@@ -153,3 +153,7 @@ def dagster_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("DAGSTER_POSTGRES_URL", url)
     yield url
     services.drop_database(name)
+
+
+# The catalog after its first sync (test_catalog_removal.py, test_catalog_commands.py).
+from tvdb_images_tests.catalog_life import life, life_cli, life_origin  # noqa: E402, F401

@@ -142,6 +142,21 @@ def generated_inputs(corpus: Path, *, max_frames: int) -> list[BadInput]:
             "not_an_image",
         ),
         BadInput(
+            "GIF whose frame extends to 20000x20000 beyond its 16x16 screen",
+            gif_with_frame((16, 16), (20_000, 20_000), before=1),
+            "/gen/frame-beyond-screen.gif",
+            "image/gif",
+            "too_many_pixels",
+            bomb=True,
+        ),
+        BadInput(
+            "PNG with a zTXt chunk inflating to 3 MB",
+            png_with_text_chunk(b"zTXt", b"A" * 3_000_000),
+            "/gen/text-bomb.png",
+            "image/png",
+            "metadata_too_large",
+        ),
+        BadInput(
             f"GIF with {frames} frames",
             animation(frames, "GIF"),
             "/gen/frames.gif",

@@ -25,6 +25,13 @@ from tvdb_images_tests.reliability_log import RESULTS_ENV, read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tvdb_images_tests").glob("test_reliability_*.py"))
+# The catalog's life after its first sync: revalidation, stale sources, refresh, removal, pruning.
+TESTS += [
+    "tvdb_images_tests/test_revalidation.py",
+    "tvdb_images_tests/test_stale_sources.py",
+    "tvdb_images_tests/test_catalog_removal.py",
+    "tvdb_images_tests/test_catalog_commands.py",
+]
 COMMAND = "python -m tvdb_images_tests.reliability_report"
 
 
@@ -102,6 +109,7 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         f"| rows lost (artwork left unfinished after the rerun) | {unsettled} |",
         f"| cleanup property violations | {violations} |",
         f"| schemathesis requests / 5xx answers | {requests} / {server_errors} |",
+        f"| catalog life cases (revalidation, stale, refresh, remove, prune) | {count('catalog_life')} |",
         "",
     ]
     out += _section(
@@ -196,6 +204,16 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         ],
     )
     out += _section("Admin endpoints", "", by_section.get("admin", []), ["check", "requests", "outcome"])
+    out += _section(
+        "The catalog's life after its first sync",
+        "A new file behind an unchanged URL (revalidation with conditional requests), a source that "
+        "changes to a refused file under each STALE_IMAGE_POLICY (checked through the API), a forced "
+        "refresh, and removal and pruning followed by orphan cleanup. *Missing objects*: catalog "
+        "references with no object; *unreferenced objects*: objects of the partition no row references "
+        "(withdrawn images' objects wait there for orphan cleanup).",
+        by_section.get("catalog_life", []),
+        ["case", "setup", "observed", "missing_objects", "unreferenced_objects"],
+    )
     out += [
         "## Known limits",
         "",
