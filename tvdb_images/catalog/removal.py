@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from tvdb_images.catalog import work
 from tvdb_images.catalog.importer import SOURCE_URL_COLUMNS
 from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition
-from tvdb_images.catalog.selection import primary_sort_key
 from tvdb_images.catalog.wording import counted
 
 CHUNK = 500  # ids per statement: well under SQLite's bound-parameter limit
@@ -118,19 +117,7 @@ def _refresh_source_urls(session: Session, content_type: str, ids: list[int]) ->
     existing = set(session.scalars(select(model.id).where(model.id.in_(ids))))
     if not existing:
         return 0
-    rows = session.execute(
-        select(
-            Artwork.content_id,
-            Artwork.image_type,
-            Artwork.score,
-            Artwork.language,
-            Artwork.id,
-            Artwork.source_url,
-        ).where(Artwork.content_type == content_type, Artwork.content_id.in_(existing))
-    ).all()
-    best: dict[tuple[int, str], str] = {}
-    for row in sorted(rows, key=lambda r: primary_sort_key(r.score, r.language, r.id)):
-        best.setdefault((row.content_id, row.image_type), row.source_url)
+    best = work.primary_artwork_values(session, content_type, existing, Artwork.source_url)
     updates = [
         {"id": content_id}
         | {column: best.get((content_id, image_type)) for image_type, column in SOURCE_URL_COLUMNS.items()}
