@@ -177,6 +177,8 @@ def _import(args: argparse.Namespace, plain_import: Handler) -> int:
         print(f"imported {report.summary()}")
         for error in report.errors[:50]:
             print(f"  {error}", file=sys.stderr)
+        if len(report.errors) > 50:
+            print(f"  ... and {len(report.errors) - 50} more", file=sys.stderr)
         import_errors = len(report.errors)
     contents = read_export(path)
     try:

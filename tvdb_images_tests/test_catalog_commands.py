@@ -112,7 +112,13 @@ def test_import_prune_removes_what_a_full_export_lacks(
         setup=SETUP_NAMES[life_cli.name],
         observed=f"{sorted(statuses_of(life_cli.catalog))} left; broken export: {refusal!r}, exit 1",
     )
-    assert "not pruning: 1 line of the file invalid or skipped" in refusal
+    assert "not pruning: 1 line of the file invalid" in refusal
+    # A valid line whose artwork the import skips (it belongs to another item): nothing is pruned.
+    moved = {("movies", 3): [*ITEMS[("movies", 3)], (101, "poster", 1)], ("movies", 5): [(501, "poster", 1)]}
+    path.write_text("\n".join(catalog_lines(life_cli.origin, moved)) + "\n")
+    assert main(["catalog", "import", str(path), "--prune"]) == 1
+    err = capsys.readouterr().err
+    assert "artwork 101: belongs to series/1" in err and "not pruning: the import skipped 1 record" in err
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     assert main(["catalog", "import", str(empty), "--prune"]) == 1
