@@ -94,7 +94,8 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         "environment; it needs PostgreSQL on 127.0.0.1:5432 like the rest of the test suite).",
         "",
         f"Last run: {summary} in {seconds:.0f} s on {platform.system()} {platform.machine()}, "
-        f"Python {platform.python_version()} ({os.cpu_count()} CPUs).",
+        f"Python {platform.python_version()} ({os.cpu_count()} CPUs, load average {_load()} at the end, "
+        "shared with other work).",
         "",
         "## Summary",
         "",
@@ -229,6 +230,10 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _load() -> str:
+    return " / ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def _section(title: str, text: str, rows: list[dict[str, Any]], columns: Iterable[str]) -> list[str]:

@@ -54,7 +54,7 @@ def absent_from(session: Session, contents: ExportContents, *, import_errors: in
     """What the catalog holds that the export does not: whole items, and artworks of kept items."""
     if contents.invalid_lines:
         lines = counted(contents.invalid_lines, "line")
-        raise PruneRefused(f"not pruning: {lines} of the file invalid (what they name would look absent)")
+        raise PruneRefused(f"not pruning: {lines} of the file invalid; an item named there would look absent")
     if import_errors:
         raise PruneRefused(f"not pruning: the import skipped {counted(import_errors, 'record')} (see above)")
     if not contents.items:
