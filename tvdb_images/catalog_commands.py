@@ -1,6 +1,6 @@
-"""`tvdb-images catalog refresh | remove | import --prune`: the catalog's life after the first import,
-without SQL. The logic lives in tvdb_images.catalog (refresh, removal, prune); this module only parses
-arguments and prints counts."""
+"""`tvdb-images catalog refresh | remove | stale | import --prune`: the catalog's life after the first
+import, without SQL. The logic lives in tvdb_images.catalog (refresh, removal, prune, stale); this
+module only parses arguments and prints counts."""
 
 from __future__ import annotations
 
@@ -10,25 +10,50 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tvdb_images.config import load_settings
+from tvdb_images.catalog.wording import counted
+from tvdb_images.config import CONTENT_TYPES, load_settings
 
 Handler = Callable[[argparse.Namespace], int]
 
+_ITEM = "CONTENT_TYPE/ID"
+EXAMPLES = 20
+_ONE_OR_MORE = "repeat for more"
+
 
 def add_lifecycle_commands(catalog: Any) -> None:
-    """Add `refresh` and `remove` to the `catalog` subparsers, and `--prune`/`--dry-run` to `import`."""
+    """Add `refresh`, `remove` and `stale` to the `catalog` subparsers, and `--prune`/`--dry-run` to
+    `import`."""
     from tvdb_images.catalog.refresh import STATUSES
 
     refresh = catalog.add_parser(
         "refresh",
         help="mark artwork for re-download (and re-render) by the next sync",
-        description="Filters combine: ids and items add up; --content-type, --status and --cause narrow.",
+        description=(
+            "Mark artwork for re-download by the next sync; it stays served until the new download"
+            " replaces it. Ids and items add up; --content-type, --status and --cause narrow them (or"
+            " the whole catalog). Name at least one filter, or --all."
+        ),
     )
-    refresh.add_argument("--artwork-id", type=int, action="append", default=[], help="repeatable")
-    refresh.add_argument("--item", action="append", default=[], help="CONTENT_TYPE/ID, e.g. series/81189")
-    refresh.add_argument("--content-type", help="only artwork of this content type")
-    refresh.add_argument("--status", action="append", default=[], choices=STATUSES, help="repeatable")
-    refresh.add_argument("--cause", action="append", default=[], help="failure cause, e.g. timeout")
+    refresh.add_argument(
+        "--artwork-id", type=int, action="append", default=[], metavar="ID", help=_ONE_OR_MORE
+    )
+    refresh.add_argument(
+        "--item", action="append", default=[], metavar=_ITEM, help=f"e.g. series/81189; {_ONE_OR_MORE}"
+    )
+    refresh.add_argument("--content-type", choices=CONTENT_TYPES, help="only artwork of this content type")
+    refresh.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        choices=STATUSES,
+        help=f"only artwork in this status; {_ONE_OR_MORE}",
+    )
+    refresh.add_argument(
+        "--cause",
+        action="append",
+        default=[],
+        help=f"only artwork that failed with this cause (e.g. timeout); {_ONE_OR_MORE}",
+    )
     refresh.add_argument("--all", action="store_true", help="every artwork in the catalog")
     refresh.add_argument("--dry-run", action="store_true", help="count what would be marked; change nothing")
     refresh.set_defaults(handler=_refresh)
@@ -36,15 +61,42 @@ def add_lifecycle_commands(catalog: Any) -> None:
     remove = catalog.add_parser(
         "remove",
         help="delete items or artworks from the catalog (objects are left to orphan cleanup)",
+        description=(
+            "Delete content items (with all their artwork) and single artworks from the catalog, their"
+            " rendition rows with them. Stored objects stay until orphan cleanup removes them."
+        ),
     )
-    remove.add_argument("--item", action="append", default=[], help="CONTENT_TYPE/ID; repeatable")
-    remove.add_argument("--artwork-id", type=int, action="append", default=[], help="repeatable")
+    remove.add_argument(
+        "--item", action="append", default=[], metavar=_ITEM, help=f"a whole item; {_ONE_OR_MORE}"
+    )
+    remove.add_argument(
+        "--artwork-id", type=int, action="append", default=[], metavar="ID", help=_ONE_OR_MORE
+    )
     remove.add_argument("--dry-run", action="store_true", help="show what would be removed; change nothing")
     remove.set_defaults(handler=_remove)
 
+    stale = catalog.add_parser(
+        "stale",
+        help="list stale artwork (last good image of a refused source); --withdraw stops serving it",
+        description=(
+            "Stale artwork is served as its last good image after its source changed and was refused"
+            " (STALE_IMAGE_POLICY=serve); --withdraw is the operator's decision to stop serving it."
+        ),
+    )
+    stale.add_argument("--content-type", choices=CONTENT_TYPES, help="only artwork of this content type")
+    stale.add_argument(
+        "--artwork-id", type=int, action="append", metavar="ID", help=f"only this artwork; {_ONE_OR_MORE}"
+    )
+    stale.add_argument("--withdraw", action="store_true", help="stop serving these images (objects: cleanup)")
+    stale.add_argument("--dry-run", action="store_true", help="with --withdraw: count, change nothing")
+    stale.add_argument("--limit", type=int, default=50, help="how many to list (default 50)")
+    stale.set_defaults(handler=_stale)
+
     load = catalog.choices["import"]
     load.add_argument(
-        "--prune", action="store_true", help="the file is a full export: remove what it does not contain"
+        "--prune",
+        action="store_true",
+        help="the file is a full export: remove the items and artworks it does not contain",
     )
     load.add_argument("--dry-run", action="store_true", help="with --prune: show what would be removed")
     plain_import: Handler = load.get_default("handler")
@@ -125,6 +177,8 @@ def _import(args: argparse.Namespace, plain_import: Handler) -> int:
         print(f"imported {report.summary()}")
         for error in report.errors[:50]:
             print(f"  {error}", file=sys.stderr)
+        if len(report.errors) > 50:
+            print(f"  ... and {len(report.errors) - 50} more", file=sys.stderr)
         import_errors = len(report.errors)
     contents = read_export(path)
     try:
@@ -141,3 +195,43 @@ def _print_removal(report: Any) -> None:
     print(("dry run: " if report.dry_run else "") + report.summary())
     for example in report.examples:
         print(f"  {example}")
+    if report.not_found:
+        print(f"  not in the catalog: {', '.join(report.not_found[:EXAMPLES])}")
+
+
+def _stale(args: argparse.Namespace) -> int:
+    from tvdb_images.catalog import stale
+    from tvdb_images.catalog.work import Scope
+
+    if args.dry_run and not args.withdraw:
+        print("tvdb-images: --dry-run applies to --withdraw only", file=sys.stderr)
+        return 2
+    if args.limit < 0:
+        print("tvdb-images: --limit must be 0 or more", file=sys.stderr)
+        return 2
+    settings = load_settings()
+    catalog = _catalog()
+    scope = Scope(
+        content_type=args.content_type,
+        artwork_ids=tuple(args.artwork_id) if args.artwork_id else None,
+    )
+    try:
+        with catalog.session() as session:
+            total = stale.count_stale(session, scope)
+            for artwork in stale.list_stale(session, scope, limit=args.limit):
+                print(
+                    f"{artwork.artwork_id}\t{artwork.content_type}/{artwork.content_id}\t{artwork.image_type}"
+                    f"\t{artwork.status}\t{artwork.failure_cause or '-'}\t{artwork.stale_since.isoformat()}"
+                    f"\t{artwork.source_url}"
+                )
+            policy = f"policy: STALE_IMAGE_POLICY={settings.stale_image_policy}"
+            print(f"{counted(total, 'stale artwork')} ({policy})")
+            if args.withdraw:
+                count = stale.withdraw_stale(session, scope, dry_run=args.dry_run)
+                if args.dry_run:
+                    print(f"dry run: would withdraw {counted(count, 'image')}")
+                else:
+                    print(f"withdrew {counted(count, 'image')}; orphan cleanup removes their objects")
+    finally:
+        catalog.dispose()
+    return 0

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tvdb_images.catalog_commands import add_lifecycle_commands
-from tvdb_images.cli_stale import add_stale_command
 from tvdb_images.config import CONTENT_TYPES, ConfigError, load_settings
 from tvdb_images.pipeline.causes import FAILURE_CAUSES
 from tvdb_images.wording import plural
@@ -66,8 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     retry.add_argument("--include-gone", action="store_true", help="also retry sources that answered 404/410")
     retry.set_defaults(handler=_catalog_retry)
-    add_lifecycle_commands(catalog)  # refresh, remove, import --prune
-    add_stale_command(catalog)
+    add_lifecycle_commands(catalog)  # refresh, remove, stale, import --prune
 
     serve = commands.add_parser("serve", help="run the serving API with uvicorn")
     serve.add_argument("--host", default="127.0.0.1")

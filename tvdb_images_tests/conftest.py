@@ -141,3 +141,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         )
         if fixtures & real or params & {"s3", "postgresql", "production"}:
             item.add_marker(pytest.mark.services)
+
+
+@pytest.fixture
+def dagster_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh PostgreSQL database for a Dagster instance, named by DAGSTER_POSTGRES_URL."""
+    from tvdb_images_tests.stack import dagster_postgres_url
+
+    name = services.unique_name("tvdb_images_dagster")
+    url = dagster_postgres_url(services.create_database(name))
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", url)
+    yield url
+    services.drop_database(name)
+
+
+# The catalog after its first sync (test_catalog_removal.py, test_catalog_commands.py).
+from tvdb_images_tests.catalog_life import life, life_cli, life_origin  # noqa: E402, F401

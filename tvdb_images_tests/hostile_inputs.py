@@ -9,7 +9,9 @@ more pixels than the limit: those must be refused before Pillow so much as opens
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,6 +145,21 @@ def generated_inputs(corpus: Path, *, max_frames: int) -> list[BadInput]:
             "not_an_image",
         ),
         BadInput(
+            "GIF whose frame extends to 20000x20000 beyond its 16x16 screen",
+            gif_with_frame((16, 16), (20_000, 20_000), before=1),
+            "/gen/frame-beyond-screen.gif",
+            "image/gif",
+            "too_many_pixels",
+            bomb=True,
+        ),
+        BadInput(
+            "PNG with a zTXt chunk inflating to 3 MB",
+            png_with_text_chunk(b"zTXt", b"A" * 3_000_000),
+            "/gen/text-bomb.png",
+            "image/png",
+            "metadata_too_large",
+        ),
+        BadInput(
             f"GIF with {frames} frames",
             animation(frames, "GIF"),
             "/gen/frames.gif",
@@ -192,3 +209,35 @@ def _encoded(image: Image.Image, fmt: str) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt)
     return buffer.getvalue()
+
+
+def gif_with_frame(
+    screen: tuple[int, int], frame: tuple[int, int], *, offset=(0, 0), before: int = 0
+) -> bytes:
+    """A GIF whose logical screen is `screen` and whose last frame (after `before` others) is `frame`."""
+    head = b"GIF89a" + struct.pack("<HHBBB", *screen, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    comment = b"\x21\xfe\x03abc\x00"  # an extension block the walk must step over
+
+    def descriptor(x: int, y: int, w: int, h: int) -> bytes:
+        return b"\x2c" + struct.pack("<HHHHB", x, y, w, h, 0) + b"\x02\x02\x44\x01\x00"
+
+    frames = b"".join(descriptor(0, 0, *screen) for _ in range(before)) + descriptor(*offset, *frame)
+    return head + comment + frames + b"\x3b"
+
+
+def png_with_text_chunk(chunk_type: bytes, text: bytes, *, after_image_data: bool = False) -> bytes:
+    """A valid 8x8 PNG carrying one extra text chunk (compressed for zTXt and iTXt)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buffer, "PNG")
+    png = buffer.getvalue()
+    if chunk_type == b"zTXt":
+        body = b"Comment\x00\x00" + zlib.compress(text, 9)
+    elif chunk_type == b"iTXt":
+        body = b"Comment\x00\x01\x00en\x00Comment\x00" + zlib.compress(text, 9)
+    else:
+        body = b"Comment\x00" + text
+    chunk = (
+        struct.pack(">I", len(body)) + chunk_type + body + struct.pack(">I", zlib.crc32(chunk_type + body))
+    )
+    at = png.rindex(b"IEND") - 4 if after_image_data else 33
+    return png[:at] + chunk + png[at:]

@@ -25,6 +25,13 @@ from tvdb_images_tests.reliability_log import RESULTS_ENV, read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tvdb_images_tests").glob("test_reliability_*.py"))
+# The catalog's life after its first sync: revalidation, stale sources, refresh, removal, pruning.
+TESTS += [
+    "tvdb_images_tests/test_revalidation.py",
+    "tvdb_images_tests/test_stale_sources.py",
+    "tvdb_images_tests/test_catalog_removal.py",
+    "tvdb_images_tests/test_catalog_commands.py",
+]
 COMMAND = "python -m tvdb_images_tests.reliability_report"
 
 
@@ -87,8 +94,8 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         "environment; it needs PostgreSQL on 127.0.0.1:5432 like the rest of the test suite).",
         "",
         f"Last run: {summary} in {seconds:.0f} s on {platform.system()} {platform.machine()}, "
-        f"Python {platform.python_version()} ({os.cpu_count()} CPUs; load average "
-        f"{os.getloadavg()[0]:.1f} when the page was written: other work shares the machine).",
+        f"Python {platform.python_version()} ({os.cpu_count()} CPUs, load average {_load()} at the end, "
+        "shared with other work).",
         "",
         "## Summary",
         "",
@@ -104,6 +111,7 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         f"| cleanup property violations | {violations} |",
         f"| schemathesis requests / 5xx answers | {requests} / {server_errors} |",
         f"| serving API edge cases (proxy, browser, CDN, attacker, busy CPU) | {count('serving_edge')} |",
+        f"| catalog life cases (revalidation, stale, refresh, remove, prune) | {count('catalog_life')} |",
         "",
     ]
     out += _section(
@@ -207,6 +215,14 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         "image, 7 behind a proxy and in a browser, 8 what a request may cost.",
         by_section.get("serving_edge", []),
         ["item", "case", "observed"],
+        "The catalog's life after its first sync",
+        "A new file behind an unchanged URL (revalidation with conditional requests), a source that "
+        "changes to a refused file under each STALE_IMAGE_POLICY (checked through the API), a forced "
+        "refresh, and removal and pruning followed by orphan cleanup. *Missing objects*: catalog "
+        "references with no object; *unreferenced objects*: objects of the partition no row references "
+        "(withdrawn images' objects wait there for orphan cleanup).",
+        by_section.get("catalog_life", []),
+        ["case", "setup", "observed", "missing_objects", "unreferenced_objects"],
     )
     out += [
         "## Known limits",
@@ -231,6 +247,10 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _load() -> str:
+    return " / ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def _section(title: str, text: str, rows: list[dict[str, Any]], columns: Iterable[str]) -> list[str]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import pickle
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from tvdb_images.imaging import (
     sniff_format,
     validate_source,
 )
+from tvdb_images_tests.hostile_inputs import gif_with_frame, png_with_text_chunk
 from tvdb_images_tests.images import BAD_CAUSES, corpus_roots, image_cases, image_path
 from tvdb_images_tests.images.bad import BOMBS, png_claiming
 
@@ -303,20 +302,6 @@ def test_image_rejected_knows_only_stable_causes() -> None:
 # --- frames beyond the logical screen, text bombs ------------------------------------------------
 
 
-def gif_with_frame(
-    screen: tuple[int, int], frame: tuple[int, int], *, offset=(0, 0), before: int = 0
-) -> bytes:
-    """A GIF whose logical screen is `screen` and whose last frame (after `before` others) is `frame`."""
-    head = b"GIF89a" + struct.pack("<HHBBB", *screen, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
-    comment = b"\x21\xfe\x03abc\x00"  # an extension block the walk must step over
-
-    def descriptor(x: int, y: int, w: int, h: int) -> bytes:
-        return b"\x2c" + struct.pack("<HHHHB", x, y, w, h, 0) + b"\x02\x02\x44\x01\x00"
-
-    frames = b"".join(descriptor(0, 0, *screen) for _ in range(before)) + descriptor(*offset, *frame)
-    return head + comment + frames + b"\x3b"
-
-
 @pytest.mark.parametrize(
     ("frame", "offset", "before"),
     [((20000, 20000), (0, 0), 0), ((20000, 20000), (0, 0), 2), ((100, 100), (9000, 9000), 1)],
@@ -339,24 +324,6 @@ def test_gif_frames_beyond_the_screen_meet_the_projects_pixel_cap(
 def test_gif_frames_within_the_cap_are_measured_by_their_extent() -> None:
     data = gif_with_frame((16, 16), (120, 90), before=1)
     assert reject(data, ValidationLimits(max_pixels=120 * 90 - 1)).cause == "too_many_pixels"
-
-
-def png_with_text_chunk(chunk_type: bytes, text: bytes, *, after_image_data: bool = False) -> bytes:
-    """A valid 8x8 PNG carrying one extra text chunk (compressed for zTXt and iTXt)."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), "red").save(buffer, "PNG")
-    png = buffer.getvalue()
-    if chunk_type == b"zTXt":
-        body = b"Comment\x00\x00" + zlib.compress(text, 9)
-    elif chunk_type == b"iTXt":
-        body = b"Comment\x00\x01\x00en\x00Comment\x00" + zlib.compress(text, 9)
-    else:
-        body = b"Comment\x00" + text
-    chunk = (
-        struct.pack(">I", len(body)) + chunk_type + body + struct.pack(">I", zlib.crc32(chunk_type + body))
-    )
-    at = png.rindex(b"IEND") - 4 if after_image_data else 33
-    return png[:at] + chunk + png[at:]
 
 
 @pytest.mark.parametrize("chunk_type", [b"zTXt", b"iTXt"])

@@ -4,40 +4,23 @@ connections, on real PostgreSQL."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 from dagster_postgres import PostgresEventLogStorage
 from sqlalchemy import event
 
 from tvdb_images.defs.check_results import CheckOutcome, partition_evaluations
 from tvdb_images.defs.instance_storage import BatchingEventLogStorage
 from tvdb_images.defs.partitions import artwork_backfill_policy, artwork_partitions, run_partitions
-from tvdb_images_tests import services
 from tvdb_images_tests.private_postgres import PrivatePostgres
-from tvdb_images_tests.stack import dagster_postgres_url, deployed_dagster_storage
+from tvdb_images_tests.ranged_runs import run_over_a_range, what_the_ui_reads, write_home
+from tvdb_images_tests.stack import deployed_dagster_storage
 
 pytestmark = pytest.mark.services
 
 EVENTS = 40
-
-
-def write_home(home: Path, storage: dict) -> str:
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(yaml.safe_dump({"telemetry": {"enabled": False}, "storage": storage}))
-    return str(home)
-
-
-@pytest.fixture
-def dagster_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    name = services.unique_name("tvdb_images_dagster")
-    url = dagster_postgres_url(services.create_database(name))
-    monkeypatch.setenv("DAGSTER_POSTGRES_URL", url)
-    yield url
-    services.drop_database(name)
 
 
 def count_database_work(instance: dg.DagsterInstance) -> Counter[str]:
@@ -103,70 +86,6 @@ def test_pooled_connections_survive_a_postgresql_restart(tmp_path: Path) -> None
         record_materializations(instance, 2)
         records = instance.fetch_materializations(dg.AssetKey("source_images"), limit=10).records
         assert len(records) == 4
-
-
-letters = dg.StaticPartitionsDefinition([f"p{index:02d}" for index in range(24)])
-
-
-@dg.asset(partitions_def=letters, backfill_policy=dg.BackfillPolicy.single_run())
-def ranged_upstream() -> None:
-    return None
-
-
-@dg.asset(partitions_def=letters, deps=[ranged_upstream], backfill_policy=dg.BackfillPolicy.single_run())
-def ranged_downstream() -> None:
-    return None
-
-
-@dg.asset(partitions_def=letters, deps=[ranged_upstream], backfill_policy=dg.BackfillPolicy.single_run())
-def ranged_failing() -> None:
-    """Planned but never materialized: what the UI knows of it comes from the planned events alone."""
-    raise RuntimeError("this asset always fails")
-
-
-@dg.asset_check(asset=ranged_downstream)
-def ranged_downstream_check() -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(passed=True)
-
-
-def run_over_a_range(instance: dg.DagsterInstance) -> str:
-    """One run over 20 of the 24 partitions, as a backfill's ranged run (planned, then materialized)."""
-    job = dg.Definitions(
-        assets=[ranged_upstream, ranged_downstream, ranged_failing], asset_checks=[ranged_downstream_check]
-    ).resolve_implicit_global_asset_job_def()
-    tags = {"dagster/asset_partition_range_start": "p02", "dagster/asset_partition_range_end": "p21"}
-    result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
-    assert not result.success and result.is_node_failed("ranged_failing")
-    return result.run_id
-
-
-def what_the_ui_reads(instance: dg.DagsterInstance, run_id: str) -> dict:
-    """Per asset: the partitions planned and materialized by the run, its last run and planned info."""
-    seen: dict = {}
-    for key in (
-        dg.AssetKey("ranged_upstream"),
-        dg.AssetKey("ranged_downstream"),
-        dg.AssetKey("ranged_failing"),
-    ):
-        events = Counter(
-            (entry.dagster_event.event_type_value, entry.dagster_event.partition)
-            for entry in instance.all_logs(run_id)
-            if entry.dagster_event is not None and entry.dagster_event.asset_key == key
-        )
-        record = instance.get_asset_records([key])[0]
-        planned = instance.get_latest_planned_materialization_info(key, partition="p10")
-        seen[key.to_user_string()] = {
-            "events": sorted(events.items()),
-            "materialized": sorted(instance.get_materialized_partitions(key)),
-            "last_run_id": record.asset_entry.last_run_id == run_id,
-            "planned_run": planned.run_id == run_id if planned else None,
-        }
-    seen["check"] = sorted(
-        entry.dagster_event.event_type_value
-        for entry in instance.all_logs(run_id)
-        if entry.dagster_event is not None and "CHECK" in entry.dagster_event.event_type_value
-    )
-    return seen
 
 
 def test_batched_events_record_what_event_by_event_recording_does(

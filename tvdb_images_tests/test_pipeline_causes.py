@@ -15,8 +15,8 @@ from tvdb_images.pipeline.download import download_sources
 from tvdb_images.storage import Bucket
 from tvdb_images.storage.local import LocalObjectStore
 from tvdb_images_tests.builders import settings_for_origin
+from tvdb_images_tests.hostile_inputs import gif_with_frame, png_with_text_chunk
 from tvdb_images_tests.origins import LoopbackOrigin, respond
-from tvdb_images_tests.test_imaging_validate import gif_with_frame, png_with_text_chunk
 
 
 def test_a_sync_records_the_specific_cause_and_stores_nothing(

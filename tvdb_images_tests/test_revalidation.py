@@ -34,6 +34,7 @@ from tvdb_images.storage import Bucket, ObjectStore
 from tvdb_images.storage.layout import SHARDS
 from tvdb_images.storage.local import LocalObjectStore
 from tvdb_images_tests.convergence import audit
+from tvdb_images_tests.reliability_log import record
 from tvdb_images_tests.reliability_setup import import_items, one_partition_items, production_settings
 from tvdb_images_tests.services import SeaweedFS
 from tvdb_images_tests.validating_origin import ValidatingOrigin
@@ -360,6 +361,11 @@ def test_revalidate_sources_job_on_postgresql_and_seaweedfs(
     )
 
     assert result.success
+    requests = {
+        "304": origin.count("GET", status=304),
+        "200": origin.count("GET", status=200),
+        "not_due": origin.count(path="/pg3.jpg"),
+    }
     assert origin.count("GET", status=304) == 2 and origin.count("GET", status=200) == 1
     assert origin.count(path="/pg3.jpg") == 0
     metadata = result.asset_materializations_for_node("source_revalidation")[0].metadata
@@ -379,6 +385,18 @@ def test_revalidate_sources_job_on_postgresql_and_seaweedfs(
             ]
     assert s3_store.get(Bucket.ORIGINALS, changed.original_key) == new
     audited = audit(postgres_catalog, s3_store, [("movies", shard)])
+    record(
+        "catalog_life",
+        case="revalidate_sources: 3 of 4 due, 1 new file behind its unchanged URL",
+        setup="PostgreSQL + SeaweedFS",
+        observed=(
+            f"{requests['304']} x 304, {requests['200']} x 200, {requests['not_due']} to the source not due;"
+            f" changed {metadata['changed'].value}, re-rendered one ({changed.status}), the others'"
+            " renditions unchanged"
+        ),
+        missing_objects=len(audited.missing),
+        unreferenced_objects=len(audited.unreferenced),
+    )
     assert audited.missing == [] and audited.unreferenced == set() and audited.unsettled == []
 
 

@@ -19,13 +19,8 @@ from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
 from tvdb_images.defs.partitions import artwork_partitions
 from tvdb_images.defs.sqlite_instance_storage import BatchingSqliteEventLogStorage, BatchingSqliteStorage
+from tvdb_images_tests.ranged_runs import run_over_a_range, what_the_ui_reads, write_home
 from tvdb_images_tests.stack import deployed_dagster_storage
-from tvdb_images_tests.test_instance_storage import (  # noqa: F401  (dagster_database is a fixture)
-    dagster_database,
-    run_over_a_range,
-    what_the_ui_reads,
-    write_home,
-)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 FULL_RANGE = {

@@ -34,6 +34,7 @@ from tvdb_images.defs.partitions import partition_key
 from tvdb_images.storage import Bucket
 from tvdb_images.storage.layout import shard_of
 from tvdb_images_tests.convergence import audit
+from tvdb_images_tests.reliability_log import record
 from tvdb_images_tests.reliability_setup import production_settings
 from tvdb_images_tests.services import SeaweedFS
 from tvdb_images_tests.validating_origin import ValidatingOrigin
@@ -168,7 +169,7 @@ def test_serve_policy_keeps_the_last_good_image_marked_stale_until_the_source_is
     assert cli.main(["catalog", "stale"]) == 0
     listing = capsys.readouterr().out
     assert f"{MAIN}\tseries/{SERIES}\tposter\tfailed\tunsupported_format" in listing
-    assert "1 stale artworks (policy: STALE_IMAGE_POLICY=serve)" in listing
+    assert "1 stale artwork (policy: STALE_IMAGE_POLICY=serve)" in listing
 
     # The operator fixes the source: the next sync renders it and the mark goes.
     _import(postgres_catalog, origin, "/main-v2.jpg")
@@ -182,6 +183,18 @@ def test_serve_policy_keeps_the_last_good_image_marked_stale_until_the_source_is
         assert fixed.status_code == 200 and "X-Artwork-Stale" not in fixed.headers
         assert fixed.headers["ETag"] != first.headers["ETag"]
     result = audit(postgres_catalog, s3_store, [("series", shard_of("series", SERIES))])
+    record(
+        "catalog_life",
+        case="source URL changed to a refused file, STALE_IMAGE_POLICY=serve",
+        setup="PostgreSQL + SeaweedFS, through the API",
+        observed=(
+            f"last good image served with X-Artwork-Stale: {served.headers['X-Artwork-Stale']},"
+            f" no_stale_images counted {stale_check.metadata['stale'].value};"
+            f" after the fix: stale {str(metadata['stale']).lower()}, new image served"
+        ),
+        missing_objects=len(result.missing),
+        unreferenced_objects=len(result.unreferenced),
+    )
     assert result.missing == [] and result.unsettled == []
 
 
@@ -217,5 +230,17 @@ def test_withdraw_policy_stops_serving_the_image_of_a_refused_source(
     assert stack.local_poster_url() == stack.local_image_url(OTHER)
     # The withdrawn renditions are no longer referenced: orphan cleanup removes them after its grace.
     result = audit(postgres_catalog, s3_store, [("series", shard_of("series", SERIES))])
+    record(
+        "catalog_life",
+        case="source URL changed to a refused file, STALE_IMAGE_POLICY=withdraw",
+        setup="PostgreSQL + SeaweedFS, through the API",
+        observed=(
+            f"image withdrawn: {len(metadata['sizes'])} sizes listed, /original answers"
+            f" {missing.status_code} {missing.json()['code']}, the poster falls back to artwork"
+            f" {poster.headers['X-Artwork-Id']}; its objects left to orphan cleanup"
+        ),
+        missing_objects=len(result.missing),
+        unreferenced_objects=len(result.unreferenced),
+    )
     assert result.missing == []
     assert {key for bucket, key in result.unreferenced if bucket == Bucket.THUMBNAILS} == main_keys

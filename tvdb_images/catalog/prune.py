@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from tvdb_images.catalog.importer import ContentRecord
 from tvdb_images.catalog.models import CONTENT_MODELS, Artwork
 from tvdb_images.catalog.removal import Removal
+from tvdb_images.catalog.wording import counted
 
 
 class PruneRefused(ValueError):
@@ -51,9 +52,11 @@ def read_export(path: Path) -> ExportContents:
 
 def absent_from(session: Session, contents: ExportContents, *, import_errors: int = 0) -> Removal:
     """What the catalog holds that the export does not: whole items, and artworks of kept items."""
-    if contents.invalid_lines or import_errors:
-        problems = contents.invalid_lines or import_errors
-        raise PruneRefused(f"not pruning: {problems} lines of the file were invalid or skipped")
+    if contents.invalid_lines:
+        lines = counted(contents.invalid_lines, "line")
+        raise PruneRefused(f"not pruning: {lines} of the file invalid; an item named there would look absent")
+    if import_errors:
+        raise PruneRefused(f"not pruning: the import skipped {counted(import_errors, 'record')} (see above)")
     if not contents.items:
         raise PruneRefused("not pruning: the file names no items (an empty export would empty the catalog)")
     items: set[tuple[str, int]] = set()

@@ -9,7 +9,6 @@ local URL columns recomputed, so they never point at removed artwork.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -20,7 +19,6 @@ from sqlalchemy.orm import Session
 from tvdb_images.catalog import work
 from tvdb_images.catalog.importer import SOURCE_URL_COLUMNS
 from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition
-from tvdb_images.catalog.selection import primary_sort_key
 from tvdb_images.catalog.wording import counted
 
 CHUNK = 500  # ids per statement: well under SQLite's bound-parameter limit
@@ -37,6 +35,9 @@ class RemovalReport:
     renditions: int = 0
     items_updated: int = 0  # items that keep other artwork and had their URL columns recomputed
     examples: list[str] = field(default_factory=list)  # "artwork 12 (series/81189 poster)", "series/81189"
+    not_found: list[str] = field(
+        default_factory=list
+    )  # named but not in the catalog: "artwork 7", "series/9"
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
@@ -81,20 +82,20 @@ def remove(session: Session, removal: Removal, *, dry_run: bool = False) -> Remo
     report.examples += [f"artwork {a} ({t}/{i} {kind})" for a, (t, i, kind) in sorted(artworks.items())][
         : EXAMPLES - len(report.examples)
     ]
+    items_with_artwork = {(t, i) for t, i, _ in artworks.values()}
+    report.not_found = [f"{t}/{i}" for t, i in sorted(removal.items - content_rows - items_with_artwork)]
+    report.not_found += [f"artwork {a}" for a in sorted(removal.artwork_ids - set(artworks))]
     # Items that lose some artwork but stay: their URL columns are recomputed from what is left.
-    survivors = {(t, i) for t, i, _ in artworks.values()} - set(removal.items)
+    survivors = items_with_artwork - set(removal.items)
     if dry_run:
         return report
 
     for chunk in _chunks(artwork_ids):
         session.execute(delete(ArtworkRendition).where(ArtworkRendition.artwork_id.in_(chunk)))
         session.execute(delete(Artwork).where(Artwork.id.in_(chunk)))
-    by_type: dict[str, list[int]] = defaultdict(list)
-    for content_type, content_id in content_rows:
-        by_type[content_type].append(content_id)
-    for content_type, ids in by_type.items():
+    for content_type, ids in work.ids_by_content_type(content_rows).items():
         model = CONTENT_MODELS[content_type]
-        for chunk in _chunks(sorted(ids)):
+        for chunk in _chunks(ids):
             session.execute(delete(model).where(model.id.in_(chunk)))
     report.items_updated = refresh_item_urls(session, survivors)
     return report
@@ -105,33 +106,18 @@ def refresh_item_urls(session: Session, items: Iterable[tuple[str, int]]) -> int
     items = sorted(set(items))
     updated = 0
     for chunk in _chunks(items):
-        by_type: dict[str, set[int]] = defaultdict(set)
-        for content_type, content_id in chunk:
-            by_type[content_type].add(content_id)
-        for content_type, ids in by_type.items():
+        for content_type, ids in work.ids_by_content_type(chunk).items():
             updated += _refresh_source_urls(session, content_type, ids)
         work.refresh_content_local_urls(session, chunk)
     return updated
 
 
-def _refresh_source_urls(session: Session, content_type: str, ids: set[int]) -> int:
+def _refresh_source_urls(session: Session, content_type: str, ids: list[int]) -> int:
     model = CONTENT_MODELS[content_type]
     existing = set(session.scalars(select(model.id).where(model.id.in_(ids))))
     if not existing:
         return 0
-    rows = session.execute(
-        select(
-            Artwork.content_id,
-            Artwork.image_type,
-            Artwork.score,
-            Artwork.language,
-            Artwork.id,
-            Artwork.source_url,
-        ).where(Artwork.content_type == content_type, Artwork.content_id.in_(existing))
-    ).all()
-    best: dict[tuple[int, str], str] = {}
-    for row in sorted(rows, key=lambda r: primary_sort_key(r.score, r.language, r.id)):
-        best.setdefault((row.content_id, row.image_type), row.source_url)
+    best = work.primary_artwork_values(session, content_type, existing, Artwork.source_url)
     updates = [
         {"id": content_id}
         | {column: best.get((content_id, image_type)) for image_type, column in SOURCE_URL_COLUMNS.items()}
@@ -156,13 +142,10 @@ def _artworks_of(session: Session, removal: Removal) -> dict[int, tuple[str, int
 
 
 def _existing_content_rows(session: Session, items: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
-    by_type: dict[str, list[int]] = defaultdict(list)
-    for content_type, content_id in items:
-        by_type[content_type].append(content_id)
     found: set[tuple[str, int]] = set()
-    for content_type, ids in by_type.items():
+    for content_type, ids in work.ids_by_content_type(items).items():
         model = CONTENT_MODELS[content_type]
-        for chunk in _chunks(sorted(ids)):
+        for chunk in _chunks(ids):
             found.update(
                 (content_type, i) for i in session.scalars(select(model.id).where(model.id.in_(chunk)))
             )

@@ -15,7 +15,7 @@ from sqlalchemy import and_, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
-from tvdb_images.catalog.stale import settle_refused
+from tvdb_images.catalog.stale import settle_refused, stale_clause
 from tvdb_images.catalog.work import Scope
 
 
@@ -40,13 +40,12 @@ def revalidation_condition(checked_before: datetime | None) -> Any:
         Artwork.source_checksum.isnot(None),
         Artwork.source_format.isnot(None),
     )
-    stale = and_(Artwork.stale_since.isnot(None), Artwork.local_image_url.isnot(None))
     due = (
         or_(Artwork.source_checked_at.is_(None), Artwork.source_checked_at < checked_before)
         if checked_before is not None
         else true()
     )
-    return and_(or_(processed, stale), Artwork.storage_path.isnot(None), due)
+    return and_(or_(processed, stale_clause()), Artwork.storage_path.isnot(None), due)
 
 
 def revalidation_candidates(

@@ -442,39 +442,54 @@ def record_renditions(
     )
 
 
-def refresh_content_local_urls(session: Session, items: Iterable[tuple[str, int]]) -> None:
-    """Point each item's `local_*_url` columns at its primary processed artwork of each type."""
+def ids_by_content_type(items: Iterable[tuple[str, int]]) -> dict[str, list[int]]:
+    """(content_type, content_id) pairs -> each type's ids, sorted and without repeats."""
     by_type: dict[str, set[int]] = defaultdict(set)
     for content_type, content_id in items:
         by_type[content_type].add(content_id)
-    for content_type, ids in by_type.items():
-        rows = session.execute(
-            select(
-                Artwork.content_id,
-                Artwork.image_type,
-                Artwork.score,
-                Artwork.language,
-                Artwork.id,
-                Artwork.local_image_url,
-            ).where(
-                Artwork.content_type == content_type,
-                Artwork.content_id.in_(ids),
-                # Whatever the API serves: processed artwork, and the last good image of a stale one.
-                Artwork.local_image_url.isnot(None),
-                Artwork.image_type.in_(list(SOURCE_URL_COLUMNS)),
-            )
-        ).all()
-        best: dict[tuple[int, str], Any] = {}
-        for row in sorted(rows, key=lambda r: primary_sort_key(r.score, r.language, r.id)):
-            best.setdefault((row.content_id, row.image_type), row)
+    return {content_type: sorted(ids) for content_type, ids in by_type.items()}
+
+
+def primary_artwork_values(
+    session: Session, content_type: str, ids: Iterable[int], value: Any, *where: Any
+) -> dict[tuple[int, str], Any]:
+    """(content_id, image_type) -> `value` (a column) of that item's primary artwork of the type,
+    among the artwork that meets `where`."""
+    rows = session.execute(
+        select(
+            Artwork.content_id,
+            Artwork.image_type,
+            Artwork.score,
+            Artwork.language,
+            Artwork.id,
+            value.label("value"),
+        ).where(Artwork.content_type == content_type, Artwork.content_id.in_(list(ids)), *where)
+    ).all()
+    best: dict[tuple[int, str], Any] = {}
+    for row in sorted(rows, key=lambda r: primary_sort_key(r.score, r.language, r.id)):
+        best.setdefault((row.content_id, row.image_type), row.value)
+    return best
+
+
+def refresh_content_local_urls(session: Session, items: Iterable[tuple[str, int]]) -> None:
+    """Point each item's `local_*_url` columns at its primary processed artwork of each type."""
+    for content_type, ids in ids_by_content_type(items).items():
+        best = primary_artwork_values(
+            session,
+            content_type,
+            ids,
+            Artwork.local_image_url,
+            # Whatever the API serves: processed artwork, and the last good image of a stale one.
+            Artwork.local_image_url.isnot(None),
+            Artwork.image_type.in_(list(SOURCE_URL_COLUMNS)),
+        )
         model = CONTENT_MODELS[content_type]
-        updates = []
-        for content_id in ids:
-            values: dict[str, Any] = {"id": content_id}
-            for image_type, column in SOURCE_URL_COLUMNS.items():
-                chosen = best.get((content_id, image_type))
-                values[f"local_{column}"] = chosen.local_image_url if chosen else None
-            updates.append(values)
+        columns = SOURCE_URL_COLUMNS.items()
+        updates = [
+            {"id": content_id}
+            | {f"local_{column}": best.get((content_id, image_type)) for image_type, column in columns}
+            for content_id in ids
+        ]
         if updates:
             existing = set(session.scalars(select(model.id).where(model.id.in_(ids))))
             updates = [u for u in updates if u["id"] in existing]

@@ -46,6 +46,27 @@ POOL_RECYCLE_SECONDS = 3600
 MAX_OVERFLOW = 4
 
 
+class ExistingTablesRemembered:
+    """An event log that asks its database whether a table exists once, not before every write: a
+    table appears only through a migration (Dagster asks once per partitioned event)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._existing_tables: set[str] = set()
+        super().__init__(*args, **kwargs)
+
+    def has_table(self, table_name: str) -> bool:
+        if table_name in self._existing_tables:
+            return True
+        exists = super().has_table(table_name)  # type: ignore[misc]
+        if exists:
+            self._existing_tables.add(table_name)
+        return exists
+
+    def wipe(self) -> None:
+        super().wipe()  # type: ignore[misc]
+        self._existing_tables.clear()
+
+
 def pooled_engine(postgres_url: str, token_provider: Any) -> Engine:
     return create_pg_engine(
         postgres_url,
@@ -58,26 +79,10 @@ def pooled_engine(postgres_url: str, token_provider: Any) -> Engine:
     )
 
 
-class BatchingEventLogStorage(PlannedChecksSerializedOnce, PostgresEventLogStorage):
+class BatchingEventLogStorage(ExistingTablesRemembered, PlannedChecksSerializedOnce, PostgresEventLogStorage):
     """The event log, writing a batch of planned events at once and remembering which tables exist (a
     table appears only through a migration, and the answer was asked of PostgreSQL once per
     partitioned event); a partitioned check's planned event is serialized once (check_events.py)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._existing_tables: set[str] = set()
-        super().__init__(*args, **kwargs)
-
-    def has_table(self, table_name: str) -> bool:
-        if table_name in self._existing_tables:
-            return True
-        exists = super().has_table(table_name)
-        if exists:
-            self._existing_tables.add(table_name)
-        return exists
-
-    def wipe(self) -> None:
-        super().wipe()
-        self._existing_tables.clear()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         if events and all(_is_check_evaluation(event) for event in events):

@@ -42,31 +42,17 @@ from dagster._serdes import ConfigurableClassData
 from dagster._utils import mkdir_p
 
 from tvdb_images.defs.check_events import PlannedChecksSerializedOnce
-from tvdb_images.defs.instance_storage import _is_planned_asset_event
+from tvdb_images.defs.instance_storage import ExistingTablesRemembered, _is_planned_asset_event
 
 # The image's value for PostgreSQL (Dockerfile): a full-range run's planned events in four batches.
 EVENT_BATCH_SIZE = 1000
 
 
-class BatchingSqliteEventLogStorage(PlannedChecksSerializedOnce, SqliteEventLogStorage):
+class BatchingSqliteEventLogStorage(
+    ExistingTablesRemembered, PlannedChecksSerializedOnce, SqliteEventLogStorage
+):
     """The SQLite event log, writing a batch of planned events with one transaction per database
     (and a partitioned check's planned event serialized once, not once per partition)."""
-
-    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
-        self._existing_tables: set[str] = set()
-        super().__init__(base_dir, inst_data=inst_data)
-
-    def has_table(self, table_name: str) -> bool:
-        if table_name in self._existing_tables:
-            return True
-        exists = super().has_table(table_name)
-        if exists:
-            self._existing_tables.add(table_name)
-        return exists
-
-    def wipe(self) -> None:
-        super().wipe()
-        self._existing_tables.clear()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         if not any(_is_planned_asset_event(event) for event in events):
