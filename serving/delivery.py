@@ -4,7 +4,8 @@ image yet.
 
 Everything but storage reads runs on the event loop; a storage read runs in the thread pool. Objects
 the byte cache can hold are read whole, checked against the catalog checksum and kept; larger ones
-are streamed from storage in chunks.
+are streamed from storage in chunks. HEAD answers exactly what GET would (status and headers): it
+reads what GET reads, or for streamed sizes asks storage for the object's headers.
 
 Storage keys come only from catalog rows, and `is_layout_key` checks each one again before the store
 sees it: nothing from the request path is ever part of a key.
@@ -94,13 +95,12 @@ async def deliver(
     headers["ETag"] = chosen.etag
     if if_none_match_hits(request.headers.get("if-none-match"), chosen.etag):
         return Response(status_code=304, headers=headers)
-    if request.method == "HEAD":
-        return Response(
-            status_code=200,
-            headers={**headers, "Content-Length": str(chosen.bytes), "Content-Type": chosen.content_type},
-        )
     if byte_cache.holds_size(chosen.bytes):
+        # HEAD too: reading the object is how GET learns its status and whether the bytes match the
+        # catalog; the server sends no body, and the bytes are kept for the GET that follows.
         return await _send_whole(store, byte_cache, chosen, headers)
+    if request.method == "HEAD":
+        return await run_in_threadpool(_head, store, chosen, headers)
     return await run_in_threadpool(_stream, store, chosen, headers)
 
 
@@ -144,6 +144,20 @@ def _stream(store: ObjectStore, rendition: RenditionRecord, headers: dict[str, s
     )
 
 
+def _head(store: ObjectStore, rendition: RenditionRecord, headers: dict[str, str]) -> Response:
+    """What `_stream` would answer, from a storage HEAD instead of a GET."""
+    try:
+        info = store.head(rendition.bucket, rendition.storage_key)
+    except StorageError as exc:
+        raise _storage_unavailable(exc) from exc
+    if info is None:
+        raise _object_missing(rendition)
+    if info.size != rendition.bytes:
+        headers = _unconfirmed(headers)
+    headers["Content-Length"] = str(info.size)
+    return Response(status_code=200, media_type=rendition.content_type, headers=headers)
+
+
 def _unconfirmed(headers: dict[str, str]) -> dict[str, str]:
     """Bytes that do not match the catalog's checksum (replaced by a re-render that is not recorded
     yet) get no ETag and no cache lifetime."""
@@ -156,21 +170,27 @@ def _open(store: ObjectStore, rendition: RenditionRecord) -> ObjectStream:
     try:
         return store.open(rendition.bucket, rendition.storage_key)
     except ObjectNotFound:
-        log.error(
-            "catalog references %s/%s but storage has no such object", rendition.bucket, rendition.storage_key
-        )
-        raise ApiError(
-            404,
-            "object_missing",
-            "the catalog lists this image but storage does not have it; the next sync restores it",
-        ) from None
+        raise _object_missing(rendition) from None
     except StorageError as exc:
-        raise ApiError(
-            503,
-            "storage_unavailable",
-            f"object storage is not reachable: {exc}",
-            headers={"Retry-After": "5"},
-        ) from exc
+        raise _storage_unavailable(exc) from exc
+
+
+def _object_missing(rendition: RenditionRecord) -> ApiError:
+    log.error(
+        "catalog references %s/%s but storage has no such object", rendition.bucket, rendition.storage_key
+    )
+    return ApiError(
+        404,
+        "object_missing",
+        "the catalog lists this image but storage has lost it; a sync of this content item (or of its "
+        "partition) stores it again",
+    )
+
+
+def _storage_unavailable(exc: StorageError) -> ApiError:
+    return ApiError(
+        503, "storage_unavailable", f"object storage is not reachable: {exc}", headers={"Retry-After": "5"}
+    )
 
 
 def not_stored(artwork: ArtworkRecord, settings: Settings) -> Response:

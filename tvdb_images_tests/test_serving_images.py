@@ -123,16 +123,21 @@ def test_if_none_match_answers_304_without_a_body(served: ServedData, if_none_ma
         assert other.status_code == 200 and other.content == first.content
 
 
-def test_head_sends_the_headers_and_never_reads_storage(served: ServedData) -> None:
+def test_head_reads_what_get_reads_and_leaves_the_bytes_in_the_cache(served: ServedData) -> None:
+    """HEAD learns its answer as GET does (so a lost object is a 404 for both); a byte-cache-sized
+    rendition it read is then served to the GET from memory."""
     recorder = RecordingStore(served.store)
     row = renditions(served, PRIMARY_POSTER)[("large", "webp")]
     with api(served, store=recorder) as client:
         response = client.head("/api/v1/images/series/101/poster/large")
-    assert response.status_code == 200 and response.content == b""
+        assert len(recorder.calls) == 1
+        get = client.get("/api/v1/images/series/101/poster/large")
+    assert response.status_code == 200
     assert response.headers["content-length"] == str(row.bytes)
     assert response.headers["etag"] == f'"{row.checksum}"'
     assert response.headers["content-type"] == "image/webp"
-    assert recorder.calls == []
+    assert get.status_code == 200 and len(get.content) == row.bytes
+    assert len(recorder.calls) == 1
 
 
 def test_accept_chooses_avif_when_the_client_names_it(served: ServedData) -> None:

@@ -50,7 +50,7 @@ async def get_image(
 
     **Not stored yet:** 404 `image_not_stored` naming the TVDB source URL, the artwork's status and
     failure cause; with MISSING_IMAGE_REDIRECT=true a 302 to the source instead.
-    HEAD answers the same headers without a body and without reading storage.
+    HEAD answers exactly what GET would (status and headers) without a body.
 
     **Freshness:** each process remembers lookups for SERVING_CACHE_SECONDS (default 5 s), so a
     replaced rendition or a new primary artwork is served at most that much later.

@@ -16,6 +16,7 @@ from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, O
 from tvdb_images.pipeline.cleanup import clean_orphans
 from tvdb_images.pipeline.download import download_sources
 from tvdb_images.pipeline.render import render_stored_sources
+from tvdb_images.pipeline.repair import requeue_lost_objects
 from tvdb_images.pipeline.report import StageReport
 from tvdb_images.storage import StorageError
 
@@ -52,15 +53,25 @@ def _fail_if_nothing_worked(report: StageReport) -> None:
 @dg.asset(
     **PARTITIONED_ASSET,
     kinds={"sql"},
-    description="Discovery: how much artwork in these partitions has no current local copy.",
+    description="Discovery: how much artwork in these partitions has no current local copy, "
+    "including processed artwork whose stored objects are gone (sent back to download or render).",
 )
 def missing_artwork(
-    context: dg.AssetExecutionContext, catalog: CatalogResource, image_pipeline: ImagePipelineResource
+    context: dg.AssetExecutionContext,
+    catalog: CatalogResource,
+    storage: ObjectStorageResource,
+    image_pipeline: ImagePipelineResource,
 ) -> dg.MaterializeResult:
     scope, partitions = _partition_scope(context)
     settings = image_pipeline.pipeline_settings()
     with catalog.get_catalog().session() as session:
         assigned = work.assign_missing_layout(session)
+    try:
+        lost = requeue_lost_objects(catalog.get_catalog(), storage.get_store(), scope)
+    except StorageError as exc:  # the download and render steps report storage for themselves
+        context.log.warning("could not list storage to find lost objects: %s", exc)
+        lost = {}
+    with catalog.get_catalog().session() as session:
         counts = work.count_work(
             session, scope, max_attempts=settings.max_attempts, signature=settings.signature
         )
@@ -68,6 +79,8 @@ def missing_artwork(
     metadata = {name: dg.MetadataValue.int(value) for name, value in counts.items()}
     metadata["partitions"] = dg.MetadataValue.int(partitions)
     metadata["layout_assigned"] = dg.MetadataValue.int(assigned)
+    for name, value in lost.items():
+        metadata[f"lost_{name}"] = dg.MetadataValue.int(value)
     return dg.MaterializeResult(metadata=metadata)
 
 

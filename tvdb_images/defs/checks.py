@@ -5,8 +5,6 @@
 - every processed artwork has all its sizes recorded in the current format.
 """
 
-from collections import defaultdict
-
 import dagster as dg
 from sqlalchemy import case, func, select
 
@@ -15,9 +13,9 @@ from tvdb_images.catalog.models import Artwork, ArtworkRendition, ArtworkStatus
 from tvdb_images.defs.assets import image_renditions
 from tvdb_images.defs.partitions import artwork_partitions, run_partitions
 from tvdb_images.defs.resources import CatalogResource, ObjectStorageResource
+from tvdb_images.pipeline.repair import find_missing
 from tvdb_images.pipeline.settings import MIRROR_SIGNATURE
-from tvdb_images.storage import Bucket
-from tvdb_images.storage.layout import SIZES, covering_prefixes
+from tvdb_images.storage.layout import SIZES
 
 
 @dg.asset_check(
@@ -28,31 +26,24 @@ from tvdb_images.storage.layout import SIZES, covering_prefixes
 def catalog_objects_exist(
     context: dg.AssetCheckExecutionContext, catalog: CatalogResource, storage: ObjectStorageResource
 ) -> dg.AssetCheckResult:
-    store = storage.get_store()
-    shards_by_type: dict[str, list[str]] = defaultdict(list)
-    referenced: dict[Bucket, set[str]] = {Bucket.ORIGINALS: set(), Bucket.THUMBNAILS: set()}
-    with catalog.get_catalog().session() as session:
-        for content_type, shard in run_partitions(context):
-            shards_by_type[content_type].append(shard)
-            originals, thumbnails = work.referenced_keys(session, content_type, shard)
-            referenced[Bucket.ORIGINALS] |= originals
-            referenced[Bucket.THUMBNAILS] |= thumbnails
-    # One listing per covering prefix (8 for a 128-partition run) rather than per partition.
-    prefixes = [p for ct, shards in shards_by_type.items() for p in covering_prefixes(ct, shards)]
-    missing: list[str] = []
-    for bucket, keys in referenced.items():
-        if not keys:
-            continue
-        present = {obj.key for prefix in prefixes for obj in store.list(bucket, prefix)}
-        missing.extend(f"{bucket.value}/{key}" for key in sorted(keys - present))
-    checked = sum(len(keys) for keys in referenced.values())
+    # The same comparison the next sync's discovery makes (one listing per covering prefix, 8 for a
+    # 128-partition run): what fails here, that sync stores again.
+    found = find_missing(
+        catalog.get_catalog(), storage.get_store(), work.Scope(partitions=run_partitions(context))
+    )
+    missing = found.keys
     return dg.AssetCheckResult(
         passed=not missing,
         severity=dg.AssetCheckSeverity.ERROR,
+        description=None
+        if not missing
+        else "objects the catalog references are gone from storage; the next sync_images run of "
+        "these partitions (or a sync of the content item) stores them again",
         metadata={
-            "objects_checked": dg.MetadataValue.int(checked),
+            "objects_checked": dg.MetadataValue.int(found.referenced),
             "missing": dg.MetadataValue.int(len(missing)),
             "missing_examples": dg.MetadataValue.json(missing[:20]),
+            "listing_seconds": dg.MetadataValue.float(round(found.seconds, 3)),
         },
     )
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.work import Scope
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.download import download_sources
 from tvdb_images.pipeline.render import render_stored_sources
+from tvdb_images.pipeline.repair import requeue_lost_objects
 from tvdb_images.pipeline.report import StageReport
 from tvdb_images.pipeline.settings import PipelineSettings
-from tvdb_images.storage import ObjectStore
+from tvdb_images.storage import ObjectStore, StorageError
+
+log = logging.getLogger(__name__)
 
 
 def sync_scope(
@@ -21,6 +26,10 @@ def sync_scope(
     *,
     limit: int | None = None,
 ) -> tuple[StageReport, StageReport]:
+    try:  # an item or partition scope: objects lost from storage are stored again by this very run
+        requeue_lost_objects(catalog, store, scope)
+    except StorageError as exc:
+        log.warning("could not list storage to find lost objects: %s", exc)
     download = download_sources(catalog, store, fetcher, settings, scope, limit=limit)
     # Render what this run downloaded (and anything of the scope already waiting for renditions).
     render = render_stored_sources(catalog, store, settings, scope, limit=limit)
