@@ -34,6 +34,7 @@ from tvdb_images.storage.layout import SIZES, original_key, shard_of
 from tvdb_images_tests import services
 from tvdb_images_tests.origins import LoopbackOrigin
 from tvdb_images_tests.processes import ManagedProcess, start_api_server
+from tvdb_images_tests.reliability_log import record
 
 # (content_type, content_id, artwork_id, image_type, corpus file)
 ITEMS = [
@@ -118,11 +119,13 @@ def test_what_the_check_finds_missing_the_next_sync_stores_again(
         f"originals/{source_c}",
         *(f"thumbnails/{key}" for key in renditions_c.values()),
     }
-    assert set(find_missing(postgres_catalog, store, Scope(partitions=_all_partitions())).keys) == expected
+    found = find_missing(postgres_catalog, store, Scope(partitions=_all_partitions()))
+    assert set(found.keys) == expected
 
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.ephemeral()
-    for content_type, content_id, *_ in ITEMS[1:]:  # partition runs, as a backfill does
+    repaired_by: dict[int, str] = {}
+    for content_type, content_id, artwork_id, *_ in ITEMS[1:]:  # partition runs, as a backfill does
         pk = partition_key(content_type, shard_of(content_type, content_id))
         result = defs.resolve_job_def("sync_images").execute_in_process(instance=instance, partition_key=pk)
         assert result.success
@@ -136,13 +139,30 @@ def test_what_the_check_finds_missing_the_next_sync_stores_again(
             e for e in result.get_asset_check_evaluations() if e.check_name == "catalog_objects_exist"
         )
         assert check.passed, check.metadata
+        repaired_by[artwork_id] = f"sync_images {pk} (check after it: passed)"
     item = {"content_type": "series", "content_id": 21}  # one item, as the admin API launches it
     result = defs.resolve_job_def("sync_content_item").execute_in_process(
         instance=instance, run_config={"ops": {"sync_content_item_op": {"config": item}}}
     )
     assert result.success
+    repaired_by[2101] = "sync_content_item series 21"
 
-    assert find_missing(postgres_catalog, store, Scope(partitions=_all_partitions())).keys == []
+    after = find_missing(postgres_catalog, store, Scope(partitions=_all_partitions()))
+    for case, artwork_id in (
+        ("medium rendition deleted", 2101),
+        ("source deleted", 2201),
+        ("source and all renditions deleted", 2301),
+    ):
+        record(
+            "lost_object",
+            case=case,
+            found_missing=len(found.by_artwork.get(artwork_id, [])),
+            repaired_by=repaired_by[artwork_id],
+            missing_after=len(after.by_artwork.get(artwork_id, [])),
+            listed_objects=found.listed,
+            listing_ms=round(found.seconds * 1000, 1),
+        )
+    assert after.keys == []
     for key in expected:
         bucket, _, name = key.partition("/")
         assert store.head(Bucket(bucket), name) is not None, key
@@ -222,6 +242,15 @@ def test_head_answers_exactly_what_get_would(
             for case, path in paths.items():
                 get = client.get(base + path)
                 head = client.head(base + path)
+                record(
+                    "head_vs_get",
+                    server=server,
+                    case=case,
+                    get=get.status_code,
+                    head=head.status_code,
+                    headers_equal=_answer(head)[1] == _answer(get)[1],
+                    head_body_bytes=len(head.content),
+                )
                 assert head.content == b""
                 assert _answer(head) == _answer(get), (server, case)
                 seen[(server, case)] = get.status_code
