@@ -247,7 +247,8 @@ def _soak_section(path: Path) -> list[str]:
         f"{soak['machine']['load_average'][0]} before and {soak['machine']['load_average_after'][0]} after: "
         "the machine was shared with other work). "
         f"`tvdb-images serve --workers {soak['workers']}` on PostgreSQL + SeaweedFS, wrk with "
-        f"{soak['connections']} connections rotating over a shuffled list of requests ({mix}), while another process synced new artwork beside it "
+        f"{soak['connections']} connections rotating over a shuffled list of requests ({mix}), while "
+        "another process synced new artwork beside it "
         f"(up to artwork id {soak['sync_beside_last_artwork_id']}).",
         "",
         f"- {soak['requests']} requests in {soak['minutes']} minutes, **{soak['errors']} errors**; p99 "
