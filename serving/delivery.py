@@ -107,7 +107,8 @@ async def deliver(
 def _choose(candidates: list[RenditionRecord], pinned: str | None, accept: str | None) -> RenditionRecord:
     if pinned is not None:
         return candidates[0]
-    image_format = choose_format((r.format for r in candidates), accept)
+    sizes = {r.format: r.bytes for r in candidates}  # the smaller of equally acceptable encodings wins
+    image_format = choose_format(sizes, accept, sizes)
     return next(r for r in candidates if r.format == image_format)
 
 
