@@ -40,7 +40,7 @@ from sqlalchemy import create_engine, select, text
 
 from benchmarks.common import machine, table, write_results
 from benchmarks.machine_load import raise_priority
-from benchmarks.serving import run_wrk, start_api, sync_everything
+from benchmarks.serving import run_wrk, sync_everything
 from benchmarks.stack import Stack, corpus_catalog_lines, running_stack
 from serving.conditional import strong_etag
 from tvdb_images.catalog.db import Catalog
@@ -51,6 +51,7 @@ from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.pipeline.sync import sync_scope
 from tvdb_images.storage import store_from_settings
+from tvdb_images_tests.processes import start_api_server
 
 SAMPLE_SECONDS = 5.0
 
@@ -210,7 +211,15 @@ def main() -> None:
         work_dir = Path(scratch)
         sync_everything(stack, args.artworks)
         requests, mix = mixed_requests(stack, work_dir)
-        api, base = start_api(stack, work_dir, "api-soak", args.workers, {})
+        # A loaded machine can take minutes to import the app in every worker.
+        api, port = start_api_server(
+            "api-soak",
+            {**stack.env(), "PATH": str(Path(sys.executable).parent)},
+            log_dir=work_dir,
+            extra_args=["--workers", str(args.workers)],
+            timeout=600,
+        )
+        base = f"http://127.0.0.1:{port}"
         spawn = multiprocessing.get_context("spawn")
         stop = spawn.Event()
         syncer = spawn.Process(
