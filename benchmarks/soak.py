@@ -2,7 +2,9 @@
 nothing grows.
 
     python -m benchmarks.soak [--minutes 10] [--connections 64] [--workers 2] [--artworks 140]
-                              [--sync-batch 10] [--output FILE]
+                              [--sync-batch 10] [--set NAME=VALUE ...] [--output FILE]
+
+`--set SERVING_BYTE_CACHE_MB=1` makes every image request a byte-cache miss (a storage read).
 
 Setup: SeaweedFS and a fresh PostgreSQL catalog filled by a real sync of `--artworks` corpus artworks
 (the pipeline's own stages), then `tvdb-images serve --workers N` with its default settings.
@@ -40,7 +42,7 @@ from sqlalchemy import create_engine, select, text
 
 from benchmarks.common import machine, table, write_results
 from benchmarks.machine_load import raise_priority
-from benchmarks.serving import run_wrk, sync_everything
+from benchmarks.serving import _setting, run_wrk, sync_everything
 from benchmarks.stack import Stack, corpus_catalog_lines, running_stack
 from serving.conditional import strong_etag
 from tvdb_images.catalog.db import Catalog
@@ -202,6 +204,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--artworks", type=int, default=140)
     parser.add_argument("--sync-batch", type=int, default=10, help="new artworks per sync round")
+    parser.add_argument("--set", type=_setting, action="append", default=[], help="NAME=VALUE for the API")
     parser.add_argument("--output", type=Path, help="write the results here instead of results/soak.json")
     parser.add_argument("--priority", type=int, default=10, help="lower the niceness by this much (as root)")
     args = parser.parse_args()
@@ -214,7 +217,7 @@ def main() -> None:
         # A loaded machine can take minutes to import the app in every worker.
         api, port = start_api_server(
             "api-soak",
-            {**stack.env(), "PATH": str(Path(sys.executable).parent)},
+            {**stack.env(), **dict(args.set), "PATH": str(Path(sys.executable).parent)},
             log_dir=work_dir,
             extra_args=["--workers", str(args.workers)],
             timeout=600,
@@ -275,6 +278,7 @@ def main() -> None:
         "connections": args.connections,
         "workers": args.workers,
         "artworks": args.artworks,
+        "settings": dict(args.set),
         "request_mix": mix,
         "sync_beside_last_artwork_id": synced_beside,
         "errors": sum(m["errors"] for m in minutes),
