@@ -215,7 +215,11 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         by_section.get("head_vs_get", []),
         ["server", "case", "get", "head", "headers_equal", "head_body_bytes"],
     )
-    out += _soak_section(ROOT / "benchmarks" / "results" / "soak.json")
+    soaks = sorted((ROOT / "benchmarks" / "results").glob("soak*.json"))
+    for path in soaks:
+        out += _soak_section(path)
+    if not soaks:
+        out += ["## Soak", "", "_(no results of `python -m benchmarks.soak` in benchmarks/results)_", ""]
     out += [
         "## Known limits",
         "",
@@ -235,18 +239,17 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
 
 def _soak_section(path: Path) -> list[str]:
     """The last `python -m benchmarks.soak` run, from its results file (a benchmark, not a test)."""
-    if not path.exists():
-        return ["## Soak", "", f"_(no soak results at {path.relative_to(ROOT)})_", ""]
     soak = json.loads(path.read_text(encoding="utf-8"))
+    settings = " ".join(f"{k}={v}" for k, v in soak.get("settings", {}).items()) or "default settings"
     first, last, idle = soak["first_minute"], soak["last_minute"], soak["idle_after"]
     mix = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in soak["request_mix"].items())
     lines = [
-        "## Soak",
+        f"## Soak ({settings})",
         "",
         f"`{soak['command']}` ({soak['machine']['date']}, {soak['machine']['cores']} cores, load average "
         f"{soak['machine']['load_average'][0]} before and {soak['machine']['load_average_after'][0]} after: "
         "the machine was shared with other work). "
-        f"`tvdb-images serve --workers {soak['workers']}` on PostgreSQL + SeaweedFS, wrk with "
+        f"`tvdb-images serve --workers {soak['workers']}` ({settings}) on PostgreSQL + SeaweedFS, wrk with "
         f"{soak['connections']} connections rotating over a shuffled list of requests ({mix}), while "
         "another process synced new artwork beside it "
         f"(up to artwork id {soak['sync_beside_last_artwork_id']}).",
@@ -262,6 +265,12 @@ def _soak_section(path: Path) -> list[str]:
         "| S3 connections first / last |",
         "|---|---|---|---|---|",
     ]
+    lines.insert(
+        -3,
+        "*S3 connections* are the workers' pooled keep-alive connections to SeaweedFS: open while images "
+        "are read from storage (with the default byte cache only until it holds the working set), closed "
+        "by the server once idle.\n",
+    )
     for pid, f in first["workers"].items():
         end = last["workers"].get(pid, {})
         lines.append(
