@@ -20,7 +20,7 @@ IMAGE_TYPES: tuple[str, ...] = ("poster", "banner", "fanart", "image", "thumbnai
 # TVDB serves artwork from these hosts; anything else in a catalog is refused unless an operator
 # adds it to ALLOWED_SOURCE_HOSTS.
 DEFAULT_ALLOWED_SOURCE_HOSTS: tuple[str, ...] = ("artworks.thetvdb.com", "thetvdb.com", "www.thetvdb.com")
-AVIF_QUALITY_DEFAULT = 60
+AVIF_QUALITY_DEFAULT = 70
 
 
 class ConfigError(RuntimeError):

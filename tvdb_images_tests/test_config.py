@@ -114,7 +114,7 @@ def test_each_output_format_has_its_own_quality(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("IMAGE_QUALITY_AVIF", "40")
     avif = PipelineSettings.from_settings(load_settings())
     assert (webp.render.format, webp.render.quality) == ("webp", 80)
-    assert (default_avif.render.format, default_avif.render.quality) == ("avif", 60)
+    assert (default_avif.render.format, default_avif.render.quality) == ("avif", 70)
     assert (avif.render.format, avif.render.quality) == ("avif", 40)
     assert avif.signature.startswith("avif-q40-") and webp.signature.startswith("webp-q80-")
 
