@@ -103,6 +103,12 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         f"| rows lost (artwork left unfinished after the rerun) | {unsettled} |",
         f"| cleanup property violations | {violations} |",
         f"| schemathesis requests / 5xx answers | {requests} / {server_errors} |",
+        f"| objects lost from storage found / still missing after the next sync | "
+        f"{sum(int(r['found_missing']) for r in by_section.get('lost_object', []))} / "
+        f"{sum(int(r['missing_after']) for r in by_section.get('lost_object', []))} |",
+        f"| HEAD answers that differ from GET's (status or headers) | "
+        f"{sum(r['get'] != r['head'] or not r['headers_equal'] for r in by_section.get('head_vs_get', []))} "
+        f"of {count('head_vs_get')} |",
         "",
     ]
     out += _section(
@@ -272,7 +278,7 @@ def _soak_section(path: Path) -> list[str]:
         "by the server once idle.\n",
     )
     for pid, f in first["workers"].items():
-        end = last["workers"].get(pid, {})
+        end = last["workers"].get(pid, {"rss_mb": "exited", "fds": "-", "postgres": "-", "s3": "-"})
         lines.append(
             f"| {pid} | {f['rss_mb']} / {end.get('rss_mb')} | {f['fds']} / {end.get('fds')} | "
             f"{f['postgres']} / {end.get('postgres')} | {f['s3']} / {end.get('s3')} |"
