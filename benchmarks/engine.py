@@ -1,6 +1,7 @@
 """Rendition engine on one core, side by side with plain Pillow, pyvips and the encoder's limit.
 
     python -m benchmarks.engine [--runs 7] [--method 4] [--sweep-methods 0,1,2,3,4,5,6] [--sweep-runs 3]
+                                [--avif-qualities 40,50,60,70,80,85 [--webp-quality 85]] [--skip-comparison]
 
 Every contender makes the same five sizes of every `tvdb/` corpus file as WebP at quality 85 with
 the same `method`, in one process, interleaved file by file and run by run so that machine load falls
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import contenders
+from benchmarks import contenders, format_quality
 from benchmarks.common import cpu_seconds, machine, median, table, write_results
 from benchmarks.similarity import ssim
 from tvdb_images.imaging import SIZE_BOXES
@@ -274,11 +275,27 @@ def main() -> None:
     parser.add_argument("--sweep-methods", default="0,1,2,3,4,5,6", help="comma-separated; empty to skip")
     parser.add_argument("--sweep-runs", type=int, default=3)
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR / "tvdb")
+    parser.add_argument(
+        "--avif-qualities", default="", help="comma-separated AVIF qualities to match against WebP"
+    )
+    parser.add_argument("--webp-quality", type=int, default=85, help="the WebP quality to match")
+    parser.add_argument(
+        "--skip-comparison", action="store_true", help="only the AVIF sweep (results/format_quality.json)"
+    )
     args = parser.parse_args()
 
     files = corpus(args.corpus)
     context = machine()
     print(f"{len(files)} files from {args.corpus}; load average {context['load_average']}", flush=True)
+    qualities = [int(q) for q in args.avif_qualities.split(",") if q.strip()]
+    if qualities:
+        matched = format_quality.sweep(files, args.webp_quality, qualities)
+        print(format_quality.report(matched))
+        after = {"load_average_after": machine()["load_average"]}
+        path = write_results("format_quality", {"machine": context | after, **matched})
+        print(f"wrote {path}")
+    if args.skip_comparison:
+        return
     result = main_comparison(files, args.method, args.runs)
     methods = [int(m) for m in args.sweep_methods.split(",") if m.strip()]
     sweep_rows = sweep(files, methods, args.sweep_runs) if methods else []

@@ -4,7 +4,8 @@ image yet.
 
 Everything but storage reads runs on the event loop; a storage read runs in the thread pool. Objects
 the byte cache can hold are read whole, checked against the catalog checksum and kept; larger ones
-are streamed from storage in chunks.
+are streamed from storage in chunks. HEAD answers exactly what GET would (status and headers): it
+reads what GET reads, or for streamed sizes asks storage for the object's headers.
 
 Storage keys come only from catalog rows, and `is_layout_key` checks each one again before the store
 sees it: nothing from the request path is ever part of a key.
@@ -100,20 +101,20 @@ async def deliver(
         headers["Last-Modified"] = http_date(artwork.processed_at)
     if not_modified(request.headers, chosen.etag, artwork.processed_at):
         return Response(status_code=304, headers=headers)
-    if request.method == "HEAD":
-        return Response(
-            status_code=200,
-            headers={**headers, "Content-Length": str(chosen.bytes), "Content-Type": chosen.content_type},
-        )
     if byte_cache.holds_size(chosen.bytes):
+        # HEAD too: reading the object is how GET learns its status and whether the bytes match the
+        # catalog; the server sends no body, and the bytes are kept for the GET that follows.
         return await _send_whole(store, byte_cache, chosen, headers)
+    if request.method == "HEAD":
+        return await run_in_threadpool(_head, store, chosen, headers)
     return await run_in_threadpool(_stream, store, chosen, headers)
 
 
 def _choose(candidates: list[RenditionRecord], pinned: str | None, accept: str | None) -> RenditionRecord:
     if pinned is not None:
         return candidates[0]
-    image_format = choose_format((r.format for r in candidates), accept)
+    sizes = {r.format: r.bytes for r in candidates}  # the smaller of equally acceptable encodings wins
+    image_format = choose_format(sizes, accept, sizes)
     return next(r for r in candidates if r.format == image_format)
 
 
@@ -150,6 +151,20 @@ def _stream(store: ObjectStore, rendition: RenditionRecord, headers: dict[str, s
     )
 
 
+def _head(store: ObjectStore, rendition: RenditionRecord, headers: dict[str, str]) -> Response:
+    """What `_stream` would answer, from a storage HEAD instead of a GET."""
+    try:
+        info = store.head(rendition.bucket, rendition.storage_key)
+    except StorageError as exc:
+        raise _storage_unavailable(rendition, exc) from exc
+    if info is None:
+        raise _object_missing(rendition)
+    if info.size != rendition.bytes:
+        headers = _unconfirmed(headers)
+    headers["Content-Length"] = str(info.size)
+    return Response(status_code=200, media_type=rendition.content_type, headers=headers)
+
+
 def _unconfirmed(headers: dict[str, str]) -> dict[str, str]:
     """Bytes that do not match the catalog's checksum (replaced by a re-render that is not recorded
     yet) get no ETag and no cache lifetime."""
@@ -162,19 +177,27 @@ def _open(store: ObjectStore, rendition: RenditionRecord) -> ObjectStream:
     try:
         return store.open(rendition.bucket, rendition.storage_key)
     except ObjectNotFound:
-        log.error(
-            "catalog references %s/%s but storage has no such object", rendition.bucket, rendition.storage_key
-        )
-        raise ApiError(
-            404,
-            "object_missing",
-            "the catalog lists this image but storage does not have it; the next sync restores it",
-        ) from None
+        raise _object_missing(rendition) from None
     except StorageError as exc:
-        log.error(
-            "object storage unavailable reading %s/%s: %s", rendition.bucket, rendition.storage_key, exc
-        )
-        raise storage_unavailable() from exc
+        raise _storage_unavailable(rendition, exc) from exc
+
+
+def _object_missing(rendition: RenditionRecord) -> ApiError:
+    log.error(
+        "catalog references %s/%s but storage has no such object", rendition.bucket, rendition.storage_key
+    )
+    return ApiError(
+        404,
+        "object_missing",
+        "the catalog lists this image but storage has lost it; a sync of this content item (or of its "
+        "partition) stores it again",
+    )
+
+
+def _storage_unavailable(rendition: RenditionRecord, exc: StorageError) -> ApiError:
+    """The client hears which dependency is down; the log keeps where and why."""
+    log.error("object storage unavailable reading %s/%s: %s", rendition.bucket, rendition.storage_key, exc)
+    return storage_unavailable()
 
 
 def not_stored(artwork: ArtworkRecord, settings: Settings) -> Response:

@@ -3,14 +3,18 @@
 AVIF is sent only to clients that name `image/avif` in `Accept` (as browsers that decode it do):
 wildcards such as `*/*` or `image/*` do not count for it, because clients that predate AVIF send them
 too. Among the acceptable formats the client's quality values decide, and between equal ones the
-smaller encoding wins (AVIF, then WebP, then mirrored sources). When nothing stored is acceptable the
-API still sends WebP (or the one stored format) rather than a 406: an image is more useful to a
-client with a narrow `Accept` than an error, and RFC 9110 allows disregarding the header.
+smaller stored encoding of the requested size wins (the catalog records every rendition's bytes):
+at the per-format qualities the settings choose the formats look alike, so fewer bytes is the better
+answer, whichever format that is for this image. Without byte counts the order is AVIF, then WebP,
+then mirrored sources. When nothing stored is acceptable the API still sends WebP (or the one stored
+format) rather than a 406: an image is more useful to a client with a narrow `Accept` than an error,
+and RFC 9110 allows disregarding the header.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -81,17 +85,25 @@ def quality_of(mime: str, ranges: list[MediaRange], *, exact_only: bool = False)
     return max(r.quality for r in matching if r.specificity == best)
 
 
-def choose_format(available: Iterable[str], accept: str | None) -> str:
-    """The stored format to send; `available` must not be empty."""
+def choose_format(
+    available: Iterable[str], accept: str | None, sizes: Mapping[str, int] | None = None
+) -> str:
+    """The stored format to send; `available` must not be empty. `sizes` (bytes of each format's
+    rendition of the requested size) breaks ties between equally acceptable formats: smaller wins."""
     formats = tuple(sorted(set(available), key=_server_rank))
     if not formats:
         raise ValueError("no formats to choose from")
     if accept is not None and len(accept) > _REMEMBERED_ACCEPT_LENGTH:
-        return _choose(formats, accept)
-    return _remembered_choice(formats, accept)
+        best = _best(formats, accept)
+    else:
+        best = _remembered_best(formats, accept)
+    if sizes is None or len(best) == 1:
+        return best[0]
+    return min(best, key=lambda f: sizes.get(f, sys.maxsize))  # stable: server order among equals
 
 
-def _choose(formats: tuple[str, ...], accept: str | None) -> str:
+def _best(formats: tuple[str, ...], accept: str | None) -> tuple[str, ...]:
+    """The formats the client accepts with its highest quality value, in server order."""
     ranges = parse_accept(accept)
     scored = [
         (quality_of(MIME_BY_FORMAT.get(f, f"image/{f}"), ranges, exact_only=f in EXPLICIT_ONLY), f)
@@ -100,15 +112,15 @@ def _choose(formats: tuple[str, ...], accept: str | None) -> str:
     acceptable = [(q, f) for q, f in scored if q > 0]
     if not acceptable:
         fallback = [f for f in formats if f not in EXPLICIT_ONLY]
-        return DEFAULT_FORMAT if DEFAULT_FORMAT in formats else (fallback or formats)[0]
+        return (DEFAULT_FORMAT if DEFAULT_FORMAT in formats else (fallback or formats)[0],)
     top = max(q for q, _ in acceptable)
-    return next(f for q, f in acceptable if q == top)
+    return tuple(f for q, f in acceptable if q == top)
 
 
 # Clients send few distinct Accept headers (one per browser version), so each answer is computed once;
 # only headers of ordinary length are remembered, so odd ones cannot fill memory.
 _REMEMBERED_ACCEPT_LENGTH = 256
-_remembered_choice = lru_cache(maxsize=1024)(_choose)
+_remembered_best = lru_cache(maxsize=1024)(_best)
 
 
 def _server_rank(image_format: str) -> int:

@@ -11,6 +11,7 @@ passed, so the published figures are always those of a green run.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -112,6 +113,12 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         f"| schemathesis requests / 5xx answers | {requests} / {server_errors} |",
         f"| serving API edge cases (proxy, browser, CDN, attacker, busy CPU) | {count('serving_edge')} |",
         f"| catalog life cases (revalidation, stale, refresh, remove, prune) | {count('catalog_life')} |",
+        f"| objects lost from storage found / still missing after the next sync | "
+        f"{sum(int(r['found_missing']) for r in by_section.get('lost_object', []))} / "
+        f"{sum(int(r['missing_after']) for r in by_section.get('lost_object', []))} |",
+        f"| HEAD answers that differ from GET's (status or headers) | "
+        f"{sum(r['get'] != r['head'] or not r['headers_equal'] for r in by_section.get('head_vs_get', []))} "
+        f"of {count('head_vs_get')} |",
         "",
     ]
     out += _section(
@@ -215,6 +222,8 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         "image, 7 behind a proxy and in a browser, 8 what a request may cost.",
         by_section.get("serving_edge", []),
         ["item", "case", "observed"],
+    )
+    out += _section(
         "The catalog's life after its first sync",
         "A new file behind an unchanged URL (revalidation with conditional requests), a source that "
         "changes to a refused file under each STALE_IMAGE_POLICY (checked through the API), a forced "
@@ -224,6 +233,29 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         by_section.get("catalog_life", []),
         ["case", "setup", "observed", "missing_objects", "unreferenced_objects"],
     )
+    out += _section(
+        "Objects lost from storage",
+        "Three synced artworks on PostgreSQL + SeaweedFS, objects deleted by hand; *found missing* is "
+        "what the comparison `catalog_objects_exist` makes (one listing of the partitions' prefixes "
+        "against the catalog) reported for that artwork; it is then repaired by the next ordinary sync "
+        "of its scope, with no operator step in between.",
+        by_section.get("lost_object", []),
+        ["case", "found_missing", "repaired_by", "missing_after", "listed_objects", "listing_ms"],
+    )
+    out += _section(
+        "HEAD against GET",
+        "A real `tvdb-images serve` per setup: renditions read whole into the byte cache (*cached*), "
+        "streamed (SERVING_BYTE_CACHE_MB=0), and S3 that refuses connections (*storage_down*). "
+        "*Headers equal* compares every header but `Date` and the request id (and, for errors, the "
+        "length of a body that names the request id).",
+        by_section.get("head_vs_get", []),
+        ["server", "case", "get", "head", "headers_equal", "head_body_bytes"],
+    )
+    soaks = sorted((ROOT / "benchmarks" / "results").glob("soak*.json"))
+    for path in soaks:
+        out += _soak_section(path)
+    if not soaks:
+        out += ["## Soak", "", "_(no results of `python -m benchmarks.soak` in benchmarks/results)_", ""]
     out += [
         "## Known limits",
         "",
@@ -251,6 +283,55 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
 
 def _load() -> str:
     return " / ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def _soak_section(path: Path) -> list[str]:
+    """The last `python -m benchmarks.soak` run, from its results file (a benchmark, not a test)."""
+    soak = json.loads(path.read_text(encoding="utf-8"))
+    settings = " ".join(f"{k}={v}" for k, v in soak.get("settings", {}).items()) or "default settings"
+    first, last, idle = soak["first_minute"], soak["last_minute"], soak["idle_after"]
+    mix = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in soak["request_mix"].items())
+    lines = [
+        f"## Soak ({settings})",
+        "",
+        f"`{soak['command']}` ({soak['machine']['date']}, {soak['machine']['cores']} cores, load average "
+        f"{soak['machine']['load_average'][0]} before and {soak['machine']['load_average_after'][0]} after: "
+        "the machine was shared with other work). "
+        f"`tvdb-images serve --workers {soak['workers']}` ({settings}) on PostgreSQL + SeaweedFS, wrk with "
+        f"{soak['connections']} connections rotating over a shuffled list of requests ({mix}), while "
+        "another process synced new artwork beside it "
+        f"(up to artwork id {soak['sync_beside_last_artwork_id']}).",
+        "",
+        f"- {soak['requests']} requests in {soak['minutes']} minutes, **{soak['errors']} errors**; p99 "
+        f"{soak['p99_ms_first_minute']:.1f} ms in the first minute, {soak['p99_ms_last_minute']:.1f} ms in "
+        f"the last (median minute {soak['p99_ms_median_minute']:.1f} ms).",
+        f"- catalog database connections (all clients): at most {first['database_connections_max']} in the "
+        f"first minute, {last['database_connections_max']} in the last, {idle['database_connections']} "
+        "once the load stopped.",
+        "",
+        "| worker | RSS MB first / last minute | open fds first / last | PostgreSQL connections first / last "
+        "| S3 connections first / last |",
+        "|---|---|---|---|---|",
+    ]
+    lines.insert(
+        -3,
+        "*S3 connections* are the workers' pooled keep-alive connections to SeaweedFS: open while images "
+        "are read from storage (with the default byte cache only until it holds the working set), closed "
+        "by the server once idle.\n",
+    )
+    for pid, f in first["workers"].items():
+        end = last["workers"].get(pid, {"rss_mb": "exited", "fds": "-", "postgres": "-", "s3": "-"})
+        lines.append(
+            f"| {pid} | {f['rss_mb']} / {end.get('rss_mb')} | {f['fds']} / {end.get('fds')} | "
+            f"{f['postgres']} / {end.get('postgres')} | {f['s3']} / {end.get('s3')} |"
+        )
+    lines += ["", "| minute | req/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|"]
+    for m in soak["per_minute"]:
+        lines.append(
+            f"| {m['minute']} | {m['requests_per_second']:.0f} | {m['p50_us'] / 1000:.1f} | "
+            f"{m['p99_us'] / 1000:.1f} | {m['errors']} |"
+        )
+    return [*lines, ""]
 
 
 def _section(title: str, text: str, rows: list[dict[str, Any]], columns: Iterable[str]) -> list[str]:

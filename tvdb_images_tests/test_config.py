@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tvdb_images.cli import main
 from tvdb_images.config import ConfigError, load_settings
+from tvdb_images.imaging import render_renditions
+from tvdb_images.pipeline.settings import PipelineSettings
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +101,30 @@ def test_cli_reports_bad_configuration_without_a_traceback(
     assert main(["db", "upgrade"]) == 2
     err = capsys.readouterr().err
     assert "IMAGE_QUALITY" in err and "Traceback" not in err
+
+
+def test_each_output_format_has_its_own_quality(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IMAGE_QUALITY is WebP's, IMAGE_QUALITY_AVIF is AVIF's: each reaches the encoder and the
+    signature stored with the renditions (so changing either makes renditions stale)."""
+    monkeypatch.delenv("IMAGE_QUALITY_AVIF", raising=False)
+    monkeypatch.setenv("IMAGE_QUALITY", "80")
+    webp = PipelineSettings.from_settings(load_settings())
+    monkeypatch.setenv("IMAGE_FORMAT", "avif")
+    default_avif = PipelineSettings.from_settings(load_settings())
+    monkeypatch.setenv("IMAGE_QUALITY_AVIF", "40")
+    avif = PipelineSettings.from_settings(load_settings())
+    assert (webp.render.format, webp.render.quality) == ("webp", 80)
+    assert (default_avif.render.format, default_avif.render.quality) == ("avif", 70)
+    assert (avif.render.format, avif.render.quality) == ("avif", 40)
+    assert avif.signature.startswith("avif-q40-") and webp.signature.startswith("webp-q80-")
+
+    source = io.BytesIO()
+    Image.effect_noise((400, 300), 64).convert("RGB").save(source, "PNG")
+    low = render_renditions(source.getvalue(), avif.render, avif.limits).renditions[0]
+    high = render_renditions(source.getvalue(), default_avif.render, default_avif.limits).renditions[0]
+    assert low.format == high.format == "avif" and len(low.data) < len(high.data)
+
+    monkeypatch.setenv("IMAGE_QUALITY_AVIF", "0")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert "IMAGE_QUALITY_AVIF" in str(error.value)

@@ -40,6 +40,24 @@ def test_format_negotiation_between_avif_and_webp(accept: str | None, expected: 
     assert choose_format(["webp", "avif"], accept) == expected
 
 
+@pytest.mark.parametrize(
+    ("accept", "sizes", "expected"),
+    [
+        (BROWSER_WITH_AVIF, {"avif": 12_000, "webp": 9_000}, "webp"),  # AVIF larger: WebP it is
+        (BROWSER_WITH_AVIF, {"avif": 8_000, "webp": 9_000}, "avif"),
+        (BROWSER_WITH_AVIF, {"avif": 9_000, "webp": 9_000}, "avif"),  # a tie keeps the server order
+        ("image/avif;q=0.9, image/webp;q=0.9", {"avif": 12_000, "webp": 9_000}, "webp"),
+        ("image/webp, image/avif;q=0.5", {"avif": 1_000, "webp": 9_000}, "webp"),  # q decides first
+        ("*/*", {"avif": 1_000, "webp": 9_000}, "webp"),  # never AVIF to a client that did not name it
+        ("image/avif", {"avif": 12_000, "webp": 9_000}, "avif"),  # the only acceptable one
+    ],
+)
+def test_between_equally_acceptable_formats_the_smaller_encoding_wins(
+    accept: str, sizes: dict[str, int], expected: str
+) -> None:
+    assert choose_format(sizes, accept, sizes) == expected
+
+
 def test_negotiation_with_one_stored_format_always_sends_it() -> None:
     assert choose_format(["webp"], "image/avif") == "webp"
     assert choose_format(["jpeg"], BROWSER_WITH_AVIF) == "jpeg"

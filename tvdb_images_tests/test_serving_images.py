@@ -123,23 +123,43 @@ def test_if_none_match_answers_304_without_a_body(served: ServedData, if_none_ma
         assert other.status_code == 200 and other.content == first.content
 
 
-def test_head_sends_the_headers_and_never_reads_storage(served: ServedData) -> None:
+def test_head_reads_what_get_reads_and_leaves_the_bytes_in_the_cache(served: ServedData) -> None:
+    """HEAD learns its answer as GET does (so a lost object is a 404 for both); a byte-cache-sized
+    rendition it read is then served to the GET from memory."""
     recorder = RecordingStore(served.store)
     row = renditions(served, PRIMARY_POSTER)[("large", "webp")]
     with api(served, store=recorder) as client:
         response = client.head("/api/v1/images/series/101/poster/large")
-    assert response.status_code == 200 and response.content == b""
+        assert len(recorder.calls) == 1
+        get = client.get("/api/v1/images/series/101/poster/large")
+    assert response.status_code == 200
     assert response.headers["content-length"] == str(row.bytes)
     assert response.headers["etag"] == f'"{row.checksum}"'
     assert response.headers["content-type"] == "image/webp"
-    assert recorder.calls == []
+    assert get.status_code == 200 and len(get.content) == row.bytes
+    assert len(recorder.calls) == 1
+
+
+def test_a_browser_that_accepts_both_formats_gets_the_smaller_encoding(served: ServedData) -> None:
+    """Both formats of every size are recorded with their bytes; each negotiated answer is the smaller."""
+    stored = renditions(served, AVIF_ARTWORK)
+    both = [size for size in SIZES if (size, "avif") in stored and (size, "webp") in stored]
+    assert both
+    with api(served) as client:
+        for size in both:
+            avif, webp = stored[(size, "avif")], stored[(size, "webp")]
+            smaller = avif if avif.bytes <= webp.bytes else webp
+            answer = client.get(f"/api/v1/images/people/301/image/{size}", headers={"Accept": AVIF_BROWSER})
+            assert answer.headers["etag"] == f'"{smaller.checksum}"', size
+            assert len(answer.content) == smaller.bytes == min(avif.bytes, webp.bytes)
+            assert answer.headers["vary"] == "Accept"
 
 
 def test_accept_chooses_avif_when_the_client_names_it(served: ServedData) -> None:
     stored = renditions(served, AVIF_ARTWORK)
     assert {fmt for _, fmt in stored} == {"webp", "avif"}
     with api(served) as client:
-        avif = client.get("/api/v1/images/people/301/image/small", headers={"Accept": AVIF_BROWSER})
+        avif = client.get("/api/v1/images/people/301/image/small", headers={"Accept": "image/avif"})
         webp = client.get("/api/v1/images/people/301/image/small", headers={"Accept": "image/webp,*/*"})
         curl = client.get("/api/v1/images/people/301/image/small", headers={"Accept": "*/*"})
     assert avif.headers["content-type"] == "image/avif" and avif.headers["vary"] == "Accept"

@@ -145,3 +145,32 @@ def test_list_by_a_partial_prefix_matches_s3_semantics(any_store) -> None:  # ty
     assert sorted(o.key for o in any_store.list(Bucket.THUMBNAILS, "series/a")) == keys[:2]
     assert [o.key for o in any_store.list(Bucket.THUMBNAILS, "series/af/22/")] == [keys[1]]
     assert [o.key for o in any_store.list(Bucket.THUMBNAILS, "series/c")] == []
+
+
+def test_s3_reads_answer_like_boto3(seaweedfs, s3_store: S3ObjectStore, s3_bucket_names) -> None:  # type: ignore[no-untyped-def]
+    """Reads go through the signed urllib3 path: same bytes and headers as boto3's GetObject, a
+    missing key is ObjectNotFound, a refused signature or an unreachable endpoint a StorageError."""
+    key = "series/ab/cd/7/poster/medium.webp"
+    s3_store.put(Bucket.THUMBNAILS, key, b"w" * 70_000, content_type="image/webp", cache_control="max-age=9")
+    stream = s3_store.open(Bucket.THUMBNAILS, key)
+    try:
+        assert stream.info.size == 70_000 and stream.info.content_type == "image/webp"
+        assert stream.info.cache_control == "max-age=9"
+        assert b"".join(stream.iter_chunks(16_384)) == b"w" * 70_000
+    finally:
+        stream.close()
+    boto = s3_store.client.get_object(Bucket=s3_bucket_names[Bucket.THUMBNAILS], Key=key)
+    assert stream.info.etag == boto["ETag"].strip('"')
+    assert stream.info.last_modified == boto["LastModified"]
+    with pytest.raises(ObjectNotFound):
+        s3_store.get(Bucket.THUMBNAILS, "series/ab/cd/7/poster/none.webp")
+    for broken in (
+        {"endpoint_url": seaweedfs.endpoint, "secret_access_key": "wrong"},
+        {"endpoint_url": "http://127.0.0.1:9", "secret_access_key": seaweedfs.secret_key},
+    ):
+        store = S3ObjectStore(
+            bucket_names=s3_bucket_names, access_key_id=seaweedfs.access_key, region="us-east-1", **broken
+        )
+        with pytest.raises(StorageError) as error:
+            store.get(Bucket.THUMBNAILS, key)
+        assert not isinstance(error.value, ObjectNotFound)

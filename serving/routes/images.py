@@ -41,8 +41,9 @@ async def get_image(
     **Which artwork:** when the item has several of the type, the primary one among those stored:
     highest TVDB score, then English before no language before other languages, then the lowest id.
 
-    **Format:** AVIF when `Accept` names `image/avif` (wildcards do not count) and an AVIF rendition
-    exists, else WebP. Artwork stored with ENABLE_IMAGE_OPTIMIZATION=false has only its unchanged
+    **Format:** among the stored formats the client accepts equally (AVIF only when `Accept` names
+    `image/avif`; wildcards do not count), the smaller encoding of this size; WebP when nothing stored
+    is acceptable. Artwork stored with ENABLE_IMAGE_OPTIMIZATION=false has only its unchanged
     source, as size `original`.
 
     **Caching:** strong `ETag`; `If-None-Match` answers 304. `Cache-Control: public,
@@ -50,7 +51,7 @@ async def get_image(
 
     **Not stored yet:** 404 `image_not_stored` naming the TVDB source URL, the artwork's status and
     failure cause; with MISSING_IMAGE_REDIRECT=true a 302 to the source instead.
-    HEAD answers the same headers without a body and without reading storage.
+    HEAD answers exactly what GET would (status and headers) without a body.
 
     **Freshness:** each process remembers lookups for SERVING_CACHE_SECONDS (default 5 s), so a
     replaced rendition or a new primary artwork is served at most that much later.

@@ -30,6 +30,7 @@ from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, O
 from tvdb_images.pipeline.cleanup import CleanupReport, clean_orphans
 from tvdb_images.pipeline.download import download_sources
 from tvdb_images.pipeline.render import render_stored_sources
+from tvdb_images.pipeline.repair import requeue_lost_objects
 from tvdb_images.pipeline.report import StageReport, Tally
 from tvdb_images.storage import StorageError
 
@@ -65,16 +66,26 @@ def _fail_if_nothing_worked(report: StageReport) -> None:
 
 @dg.asset(
     **PARTITIONED_ASSET,
-    kinds={CATALOG_KIND},
-    description="Discovery: how much artwork in these partitions has no current local copy.",
+    kinds={CATALOG_KIND, OBJECT_STORAGE_KIND},
+    description="Discovery: how much artwork in these partitions has no current local copy, "
+    "including processed artwork whose stored objects are gone (sent back to download or render).",
 )
 def missing_artwork(
-    context: dg.AssetExecutionContext, catalog: CatalogResource, image_pipeline: ImagePipelineResource
+    context: dg.AssetExecutionContext,
+    catalog: CatalogResource,
+    storage: ObjectStorageResource,
+    image_pipeline: ImagePipelineResource,
 ) -> dg.MaterializeResult:
     scope, partitions = _partition_scope(context)
     settings = image_pipeline.pipeline_settings()
     with catalog.get_catalog().session() as session:
         assigned = work.assign_missing_layout(session)
+    try:
+        lost = requeue_lost_objects(catalog.get_catalog(), storage.get_store(), scope)
+    except StorageError as exc:  # the download and render steps report storage for themselves
+        context.log.warning("could not list storage to find lost objects: %s", exc)
+        lost = {}
+    with catalog.get_catalog().session() as session:
         by_partition = work.count_work_by_partition(
             session, scope, max_attempts=settings.max_attempts, signature=settings.signature
         )
@@ -82,11 +93,13 @@ def missing_artwork(
     for counts in by_partition.values():
         totals.update(counts)
     context.log.info(
-        "discovery over %d partitions (%d hold artwork): %s; layout assigned to %d new rows",
+        "discovery over %d partitions (%d hold artwork): %s; layout assigned to %d new rows; "
+        "lost objects: %s",
         partitions,
         len(by_partition),
         ", ".join(f"{name} {count}" for name, count in sorted(totals.items())),
         assigned,
+        ", ".join(f"{name} {count}" for name, count in sorted(lost.items())) or "not listed",
     )
     add_partition_metadata(
         context,

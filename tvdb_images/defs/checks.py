@@ -22,9 +22,9 @@ from tvdb_images.defs.assets import image_renditions
 from tvdb_images.defs.check_results import CheckOutcome, partition_evaluations
 from tvdb_images.defs.partitions import artwork_partitions, run_partitions
 from tvdb_images.defs.resources import CatalogResource, ObjectStorageResource
+from tvdb_images.pipeline.repair import find_missing, key_partition
 from tvdb_images.pipeline.settings import MIRROR_SIGNATURE
-from tvdb_images.storage import Bucket
-from tvdb_images.storage.layout import SIZES, covering_prefixes
+from tvdb_images.storage.layout import SIZES
 
 EXAMPLES_PER_PARTITION = 10
 
@@ -44,36 +44,34 @@ def _examples(items: list[str]) -> dg.MetadataValue:
 def catalog_objects_exist(
     context: dg.AssetCheckExecutionContext, catalog: CatalogResource, storage: ObjectStorageResource
 ) -> Iterator[DagsterEvent | dg.Output]:
-    store = storage.get_store()
+    # The same comparison the next sync's discovery makes (one listing per covering prefix, 8 for a
+    # 128-partition run): what fails here, that sync stores again.
     partitions = run_partitions(context)
-    shards_by_type: dict[str, list[str]] = defaultdict(list)
-    referenced: dict[tuple[str, str], dict[Bucket, set[str]]] = {}
-    with catalog.get_catalog().session() as session:
-        for content_type, shard in partitions:
-            shards_by_type[content_type].append(shard)
-            originals, thumbnails = work.referenced_keys(session, content_type, shard)
-            referenced[(content_type, shard)] = {Bucket.ORIGINALS: originals, Bucket.THUMBNAILS: thumbnails}
-    # One listing per covering prefix (8 for a 128-partition run) rather than per partition.
-    prefixes = [p for ct, shards in shards_by_type.items() for p in covering_prefixes(ct, shards)]
-    present: dict[Bucket, set[str]] = {}
-    for bucket in Bucket:
-        if any(keys[bucket] for keys in referenced.values()):
-            present[bucket] = {obj.key for prefix in prefixes for obj in store.list(bucket, prefix)}
+    found = find_missing(catalog.get_catalog(), storage.get_store(), work.Scope(partitions=partitions))
+    context.log.info(
+        "%d referenced objects checked against %d listed in %.2f s",
+        found.referenced,
+        found.listed,
+        found.seconds,
+    )
+    missing: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for objects in found.by_artwork.values():
+        for obj in objects:
+            missing[key_partition(obj.key)].append(f"{obj.bucket.value}/{obj.key}")
     outcomes: dict[tuple[str, str], CheckOutcome] = {}
-    for partition, keys in referenced.items():
-        missing = [
-            f"{bucket.value}/{key}"
-            for bucket, wanted in keys.items()
-            for key in sorted(wanted - present.get(bucket, set()))
-        ]
-        checked = sum(len(wanted) for wanted in keys.values())
+    for partition in partitions:
+        lost = sorted(missing.get(partition, []))
+        checked = found.referenced_by_partition.get(partition, 0)
         outcomes[partition] = CheckOutcome(
-            passed=not missing,
-            description=f"{len(missing)} of {checked} referenced objects missing" if missing else None,
+            passed=not lost,
+            description=f"{len(lost)} of {checked} referenced objects are gone from storage; the next "
+            "sync_images run of this partition (or a sync of the content item) stores them again"
+            if lost
+            else None,
             metadata={
                 "objects_checked": dg.MetadataValue.int(checked),
-                "missing": dg.MetadataValue.int(len(missing)),
-                "missing_examples": _examples(missing),
+                "missing": dg.MetadataValue.int(len(lost)),
+                "missing_examples": _examples(lost),
             },
         )
     yield from partition_evaluations(context, outcomes)

@@ -16,7 +16,7 @@ import dagster as dg
 from pydantic import PrivateAttr, SecretStr
 
 from tvdb_images.catalog.db import Catalog
-from tvdb_images.config import Settings
+from tvdb_images.config import AVIF_QUALITY_DEFAULT, Settings
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import ObjectStore, store_from_settings
@@ -94,6 +94,7 @@ class ImagePipelineResource(_SettingsMirror):
 
     image_format: str = "webp"
     image_quality: int = 85
+    image_quality_avif: int = AVIF_QUALITY_DEFAULT
     webp_method: int = 4
     enable_image_optimization: bool = True
     max_image_file_size_mb: float = 20.0

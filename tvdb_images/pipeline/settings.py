@@ -36,9 +36,13 @@ class PipelineSettings:
     @classmethod
     def from_settings(cls, settings: Settings) -> PipelineSettings:
         workers = settings.render_workers or os.cpu_count() or 1
+        # Each format its own quality, chosen so that the formats look alike (docs/performance.md).
+        quality = settings.image_quality_avif if settings.image_format == "avif" else settings.image_quality
         return cls(
             render=RenderSettings(
-                format=settings.image_format, quality=settings.image_quality, webp_method=settings.webp_method
+                format=settings.image_format,
+                quality=quality,
+                webp_method=settings.webp_method,
             ),
             limits=ValidationLimits(
                 max_bytes=settings.max_image_bytes,

@@ -3,6 +3,7 @@ then render it."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from tvdb_images.catalog.db import Catalog
@@ -10,10 +11,13 @@ from tvdb_images.catalog.work import Scope
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.download import download_sources
 from tvdb_images.pipeline.render import render_stored_sources
+from tvdb_images.pipeline.repair import requeue_lost_objects
 from tvdb_images.pipeline.report import StageReport
 from tvdb_images.pipeline.revalidate import RevalidationReport, revalidate_sources
 from tvdb_images.pipeline.settings import PipelineSettings
-from tvdb_images.storage import ObjectStore
+from tvdb_images.storage import ObjectStore, StorageError
+
+log = logging.getLogger(__name__)
 
 
 def sync_scope(
@@ -25,6 +29,10 @@ def sync_scope(
     *,
     limit: int | None = None,
 ) -> tuple[StageReport, StageReport]:
+    try:  # an item or partition scope: objects lost from storage are stored again by this very run
+        requeue_lost_objects(catalog, store, scope)
+    except StorageError as exc:
+        log.warning("could not list storage to find lost objects: %s", exc)
     download = download_sources(catalog, store, fetcher, settings, scope, limit=limit)
     # Render what this run downloaded (and anything of the scope already waiting for renditions).
     render = render_stored_sources(catalog, store, settings, scope, limit=limit)

@@ -2,6 +2,8 @@
 
 A single S3 PUT is atomic, so an object is either absent or complete: the pipeline never leaves a
 partial upload behind a key. Path-style addressing keeps MinIO and SeaweedFS endpoints working.
+Reads (`open`, `get`) go through `s3_get.SignedGetter`, with the same credentials, endpoint,
+timeouts and number of attempts, at a fraction of boto3's CPU per call.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tvdb_images.storage.base import Bucket, ObjectInfo, ObjectNotFound, ObjectStream, StorageError
+from tvdb_images.storage.s3_get import SignedGetter
 
 _NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+_CONNECT_TIMEOUT = 5
+_READ_TIMEOUT = 30
+_ATTEMPTS = 4
 
 
 class S3ObjectStore:
@@ -38,22 +44,38 @@ class S3ObjectStore:
         self.endpoint_url = endpoint_url
         self.region = region
         self.cdn_base_url = cdn_base_url
-        self._client = client or boto3.session.Session().client(
+        self._getter: SignedGetter | None = None
+        if client is not None:  # a caller's own client (its own retries, timeouts): every call uses it
+            self._client = client
+            return
+        session = boto3.session.Session(
+            aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key
+        )
+        self._client = session.client(
             "s3",
             endpoint_url=endpoint_url,
-            aws_access_key_id=access_key_id,
-            aws_secret_access_key=secret_access_key,
             region_name=region,
             config=Config(
                 max_pool_connections=max_connections,
-                connect_timeout=5,
-                read_timeout=30,
-                retries={"mode": "standard", "max_attempts": 4},
+                connect_timeout=_CONNECT_TIMEOUT,
+                read_timeout=_READ_TIMEOUT,
+                retries={"mode": "standard", "max_attempts": _ATTEMPTS},
                 s3={"addressing_style": "path"},
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
             ),
         )
+        credentials = session.get_credentials()
+        if credentials is not None:
+            self._getter = SignedGetter(
+                endpoint_url=self._client.meta.endpoint_url,
+                credentials=credentials,
+                region=region,
+                max_connections=max_connections,
+                connect_timeout=_CONNECT_TIMEOUT,
+                read_timeout=_READ_TIMEOUT,
+                attempts=_ATTEMPTS,
+            )
 
     @property
     def client(self) -> Any:
@@ -104,6 +126,8 @@ class S3ObjectStore:
             stream.close()
 
     def open(self, bucket: Bucket, key: str) -> ObjectStream:
+        if self._getter is not None:
+            return self._getter.open(self.bucket_names[bucket], key)
         response = self._call("get_object", Bucket=self.bucket_names[bucket], Key=key)
         info = ObjectInfo(
             key=key,
