@@ -163,7 +163,9 @@ def _serve(args: argparse.Namespace) -> int:
     from serving.server import run
     from tvdb_images.preflight import check_dependencies
 
-    check_dependencies(load_settings())  # fail fast with a readable message on bad configuration
+    # Fail fast on bad configuration; an object store that is down is the API's to report while it
+    # runs (/readyz and the image answers say 503 storage), so a restart of S3 never stops the API.
+    check_dependencies(load_settings(), reach_storage=False)
     run(host=args.host, port=args.port, workers=args.workers, loop=args.loop)
     return 0
 

@@ -19,12 +19,14 @@ _MISSING_BUCKET_CODES = {"404", "NoSuchBucket", "NotFound"}
 _REJECTED_CREDENTIAL_CODES = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 
 
-def check_dependencies(settings: Settings, *, storage: bool = True) -> None:
-    """Everything a command needs: the catalog database, and (with `storage`) the object store."""
+def check_dependencies(settings: Settings, *, storage: bool = True, reach_storage: bool = True) -> None:
+    """Everything a command needs: the catalog database, and (with `storage`) the object store's
+    settings and (with `reach_storage`) the store itself."""
     check_database(settings.resolved_database_url)
     if storage:
         check_s3_credentials(settings)
-        check_storage(settings)
+        if reach_storage:
+            check_storage(settings)
 
 
 def check_database(url: str) -> None:

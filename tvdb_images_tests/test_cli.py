@@ -181,12 +181,6 @@ def test_unreachable_s3_endpoint_stops_the_demo_at_start(tmp_path: Path) -> None
     assert not (tmp_path / "data" / "dagster_home").exists()
 
 
-def test_unreachable_s3_endpoint_stops_serve_at_start(cli) -> None:  # type: ignore[no-untyped-def]
-    env = _unreachable_s3()
-    result = cli(["serve"], **env)
-    _assert_stopped_at_start(result, f"cannot reach the S3 server at {env['S3_ENDPOINT_URL']}")
-
-
 def test_s3_preflight_passes_on_real_seaweedfs(seaweedfs: services.SeaweedFS) -> None:
     """The same check against a real S3 server: reachable, credentials accepted, buckets may be missing."""
     from tvdb_images.config import load_settings

@@ -237,7 +237,8 @@ def test_each_partition_of_a_ranged_run_records_its_own_counts_and_check_verdict
     with catalog.session() as session:
         lost = session.get(Artwork, 1).renditions[0].storage_key
     store_from_settings(settings).delete(Bucket.THUMBNAILS, [lost])
-    again = job.execute_in_process(instance=instance, tags=tags)
+    # A run of the checks without a sync's discovery (rerender_images) finds the loss in A only.
+    again = defs.resolve_job_def("rerender_images").execute_in_process(instance=instance, tags=tags)
     assert again.success
     assert _check_statuses(instance, "catalog_objects_exist") == {
         "SUCCEEDED": set(RANGE) - {scenario.key_a},
@@ -251,6 +252,14 @@ def test_each_partition_of_a_ranged_run_records_its_own_counts_and_check_verdict
     )
     assert failed.partition == scenario.key_a and failed.metadata["missing"].value == 1
     assert lost in failed.metadata["missing_examples"].value
+
+    # The next sync's discovery makes the same comparison and renders A's artwork again.
+    repaired = job.execute_in_process(instance=instance, tags=tags)
+    assert repaired.success
+    discovery = {m.partition: m.metadata for m in repaired.asset_materializations_for_node("missing_artwork")}
+    assert discovery[scenario.key_a]["lost_rerender"].value == 1
+    assert discovery[scenario.key_b]["lost_objects_missing"].value == 0
+    assert _check_statuses(instance, "catalog_objects_exist") == {"SUCCEEDED": set(RANGE)}
     catalog.dispose()
 
 
@@ -277,7 +286,7 @@ def test_asset_kinds_name_the_configured_backends(
     graph = build_definitions(settings).resolve_asset_graph()
     kinds = {key.to_user_string(): graph.get(key).kinds for key in graph.get_all_asset_keys()}
     assert kinds == {
-        "missing_artwork": {catalog_kind},
+        "missing_artwork": {catalog_kind, storage_kind},
         "source_images": {storage_kind},
         "image_renditions": {"pillow", storage_kind},
         "orphaned_images": {storage_kind},

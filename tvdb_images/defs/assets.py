@@ -30,7 +30,7 @@ from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, O
 from tvdb_images.pipeline.cleanup import CleanupReport, clean_orphans
 from tvdb_images.pipeline.download import download_sources
 from tvdb_images.pipeline.render import render_stored_sources
-from tvdb_images.pipeline.repair import requeue_lost_objects
+from tvdb_images.pipeline.repair import LOST_COUNTS, requeue_lost_objects
 from tvdb_images.pipeline.report import StageReport, Tally
 from tvdb_images.storage import StorageError
 
@@ -94,17 +94,21 @@ def missing_artwork(
         totals.update(counts)
     context.log.info(
         "discovery over %d partitions (%d hold artwork): %s; layout assigned to %d new rows; "
-        "lost objects: %s",
+        "%d partitions had objects lost from storage",
         partitions,
         len(by_partition),
         ", ".join(f"{name} {count}" for name, count in sorted(totals.items())),
         assigned,
-        ", ".join(f"{name} {count}" for name, count in sorted(lost.items())) or "not listed",
+        len(lost),
     )
+    none_lost = dict.fromkeys(LOST_COUNTS, 0)
     add_partition_metadata(
         context,
-        {f"{ct}|{shard}": discovery_metadata(counts) for (ct, shard), counts in by_partition.items()},
-        discovery_metadata(dict.fromkeys(DISCOVERY_COUNTS, 0)),
+        {
+            f"{ct}|{shard}": discovery_metadata(counts) | lost_metadata(lost.get((ct, shard), none_lost))
+            for (ct, shard), counts in by_partition.items()
+        },
+        discovery_metadata(dict.fromkeys(DISCOVERY_COUNTS, 0)) | lost_metadata(none_lost),
     )
     return dg.MaterializeResult()
 
@@ -176,6 +180,11 @@ def _add_stage_metadata(context: dg.AssetExecutionContext, report: StageReport) 
 
     per_partition = {name: metadata(tally) for name, tally in report.by_partition.items()}
     add_partition_metadata(context, per_partition, metadata(Tally()))
+
+
+def lost_metadata(counts: dict[str, int]) -> dict[str, dg.MetadataValue]:
+    """`lost_*`: the partition's objects found missing from storage, and the artwork sent back to work."""
+    return {f"lost_{name}": dg.MetadataValue.int(value) for name, value in counts.items()}
 
 
 class CleanupConfig(dg.Config):

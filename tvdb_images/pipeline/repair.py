@@ -198,23 +198,34 @@ def find_missing(catalog: Catalog, store: ObjectStore, scope: Scope) -> MissingO
     )
 
 
-def requeue_lost_objects(catalog: Catalog, store: ObjectStore, scope: Scope) -> dict[str, int]:
+LOST_COUNTS = ("objects_missing", "redownload", "rerender", "rendition_rows_dropped")
+
+
+def requeue_lost_objects(
+    catalog: Catalog, store: ObjectStore, scope: Scope
+) -> dict[tuple[str, str], dict[str, int]]:
     """Discovery's repair step: find the scope's lost objects and send their artwork back to work.
-    Scopes that are neither partitions nor one item are not listed (returns zero counts)."""
-    counts = {"objects_missing": 0, "redownload": 0, "rerender": 0, "rendition_rows_dropped": 0}
+
+    Returns the counts (`LOST_COUNTS`) for each partition that had lost objects; scopes that are
+    neither partitions nor one item are not listed (nothing returned)."""
     if scope_prefixes(scope) is None:
-        return counts
+        return {}
     found = find_missing(catalog, store, scope)
-    counts["objects_missing"] = sum(len(objects) for objects in found.by_artwork.values())
-    if found.by_artwork:
+    by_partition: dict[tuple[str, str], dict[int, list[ReferencedObject]]] = defaultdict(dict)
+    for artwork_id, objects in found.by_artwork.items():
+        by_partition[key_partition(objects[0].key)][artwork_id] = objects
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    if by_partition:
         with catalog.session() as session:
-            counts.update(requeue_missing(session, found.by_artwork))
+            for partition, missing in sorted(by_partition.items()):
+                counts[partition] = {"objects_missing": sum(len(objects) for objects in missing.values())}
+                counts[partition].update(requeue_missing(session, missing))
         log.warning(
             "%d referenced objects are missing from storage (first: %s); requeued %d artworks to "
             "download again and %d to render again",
-            counts["objects_missing"],
+            sum(c["objects_missing"] for c in counts.values()),
             found.keys[0],
-            counts["redownload"],
-            counts["rerender"],
+            sum(c["redownload"] for c in counts.values()),
+            sum(c["rerender"] for c in counts.values()),
         )
     return counts
