@@ -54,6 +54,30 @@ query Materializations($path: [String!]!, $limit: Int!) {
 }
 """
 
+BACKFILL_PROGRESS = """
+query BackfillProgress($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill {
+      isAssetBackfill
+      assetBackfillData {
+        assetBackfillStatuses {
+          ... on AssetPartitionsStatusCounts {
+            assetKey { path }
+            numPartitionsTargeted
+            numPartitionsInProgress
+            numPartitionsMaterialized
+            numPartitionsFailed
+          }
+        }
+      }
+      partitionStatusCounts { runStatus count }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
 FINISHED_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
@@ -134,6 +158,25 @@ class DagsterAPI:
             for run in result["runs"]
         ]
         return Backfill(status=result["status"], num_partitions=result["numPartitions"] or 0, runs=runs)
+
+    def backfill_progress(self, backfill_id: str) -> dict[str, dict[str, int]]:
+        """What the backfill page counts: per asset, partitions targeted, in progress, materialized and
+        failed (asset backfills); or partitions per run status (job backfills, under "runs")."""
+        result = self.query(BACKFILL_PROGRESS, {"id": backfill_id})["partitionBackfillOrError"]
+        if result["__typename"] != "PartitionBackfill":
+            raise GraphQLError(f"{result['__typename']}: {result.get('message')}")
+        if not result["isAssetBackfill"]:
+            return {"runs": {c["runStatus"]: c["count"] for c in result["partitionStatusCounts"]}}
+        progress = {}
+        for status in result["assetBackfillData"]["assetBackfillStatuses"]:
+            if "assetKey" in status:
+                progress["/".join(status["assetKey"]["path"])] = {
+                    "targeted": status["numPartitionsTargeted"],
+                    "in_progress": status["numPartitionsInProgress"],
+                    "materialized": status["numPartitionsMaterialized"],
+                    "failed": status["numPartitionsFailed"],
+                }
+        return progress
 
     def wait_for_backfill(self, backfill_id: str, *, timeout: float) -> Backfill:
         """Poll until the daemon has finished the backfill: it is complete and none of its runs is live."""
