@@ -143,6 +143,33 @@ class DagsterAPI:
             raise GraphQLError(f"{result['__typename']}: {result.get('message')}\n{result.get('stack', '')}")
         return result["backfillId"]
 
+    def launch_job_backfill(
+        self,
+        job: str,
+        assets: list[str],
+        partition_names: list[str],
+        *,
+        location: str = "tvdb_images",
+        repository: str = "__repository__",
+        tags: dict[str, str] | None = None,
+    ) -> str:
+        """A backfill of `job` over `partition_names`, as Jobs -> job -> "Materialize all..." creates it
+        (a job backfill: the job's partition set, plus the job's assets)."""
+        params: dict[str, Any] = {
+            "selector": {
+                "partitionSetName": f"{job}_partition_set",
+                "repositorySelector": {"repositoryLocationName": location, "repositoryName": repository},
+            },
+            "assetSelection": [{"path": [asset]} for asset in assets],
+            "partitionNames": partition_names,
+            "fromFailure": False,
+            "tags": [{"key": key, "value": value} for key, value in (tags or {}).items()],
+        }
+        result = self.query(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+        if result["__typename"] != "LaunchBackfillSuccess":
+            raise GraphQLError(f"{result['__typename']}: {result.get('message')}\n{result.get('stack', '')}")
+        return result["backfillId"]
+
     def backfill(self, backfill_id: str) -> Backfill:
         result = self.query(BACKFILL, {"id": backfill_id})["partitionBackfillOrError"]
         if result["__typename"] != "PartitionBackfill":

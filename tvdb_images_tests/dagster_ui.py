@@ -76,7 +76,11 @@ def dagster_deployment(
     """Start the webserver and the daemon with `env` (the program's settings) and a fresh DAGSTER_HOME."""
     home = tmp_path / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(yaml.safe_dump(dict(instance or instance_config())))
+    config = dict(instance or instance_config())
+    storage = config.get("storage", {}).get("custom")
+    if storage:  # named explicitly, so this process opens the same storage without DAGSTER_HOME
+        storage["config"] = {"base_dir": str(home), **storage.get("config", {})}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     full_env = {**env, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1", "PYTHONUNBUFFERED": "1"}
     bin_dir = Path(sys.executable).parent
     port = free_port()
