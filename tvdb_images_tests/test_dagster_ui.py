@@ -145,7 +145,8 @@ def _latest_backfill_id(api: DagsterAPI) -> str:
 
 def _counts_row(page, row_text: str) -> list[int]:  # type: ignore[no-untyped-def]
     """The numbers in the backfill page's table row naming `row_text` (targeted, in progress, ...)."""
-    row = page.locator("tr", has_text=row_text).first
+    # A job backfill's table is a <table>; an asset backfill's a virtualized grid of positioned rows.
+    row = page.locator("tr, div[style*='translateY']").filter(has_text=row_text).first
     text = row.inner_text()
     return [int(n.replace(",", "")) for n in re.findall(r"(?<![\w.%])\d[\d,]*(?![\w.%])", text)]
 
