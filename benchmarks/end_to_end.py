@@ -49,6 +49,7 @@ from benchmarks.machine_load import PeakMemory, machine_busy_cores, raise_priori
 from benchmarks.parallel import run_threads
 from benchmarks.stack import import_corpus_catalog, running_stack
 from tvdb_images.catalog import work
+from tvdb_images.defs.metadata import parse_run_totals
 from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN, artwork_partitions
 from tvdb_images.defs.requests import partition_ranges
 from tvdb_images.imaging import RenderSettings
@@ -154,26 +155,28 @@ def run_events(instance: dg.DagsterInstance, run_ids: set[str]) -> tuple[dict[st
 
 
 def stage_reports(instance: dg.DagsterInstance, run_ids: set[str]) -> dict[str, dict[str, Any]]:
-    """Per stage: succeeded, wall seconds, and wall and CPU seconds by phase, summed over the runs (one
-    record each)."""
-    totals: dict[str, dict[str, Any]] = {}
+    """Per stage: succeeded, wall seconds, and wall and CPU seconds by phase, summed over the runs,
+    from the totals each run logs once per stage (its partitions' materializations carry their own)."""
+    totals: dict[str, dict[str, Any]] = {
+        stage: {"succeeded": 0, "failed": 0, "wall_seconds": 0.0, "bytes_in": 0, "bytes_out": 0}
+        for stage in STAGES
+    }
+    phases: dict[str, Counter[str]] = {stage: Counter() for stage in STAGES}
+    cpu_phases: dict[str, Counter[str]] = {stage: Counter() for stage in STAGES}
+    for run_id in run_ids:
+        for entry in instance.all_logs(run_id):
+            report = parse_run_totals(entry.user_message) if entry.step_key in STAGES else None
+            if report is None:
+                continue
+            stage = entry.step_key
+            for name in ("succeeded", "failed", "bytes_in", "bytes_out"):
+                totals[stage][name] += report[name]
+            totals[stage]["wall_seconds"] += report["elapsed_seconds"]
+            phases[stage].update(report["seconds_by_phase"])
+            cpu_phases[stage].update(report["cpu_seconds_by_phase"])
     for stage in STAGES:
-        records = instance.fetch_materializations(dg.AssetKey(stage), limit=10_000).records
-        by_run = {r.run_id: r.asset_materialization.metadata for r in records if r.run_id in run_ids}
-        phases: Counter[str] = Counter()
-        cpu_phases: Counter[str] = Counter()
-        for metadata in by_run.values():
-            phases.update(metadata["seconds_by_phase"].value)
-            cpu_phases.update(metadata["cpu_seconds_by_phase"].value)
-        totals[stage] = {
-            "succeeded": sum(m["succeeded"].value for m in by_run.values()),
-            "failed": sum(m["failed"].value for m in by_run.values()),
-            "wall_seconds": sum(m["elapsed_seconds"].value for m in by_run.values()),
-            "seconds_by_phase": {k: round(v, 2) for k, v in phases.items()},
-            "cpu_seconds_by_phase": {k: round(v, 2) for k, v in cpu_phases.items()},
-            "bytes_in": sum(m["bytes_in"].value for m in by_run.values()),
-            "bytes_out": sum(m["bytes_out"].value for m in by_run.values()),
-        }
+        totals[stage]["seconds_by_phase"] = {k: round(v, 2) for k, v in phases[stage].items()}
+        totals[stage]["cpu_seconds_by_phase"] = {k: round(v, 2) for k, v in cpu_phases[stage].items()}
     return totals
 
 

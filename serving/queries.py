@@ -22,13 +22,12 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, case, exists, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from serving.conditional import content_version, strong_etag
 from serving.links import artwork_image_path
 from tvdb_images.catalog.db import create_catalog_engine
-from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition
+from tvdb_images.catalog.models import Artwork, ArtworkRendition
 from tvdb_images.catalog.selection import primary_order_by
 from tvdb_images.pipeline.settings import MIRROR_SIGNATURE
 from tvdb_images.storage import Bucket
@@ -219,21 +218,6 @@ class CatalogReader:
     def _execute(self, statement: Select[Any], values: dict[str, Any]) -> Sequence[Any]:
         with self._engine.connect() as connection:
             return connection.execute(statement, values).all()
-
-
-def content_item_exists(session: Session, content_type: str, content_id: int) -> bool:
-    """An item is known if its content table has it or any artwork row points at it."""
-    model = CONTENT_MODELS[content_type]
-    if session.scalar(select(model.id).where(model.id == content_id)) is not None:
-        return True
-    return (
-        session.scalar(
-            select(Artwork.id)
-            .where(Artwork.content_type == content_type, Artwork.content_id == content_id)
-            .limit(1)
-        )
-        is not None
-    )
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from tvdb_images.defs.resources import resources_from_settings
 from tvdb_images.storage import Bucket, store_from_settings
 from tvdb_images.storage.layout import SIZES, shard_of
 from tvdb_images_tests import services
-from tvdb_images_tests.builders import corpus_entries, import_entries
+from tvdb_images_tests.builders import BAD_CAUSES, corpus_entries, import_entries
 from tvdb_images_tests.origins import LoopbackOrigin
 
 
@@ -147,32 +148,42 @@ def test_sync_images_over_a_partition_range(
         assert {e.check_name for e in evaluations} == {"catalog_objects_exist", "processed_artwork_complete"}
         assert all(e.passed for e in evaluations)
 
-    # Materializations recorded per partition, with metadata an analyst can read.
-    renditions = instance.fetch_materializations(dg.AssetKey("image_renditions"), limit=5000).records
-    materialized = {r.partition_key for r in renditions}
-    assert {str(partition_key(ct, shard)) for ct, shard in partitions} <= materialized
-    metadata = renditions[0].asset_materialization.metadata
-    for name in ("succeeded", "failed", "bytes_in", "bytes_out", "images_per_second", "failures_by_cause"):
-        assert name in metadata
-    busiest = max(renditions, key=lambda r: r.asset_materialization.metadata["succeeded"].value)
-    wall = busiest.asset_materialization.metadata["seconds_by_phase"].value
-    cpu = busiest.asset_materialization.metadata["cpu_seconds_by_phase"].value
-    assert set(cpu) == set(wall) >= {"read_source", "render", "upload", "catalog"}
-    assert cpu["render"] > 0 and all(cpu[phase] <= wall[phase] + 0.01 for phase in wall)
-    totals = {"succeeded": 0, "failed": 0}
-    seen_runs = set()
-    for record in renditions:
-        if record.run_id not in seen_runs:
-            seen_runs.add(record.run_id)
-            totals["succeeded"] += record.asset_materialization.metadata["succeeded"].value
+    # One materialization per partition, each carrying that partition's own counts.
     good = [e for e in entries.entries if not e.path.startswith("bad/")]
-    assert totals["succeeded"] == len(good)
-    downloads = instance.fetch_materializations(dg.AssetKey("source_images"), limit=5000).records
-    failures: dict[str, int] = {}
-    for record in {r.run_id: r for r in downloads}.values():
-        for cause, count in record.asset_materialization.metadata["failures_by_cause"].value.items():
-            failures[cause] = failures.get(cause, 0) + count
-    assert failures.get("too_many_pixels") == 2 and failures.get("empty") == 1
+    renditions = instance.fetch_materializations(dg.AssetKey("image_renditions"), limit=5000).records
+    by_partition = {r.partition_key: r.asset_materialization.metadata for r in renditions}
+    assert len(by_partition) == len(renditions)  # each partition once
+    assert {str(partition_key(ct, shard)) for ct, shard in partitions} <= set(by_partition)
+    expected: Counter[str] = Counter(
+        str(partition_key(e.content_type, shard_of(e.content_type, e.content_id))) for e in good
+    )
+    assert {k: m["succeeded"].value for k, m in by_partition.items() if m["succeeded"].value} == expected
+    for metadata in by_partition.values():
+        for name in ("summary", "failed", "bytes_in", "bytes_out", "size_in", "failures_by_cause"):
+            assert name in metadata
+        assert isinstance(metadata["failures_by_cause"], dg.TableMetadataValue)
+        assert isinstance(metadata["time_by_phase"], dg.TableMetadataValue)
+        assert isinstance(metadata["summary"], dg.MarkdownMetadataValue)
+        assert (metadata["bytes_in"].value > 0) == (metadata["succeeded"].value > 0)
+    busiest = max(by_partition.values(), key=lambda m: m["succeeded"].value)
+    phases = {row.data["phase"]: row.data for row in busiest["time_by_phase"].value.records}
+    assert set(phases) >= {"read_source", "render", "upload"}
+    assert phases["render"]["cpu_seconds"] > 0
+    assert all(row["cpu_seconds"] <= row["wall_seconds"] + 0.01 for row in phases.values())
+
+    # A failure shows on the partition of the artwork that failed (at download or render), nowhere else.
+    failures: dict[str, Counter[str]] = {}
+    for stage in ("source_images", "image_renditions"):
+        for record in instance.fetch_materializations(dg.AssetKey(stage), limit=5000).records:
+            for row in record.asset_materialization.metadata["failures_by_cause"].value.records:
+                failures.setdefault(record.partition_key, Counter())[row.data["cause"]] += row.data["count"]
+    expected_failures: dict[str, Counter[str]] = {}
+    for entry in entries.entries:
+        if entry.path.startswith("bad/"):
+            key = str(partition_key(entry.content_type, shard_of(entry.content_type, entry.content_id)))
+            expected_failures.setdefault(key, Counter())[BAD_CAUSES[entry.path.split("/", 1)[1]]] += 1
+    assert failures == expected_failures
+    assert sum(failures.values(), Counter())["too_many_pixels"] == 2
 
     store = store_from_settings(settings)
     with catalog.session() as session:
@@ -189,9 +200,10 @@ def test_sync_images_over_a_partition_range(
     start, end = partition_ranges(partitions, chunk=256)[0]
     again = job.execute_in_process(instance=instance, tags={RANGE_START_TAG: start, RANGE_END_TAG: end})
     assert again.success
-    last = instance.fetch_materializations(dg.AssetKey("source_images"), limit=1).records[0]
-    assert last.asset_materialization.metadata["succeeded"].value == 0
-    assert last.asset_materialization.metadata["failed"].value == 0
+    records = instance.fetch_materializations(dg.AssetKey("source_images"), limit=5000).records
+    rerun = [r.asset_materialization.metadata for r in records if r.run_id == again.run_id]
+    assert rerun and all(m["succeeded"].value == 0 and m["failed"].value == 0 for m in rerun)
+    assert all("nothing to do" in m["summary"].value for m in rerun)
 
 
 def test_asset_check_fails_when_an_object_goes_missing(embedded: Settings, origin: LoopbackOrigin) -> None:
@@ -248,12 +260,11 @@ def test_sync_content_item_and_missing_artwork_jobs(embedded: Settings, origin: 
         statuses = dict(session.execute(select(Artwork.id, Artwork.status)).all())
     assert statuses == {210: "processed", 220: "pending", 230: "processed"}
 
-    bad = defs.resolve_job_def("sync_content_item").execute_in_process(
-        instance=instance,
-        run_config={"ops": {"sync_content_item_op": {"config": {"content_type": "shows", "content_id": 1}}}},
-        raise_on_error=False,
-    )
-    assert not bad.success
+    unknown_type = {"content_type": "shows", "content_id": 1}
+    with pytest.raises(dg.DagsterInvalidConfigError, match="content_type"):  # refused at launch
+        defs.resolve_job_def("sync_content_item").execute_in_process(
+            instance=instance, run_config={"ops": {"sync_content_item_op": {"config": unknown_type}}}
+        )
     catalog.dispose()
 
 

@@ -13,7 +13,9 @@ import yaml
 from dagster_postgres import PostgresEventLogStorage
 from sqlalchemy import event
 
+from tvdb_images.defs.check_results import CheckOutcome, partition_evaluations
 from tvdb_images.defs.instance_storage import BatchingEventLogStorage
+from tvdb_images.defs.partitions import artwork_backfill_policy, artwork_partitions, run_partitions
 from tvdb_images_tests import services
 from tvdb_images_tests.private_postgres import PrivatePostgres
 from tvdb_images_tests.stack import dagster_postgres_url, deployed_dagster_storage
@@ -193,3 +195,55 @@ def test_batched_events_record_what_event_by_event_recording_does(
     unbatched = count_database_work(pooled)
     run_over_a_range(pooled)
     assert batched_statements * 2 < unbatched["statements"]
+
+
+@dg.asset(partitions_def=artwork_partitions, backfill_policy=artwork_backfill_policy)
+def checked_artwork() -> None:
+    return None
+
+
+@dg.asset_check(asset=checked_artwork, partitions_def=artwork_partitions)
+def checked_artwork_shard_is_even(context):  # type: ignore[no-untyped-def]
+    """Passes for even shards, fails for odd ones: a verdict per partition of the run."""
+    outcomes = {pair: CheckOutcome(passed=int(pair[1], 16) % 2 == 0) for pair in run_partitions(context)}
+    yield from partition_evaluations(context, outcomes)
+
+
+def check_records(instance: dg.DagsterInstance) -> dict:
+    """Each partition's latest check status, and whether it targets the partition's materialization."""
+    key = dg.AssetCheckKey(checked_artwork.key, "checked_artwork_shard_is_even")
+    return {
+        info.partition_key: (info.latest_execution_status.value, info.is_current)
+        for info in instance.event_log_storage.get_asset_check_partition_info([key])
+    }
+
+
+def test_batched_check_evaluations_record_what_one_by_one_recording_does(
+    tmp_path: Path, dagster_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = dg.Definitions(
+        assets=[checked_artwork], asset_checks=[checked_artwork_shard_is_even]
+    ).resolve_implicit_global_asset_job_def()
+    keys = [str(k) for k in artwork_partitions.get_partition_keys()][:40]
+    tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+
+    plain = dg.DagsterInstance.from_config(
+        write_home(tmp_path / "plain", {"postgres": {"postgres_url": dagster_database}})
+    )
+    assert job.execute_in_process(instance=plain, tags=tags).success
+    expected = check_records(plain)
+    plain.wipe()
+    assert expected == {key: ("SUCCEEDED" if i % 2 == 0 else "FAILED", True) for i, key in enumerate(keys)}
+
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")  # as the image sets it
+    pooled = dg.DagsterInstance.from_config(write_home(tmp_path / "pooled", deployed_dagster_storage()))
+    work = count_database_work(pooled)
+    assert job.execute_in_process(instance=pooled, tags=tags).success
+    assert check_records(pooled) == expected
+    batched = work["statements"]
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "0")
+    pooled.wipe()
+    unbatched = count_database_work(pooled)
+    assert job.execute_in_process(instance=pooled, tags=tags).success
+    assert check_records(pooled) == expected
+    assert batched * 2 < unbatched["statements"]

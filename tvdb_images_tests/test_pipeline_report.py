@@ -42,3 +42,46 @@ def test_merged_reports_add_cpu_by_phase() -> None:
     second.add_time("render", 1.0, 0.5)
     first.merge(second)
     assert first.seconds_by_phase["render"] == 3.0 and first.cpu_seconds_by_phase["render"] == 2.0
+
+
+def test_work_on_a_thread_counts_for_the_partition_it_is_working_on() -> None:
+    report = StageReport(stage="render")
+
+    def work(partition: str, size: int) -> None:
+        with report.working_on(partition):
+            with report.timed("render"):
+                spin(0.02)
+            report.add_bytes(bytes_in=size, bytes_out=size // 2, objects_written=5)
+
+    threads = [
+        threading.Thread(target=work, args=(p, n)) for p, n in (("series|00", 1000), ("movies|1c", 30))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    report.add_success("series|00")
+    report.add_success("movies|1c")
+    report.add_failure("too_many_pixels", "40000 x 40000", "movies|1c")
+    report.add_time("catalog", 0.5)  # a batched write, shared by partitions: the run's total only
+
+    series, movies = report.by_partition["series|00"], report.by_partition["movies|1c"]
+    assert (series.succeeded, series.failed, series.bytes_in, series.bytes_out) == (1, 0, 1000, 500)
+    assert (movies.succeeded, movies.failed, movies.bytes_in) == (1, 1, 30)
+    assert dict(movies.failures_by_cause) == {"too_many_pixels": 1} and not series.failures_by_cause
+    assert (report.succeeded, report.failed, report.bytes_in, report.objects_written) == (2, 1, 1030, 10)
+    assert set(series.seconds_by_phase) == {"render"} and report.seconds_by_phase["catalog"] == 0.5
+    assert (
+        report.seconds_by_phase["render"]
+        == series.seconds_by_phase["render"] + movies.seconds_by_phase["render"]
+    )
+
+
+def test_merged_reports_keep_each_partition_apart() -> None:
+    first, second = StageReport(stage="download"), StageReport(stage="download")
+    first.add_success("series|00", bytes_in=10)
+    second.add_success("series|00", bytes_in=5)
+    second.add_failure("empty", "0 bytes", "people|ff")
+    first.merge(second)
+    assert first.by_partition["series|00"].succeeded == 2 and first.by_partition["series|00"].bytes_in == 15
+    assert first.by_partition["people|ff"].failed == 1 and first.failed == 1

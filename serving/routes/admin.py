@@ -15,10 +15,10 @@ from serving.dagster_client import DagsterError, DagsterUnavailable, LaunchedRun
 from serving.dependencies import Admin, CatalogSession, State, limit_sync_launches
 from serving.errors import ApiError, error_responses
 from serving.links import task_path
-from serving.queries import content_item_exists
 from serving.routes.params import ContentId, ContentTypePath
 from serving.schemas import ContentType, TaskAccepted, TaskInfo, TaskStatus
 from serving.state import ServingState
+from tvdb_images.catalog.work import content_item_exists
 from tvdb_images.storage.layout import SHARDS
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])

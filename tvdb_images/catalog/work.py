@@ -218,28 +218,50 @@ def render_candidates(
     return [RenderTask(*row) for row in rows]
 
 
+def _work_conditions(max_attempts: int, signature: str) -> dict[str, Any]:
+    """What discovery counts, by name: the condition a row meets to be counted under it."""
+    return {
+        "to_download": download_condition(max_attempts),
+        "to_render": render_condition(signature, include_stale=False),
+        "stale_renditions": and_(
+            Artwork.status == ArtworkStatus.PROCESSED.value,
+            or_(Artwork.render_signature.is_(None), Artwork.render_signature != signature),
+        ),
+        "failed_final": and_(
+            Artwork.status == ArtworkStatus.FAILED.value,
+            or_(Artwork.failure_retryable.is_(False), Artwork.attempts >= max_attempts),
+        ),
+        "gone": Artwork.status == ArtworkStatus.GONE.value,
+        "processed": Artwork.status == ArtworkStatus.PROCESSED.value,
+    }
+
+
 def count_work(session: Session, scope: Scope, *, max_attempts: int, signature: str) -> dict[str, int]:
     """How much work a scope holds, for discovery metadata."""
-    base = select(func.count()).select_from(Artwork).where(scope.clause())
+    conditions = _work_conditions(max_attempts, signature)
+    row = session.execute(
+        select(*(func.count().filter(condition) for condition in conditions.values())).where(scope.clause())
+    ).one()
+    return {name: int(value or 0) for name, value in zip(conditions, row, strict=True)}
+
+
+def count_work_by_partition(
+    session: Session, scope: Scope, *, max_attempts: int, signature: str
+) -> dict[tuple[str, str], dict[str, int]]:
+    """`count_work` for each (content_type, shard) of the scope that holds artwork, in one query."""
+    conditions = _work_conditions(max_attempts, signature)
+    rows = session.execute(
+        select(
+            Artwork.content_type,
+            Artwork.shard,
+            *(func.count().filter(condition) for condition in conditions.values()),
+        )
+        .where(scope.clause(), Artwork.shard.isnot(None))
+        .group_by(Artwork.content_type, Artwork.shard)
+    ).all()
     return {
-        "to_download": session.scalar(base.where(download_condition(max_attempts))) or 0,
-        "to_render": session.scalar(base.where(render_condition(signature, include_stale=False))) or 0,
-        "stale_renditions": session.scalar(
-            base.where(
-                Artwork.status == ArtworkStatus.PROCESSED.value,
-                or_(Artwork.render_signature.is_(None), Artwork.render_signature != signature),
-            )
-        )
-        or 0,
-        "failed_final": session.scalar(
-            base.where(
-                Artwork.status == ArtworkStatus.FAILED.value,
-                or_(Artwork.failure_retryable.is_(False), Artwork.attempts >= max_attempts),
-            )
-        )
-        or 0,
-        "gone": session.scalar(base.where(Artwork.status == ArtworkStatus.GONE.value)) or 0,
-        "processed": session.scalar(base.where(Artwork.status == ArtworkStatus.PROCESSED.value)) or 0,
+        (row[0], row[1]): {name: int(value or 0) for name, value in zip(conditions, row[2:], strict=True)}
+        for row in rows
     }
 
 
@@ -483,6 +505,21 @@ def storage_paths_in_progress(session: Session, content_type: str, shard: str) -
                 Artwork.storage_path.isnot(None),
             )
         )
+    )
+
+
+def content_item_exists(session: Session, content_type: str, content_id: int) -> bool:
+    """An item is known if its content table has it or any artwork row points at it."""
+    model = CONTENT_MODELS[content_type]
+    if session.scalar(select(model.id).where(model.id == content_id)) is not None:
+        return True
+    return (
+        session.scalar(
+            select(Artwork.id)
+            .where(Artwork.content_type == content_type, Artwork.content_id == content_id)
+            .limit(1)
+        )
+        is not None
     )
 
 

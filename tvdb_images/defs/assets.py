@@ -1,22 +1,36 @@
 """The artwork assets: discovery, source download, renditions, orphan cleanup and storage statistics.
 
 Each asset is a thin layer over `tvdb_images.pipeline`: it turns the run's partitions into a catalog
-scope, calls the stage, and returns a `MaterializeResult` with metadata. Image bytes stream between the
-origin, the workers and object storage; they never pass through an IO manager.
+scope, calls the stage, gives each partition's materialization that partition's own numbers and logs
+the run's totals once. Image bytes stream between the origin, the workers and object storage; they
+never pass through an IO manager.
 """
+
+from collections import Counter
 
 import dagster as dg
 
 from tvdb_images.catalog import work
 from tvdb_images.catalog.stats import storage_stats as compute_storage_stats
 from tvdb_images.catalog.work import Scope
-from tvdb_images.defs.metadata import records_table, stage_metadata
+from tvdb_images.defs.kinds import CATALOG_KIND, OBJECT_STORAGE_KIND
+from tvdb_images.defs.metadata import (
+    DISCOVERY_COUNTS,
+    add_partition_metadata,
+    cleanup_metadata,
+    discovery_metadata,
+    failures_table,
+    format_bytes,
+    records_table,
+    run_summary,
+    tally_metadata,
+)
 from tvdb_images.defs.partitions import artwork_backfill_policy, artwork_partitions, run_partitions
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
-from tvdb_images.pipeline.cleanup import clean_orphans
+from tvdb_images.pipeline.cleanup import CleanupReport, clean_orphans
 from tvdb_images.pipeline.download import download_sources
 from tvdb_images.pipeline.render import render_stored_sources
-from tvdb_images.pipeline.report import StageReport
+from tvdb_images.pipeline.report import StageReport, Tally
 from tvdb_images.storage import StorageError
 
 ARTWORK_GROUP = "artwork"
@@ -45,13 +59,13 @@ def _fail_if_nothing_worked(report: StageReport) -> None:
     if report.succeeded == 0 and report.failed > 0 and infrastructure == report.failed:
         raise dg.Failure(
             description=f"{report.stage}: every attempt failed with a storage error",
-            metadata={"failures_by_cause": dg.MetadataValue.json(dict(report.failures_by_cause))},
+            metadata={"failures_by_cause": failures_table(report)},
         )
 
 
 @dg.asset(
     **PARTITIONED_ASSET,
-    kinds={"sql"},
+    kinds={CATALOG_KIND},
     description="Discovery: how much artwork in these partitions has no current local copy.",
 )
 def missing_artwork(
@@ -61,20 +75,31 @@ def missing_artwork(
     settings = image_pipeline.pipeline_settings()
     with catalog.get_catalog().session() as session:
         assigned = work.assign_missing_layout(session)
-        counts = work.count_work(
+        by_partition = work.count_work_by_partition(
             session, scope, max_attempts=settings.max_attempts, signature=settings.signature
         )
-    context.log.info("discovery over %d partitions: %s", partitions, counts)
-    metadata = {name: dg.MetadataValue.int(value) for name, value in counts.items()}
-    metadata["partitions"] = dg.MetadataValue.int(partitions)
-    metadata["layout_assigned"] = dg.MetadataValue.int(assigned)
-    return dg.MaterializeResult(metadata=metadata)
+    totals: Counter[str] = Counter()
+    for counts in by_partition.values():
+        totals.update(counts)
+    context.log.info(
+        "discovery over %d partitions (%d hold artwork): %s; layout assigned to %d new rows",
+        partitions,
+        len(by_partition),
+        ", ".join(f"{name} {count}" for name, count in sorted(totals.items())),
+        assigned,
+    )
+    add_partition_metadata(
+        context,
+        {f"{ct}|{shard}": discovery_metadata(counts) for (ct, shard), counts in by_partition.items()},
+        discovery_metadata(dict.fromkeys(DISCOVERY_COUNTS, 0)),
+    )
+    return dg.MaterializeResult()
 
 
 @dg.asset(
     deps=[missing_artwork],
     **PARTITIONED_ASSET,
-    kinds={"s3"},
+    kinds={OBJECT_STORAGE_KIND},
     description="Download, validate and store each source image unchanged in the originals bucket.",
     pool=SOURCE_HOST_POOL,
 )
@@ -89,9 +114,10 @@ def source_images(
     store = _reachable_store(storage)
     with image_pipeline.fetcher() as fetcher:
         report = download_sources(catalog.get_catalog(), store, fetcher, settings, scope)
-    context.log.info("source_images: %s", report.as_dict())
+    context.log.info(run_summary(report, partitions))
     _fail_if_nothing_worked(report)
-    return dg.MaterializeResult(metadata=stage_metadata(report, partitions))
+    _add_stage_metadata(context, report)
+    return dg.MaterializeResult()
 
 
 class RenditionsConfig(dg.Config):
@@ -102,7 +128,7 @@ class RenditionsConfig(dg.Config):
 @dg.asset(
     deps=[source_images],
     **PARTITIONED_ASSET,
-    kinds={"pillow", "s3"},
+    kinds={"pillow", OBJECT_STORAGE_KIND},
     description="Render each stored source into every size as WebP/AVIF, upload, then record the URLs.",
 )
 def image_renditions(
@@ -118,13 +144,24 @@ def image_renditions(
     report = render_stored_sources(
         catalog.get_catalog(), store, settings, scope, include_stale=config.rerender_stale
     )
-    context.log.info("image_renditions: %s", report.as_dict())
+    context.log.info(run_summary(report, partitions))
     _fail_if_nothing_worked(report)
-    metadata = stage_metadata(report, partitions)
-    metadata["render_signature"] = dg.MetadataValue.text(settings.signature)
-    if report.bytes_in:
-        metadata["size_ratio_out_in"] = dg.MetadataValue.float(round(report.bytes_out / report.bytes_in, 3))
-    return dg.MaterializeResult(metadata=metadata)
+    _add_stage_metadata(context, report)
+    # The same for every partition of the run: the settings its renditions were made with.
+    return dg.MaterializeResult(metadata={"render_signature": dg.MetadataValue.text(settings.signature)})
+
+
+def _add_stage_metadata(context: dg.AssetExecutionContext, report: StageReport) -> None:
+    """Each partition's own counts onto its own materialization."""
+
+    def metadata(tally: Tally) -> dict[str, dg.MetadataValue]:
+        values = tally_metadata(report.stage, tally)
+        if tally.bytes_in:
+            values["size_ratio_out_in"] = dg.MetadataValue.float(round(tally.bytes_out / tally.bytes_in, 3))
+        return values
+
+    per_partition = {name: metadata(tally) for name, tally in report.by_partition.items()}
+    add_partition_metadata(context, per_partition, metadata(Tally()))
 
 
 class CleanupConfig(dg.Config):
@@ -136,7 +173,7 @@ class CleanupConfig(dg.Config):
 
 @dg.asset(
     **PARTITIONED_ASSET,
-    kinds={"s3"},
+    kinds={OBJECT_STORAGE_KIND},
     description="Objects in a partition's prefix that no catalog row references; deleted after a grace time.",
 )
 def orphaned_images(
@@ -154,20 +191,23 @@ def orphaned_images(
     report = clean_orphans(
         catalog.get_catalog(), _reachable_store(storage), partitions, grace=grace, dry_run=config.dry_run
     )
-    context.log.info("orphaned_images: %s", report.as_dict())
+    context.log.info(
+        "orphaned_images over %d partitions: %d orphans found, %d %s, %s freed",
+        report.partitions,
+        report.orphans_found,
+        report.deleted,
+        "would be deleted (dry run)" if report.dry_run else "deleted",
+        format_bytes(report.bytes_freed),
+    )
+    add_partition_metadata(
+        context,
+        {name: cleanup_metadata(part) for name, part in report.by_partition.items()},
+        cleanup_metadata(CleanupReport(dry_run=report.dry_run)),
+    )
     return dg.MaterializeResult(
         metadata={
             "dry_run": dg.MetadataValue.bool(report.dry_run),
             "grace_hours": dg.MetadataValue.float(grace.total_seconds() / 3600),
-            "partitions": dg.MetadataValue.int(report.partitions),
-            "objects_listed": dg.MetadataValue.int(report.objects_listed),
-            "objects_referenced": dg.MetadataValue.int(report.objects_referenced),
-            "orphans_found": dg.MetadataValue.int(report.orphans_found),
-            "orphans_in_grace": dg.MetadataValue.int(report.orphans_in_grace),
-            "deleted": dg.MetadataValue.int(report.deleted),
-            "bytes_freed": dg.MetadataValue.int(report.bytes_freed),
-            "foreign_keys_ignored": dg.MetadataValue.int(report.foreign_keys_ignored),
-            "examples": dg.MetadataValue.json(report.examples),
         }
     )
 
@@ -175,7 +215,7 @@ def orphaned_images(
 @dg.asset(
     deps=[image_renditions],
     group_name=ARTWORK_GROUP,
-    kinds={"sql"},
+    kinds={CATALOG_KIND},
     description="Objects and bytes stored, by content type and size, with artwork counts by status.",
 )
 def storage_stats(context: dg.AssetExecutionContext, catalog: CatalogResource) -> dg.MaterializeResult:
@@ -189,7 +229,10 @@ def storage_stats(context: dg.AssetExecutionContext, catalog: CatalogResource) -
             "renditions": records_table(stats.renditions),
             "originals": records_table(stats.originals),
             "artwork_by_status": records_table(stats.artwork_by_status),
-            "failures_by_cause": dg.MetadataValue.json(stats.failures_by_cause),
+            "total_size": dg.MetadataValue.text(format_bytes(stats.total_bytes)),
+            "failures_by_cause": records_table(
+                [{"cause": cause, "count": count} for cause, count in stats.failures_by_cause.items()]
+            ),
         }
     )
 

@@ -15,19 +15,22 @@ does for itself; and it remembers tables it has seen exist. Selected in dagster/
 With `DAGSTER_EVENT_BATCH_SIZE` set (the image sets it), Dagster hands a ranged run's per-partition
 events to the storage in batches: dagster-postgres writes a batch of materializations in one
 statement, and this storage does the same for the batch of "planned" events a run records when it
-starts, which dagster-postgres would otherwise write one by one, several round trips each.
+starts, which dagster-postgres would otherwise write one by one, several round trips each, and for the
+batch of per-partition check evaluations a ranged run's checks record (tvdb_images/defs/check_results.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from itertools import groupby
-from typing import Any
+from typing import Any, cast
 
 from dagster import AssetKey, DagsterEventType, EventLogEntry
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.base_storage import DagsterStorage
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
-from dagster._serdes import ConfigurableClassData
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
+from dagster._serdes import ConfigurableClassData, serialize_value
 from dagster_postgres import (
     DagsterPostgresStorage,
     PostgresEventLogStorage,
@@ -35,7 +38,7 @@ from dagster_postgres import (
     PostgresScheduleStorage,
 )
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
-from sqlalchemy import Engine
+from sqlalchemy import BigInteger, DateTime, Engine, String, Text, column, values
 
 POOL_RECYCLE_SECONDS = 3600
 MAX_OVERFLOW = 4
@@ -75,6 +78,9 @@ class BatchingEventLogStorage(PostgresEventLogStorage):
         self._existing_tables.clear()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        if events and all(_is_check_evaluation(event) for event in events):
+            self._store_check_evaluation_batch(events)
+            return
         if not any(_is_planned_asset_event(event) for event in events):
             super().store_event_batch(events)
             return
@@ -104,6 +110,85 @@ class BatchingEventLogStorage(PostgresEventLogStorage):
             self._store_asset_event_tags(conn, events, event_ids)
             for event, event_id in last_by_asset.values():
                 self._store_asset_event(conn, event, event_id)
+
+    def _store_check_evaluation_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """What `store_event` does for each check evaluation of one check step (its event row, then
+        its planned row in the check executions table resolved), in one insert and one update.
+
+        A row that was not planned (none matched the update) is stored as dagster-postgres stores it.
+        """
+        statement = self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id)
+        with self._connect() as conn:
+            event_ids = [int(row[0]) for row in conn.execute(statement).fetchall()]
+        evaluations = [
+            cast("AssetCheckEvaluation", e.get_dagster_event().event_specific_data) for e in events
+        ]
+        keys = {
+            (e.asset_key.to_string(), e.check_name, event.run_id)
+            for e, event in zip(evaluations, events, strict=True)
+        }
+        partitions = [e.partition for e in evaluations]
+        updated: set[str] = set()
+        if len(keys) == 1 and None not in partitions and len(set(partitions)) == len(partitions):
+            updated = self._resolve_planned_rows(next(iter(keys)), events, evaluations, event_ids)
+        for event, evaluation, event_id in zip(events, evaluations, event_ids, strict=True):
+            if evaluation.partition not in updated:
+                self.store_asset_check_event(event, event_id)
+
+    def _resolve_planned_rows(
+        self,
+        key: tuple[str, str, str],
+        events: Sequence[EventLogEntry],
+        evaluations: Sequence[AssetCheckEvaluation],
+        event_ids: Sequence[int],
+    ) -> set[str]:
+        """Dagster's update of a check's planned row, for every partition at once; the partitions done."""
+        table = AssetCheckExecutionsTable
+        rows = values(
+            column("partition", Text),
+            column("status", String),
+            column("event", Text),
+            column("timestamp", DateTime),
+            column("event_id", BigInteger),
+            column("materialization_id", BigInteger),
+            name="evaluations",
+        ).data(
+            [
+                (
+                    evaluation.partition,
+                    (
+                        AssetCheckExecutionRecordStatus.SUCCEEDED.value
+                        if evaluation.passed
+                        else AssetCheckExecutionRecordStatus.FAILED.value
+                    ),
+                    serialize_value(event),
+                    self._event_insert_timestamp(event),
+                    event_id,
+                    target.storage_id if (target := evaluation.target_materialization_data) else None,
+                )
+                for event, evaluation, event_id in zip(events, evaluations, event_ids, strict=True)
+            ]
+        )
+        asset_key, check_name, run_id = key
+        statement = (
+            table.update()
+            .where(
+                table.c.asset_key == asset_key,
+                table.c.check_name == check_name,
+                table.c.run_id == run_id,
+                table.c.partition == rows.c.partition,
+            )
+            .values(
+                execution_status=rows.c.status,
+                evaluation_event=rows.c.event,
+                evaluation_event_timestamp=rows.c.timestamp,
+                evaluation_event_storage_id=rows.c.event_id,
+                materialization_event_storage_id=rows.c.materialization_id,
+            )
+            .returning(table.c.partition)
+        )
+        with self.index_transaction() as conn:
+            return {row[0] for row in conn.execute(statement)}
 
 
 class PooledPostgresStorage(DagsterPostgresStorage):
@@ -143,6 +228,11 @@ class PooledPostgresStorage(DagsterPostgresStorage):
             should_autocreate_tables=config_value.get("should_autocreate_tables", True),
             token_provider=get_token_provider_from_config(config_value),
         )
+
+
+def _is_check_evaluation(event: EventLogEntry) -> bool:
+    dagster_event = event.dagster_event
+    return dagster_event is not None and dagster_event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
 
 
 def _is_planned_asset_event(event: EventLogEntry) -> bool:

@@ -1,6 +1,9 @@
 """Jobs: the partitioned asset jobs operators backfill, and op jobs the admin API launches by config."""
 
+from enum import Enum
+
 import dagster as dg
+from pydantic import Field
 
 from tvdb_images.catalog import work
 from tvdb_images.catalog.work import Scope
@@ -13,7 +16,7 @@ from tvdb_images.defs.assets import (
     source_images,
     storage_stats,
 )
-from tvdb_images.defs.metadata import stage_metadata
+from tvdb_images.defs.metadata import run_metadata
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
 from tvdb_images.pipeline.sync import sync_scope
 
@@ -50,21 +53,34 @@ refresh_storage_stats = dg.define_asset_job(
 )
 
 
+ContentTypeName = Enum("ContentTypeName", {name: name for name in CONTENT_TYPES}, type=str)
+"""The catalog's content types: the launchpad offers exactly these."""
+
+
 class ContentItemConfig(dg.Config):
-    content_type: str
-    content_id: int
-    retry_failed: bool = True
-    """Give failed and gone artwork of this item a fresh attempt first."""
+    """One content item to sync now. The launchpad's scaffold is a template: it lists the content types
+    to choose from and puts 0, which is no TVDB id, for content_id."""
+
+    content_type: ContentTypeName = Field(description="The item's catalog table: one of the values listed.")
+    content_id: int = Field(
+        gt=0,
+        description="The item's TVDB id, a positive integer (not the scaffold's 0); "
+        "the run fails, naming it, if the catalog has no such item.",
+    )
+    retry_failed: bool = Field(
+        default=True, description="Give failed and gone artwork of this item a fresh attempt first."
+    )
 
 
 class MissingArtworkConfig(dg.Config):
-    content_type: str | None = None
-    limit: int = 100
+    """Which artwork without a local copy to sync now."""
 
-
-def _check_content_type(content_type: str | None) -> None:
-    if content_type is not None and content_type not in CONTENT_TYPES:
-        raise dg.Failure(f"unknown content_type {content_type!r}; expected one of {', '.join(CONTENT_TYPES)}")
+    content_type: ContentTypeName | None = Field(
+        default=None, description="Only artwork of this content type (empty: all types)."
+    )
+    limit: int = Field(
+        default=100, ge=1, le=10_000, description="At most this many artworks (1 to 10,000) in this run."
+    )
 
 
 def _run_sync(
@@ -83,8 +99,8 @@ def _run_sync(
     context.log.info("download: %s", download.as_dict())
     context.log.info("render: %s", render.as_dict())
     context.add_output_metadata(
-        {f"download_{k}": v for k, v in stage_metadata(download, 0).items() if k != "partitions"}
-        | {f"render_{k}": v for k, v in stage_metadata(render, 0).items() if k != "partitions"},
+        {f"download_{k}": v for k, v in run_metadata(download).items()}
+        | {f"render_{k}": v for k, v in run_metadata(render).items()},
         output_name="result",
     )
 
@@ -98,14 +114,17 @@ def sync_content_item_op(
     image_pipeline: ImagePipelineResource,
 ) -> None:
     """Sync every artwork of one content item now, whatever its partition."""
-    _check_content_type(config.content_type)
-    if config.retry_failed:
-        with catalog.get_catalog().session() as session:
-            reset = work.reset_failed(
-                session, item=(config.content_type, config.content_id), include_gone=True
+    item = (config.content_type.value, config.content_id)
+    with catalog.get_catalog().session() as session:
+        if not work.content_item_exists(session, *item):
+            raise dg.Failure(
+                description=f"the catalog has no {item[0]} with id {item[1]}: nothing to sync",
+                metadata={"content_type": item[0], "content_id": item[1]},
             )
-        context.log.info("reset %d failed artworks for a fresh attempt", reset)
-    scope = Scope(item=(config.content_type, config.content_id))
+        if config.retry_failed:
+            reset = work.reset_failed(session, item=item, include_gone=True)
+            context.log.info("reset %d failed artworks for a fresh attempt", reset)
+    scope = Scope(item=item)
     _run_sync(context, scope, None, catalog, storage, image_pipeline)
 
 
@@ -118,12 +137,8 @@ def sync_missing_artwork_op(
     image_pipeline: ImagePipelineResource,
 ) -> None:
     """Sync up to `limit` artworks that have no local copy, optionally of one content type."""
-    _check_content_type(config.content_type)
-    if config.limit < 1:
-        raise dg.Failure("limit must be at least 1")
-    _run_sync(
-        context, Scope(content_type=config.content_type), config.limit, catalog, storage, image_pipeline
-    )
+    content_type = config.content_type.value if config.content_type is not None else None
+    _run_sync(context, Scope(content_type=content_type), config.limit, catalog, storage, image_pipeline)
 
 
 @dg.job(

@@ -39,9 +39,30 @@ class CleanupReport:
     foreign_keys_ignored: int = 0
     elapsed_seconds: float = 0.0
     examples: list[str] = field(default_factory=list)
+    # The same counts for each partition examined ('series|0a'), the run's totals being their sum.
+    by_partition: dict[str, CleanupReport] = field(default_factory=dict)
+
+    def add(self, other: CleanupReport) -> None:
+        for name in _COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.examples.extend(other.examples[: 20 - len(self.examples)])
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        return {k: v for k, v in self.__dict__.items() if k != "by_partition"}
+
+
+_COUNTS = (
+    "partitions",
+    "objects_listed",
+    "objects_referenced",
+    "orphans_found",
+    "orphans_in_grace",
+    "orphans_in_progress",
+    "kept_on_recheck",
+    "deleted",
+    "bytes_freed",
+    "foreign_keys_ignored",
+)
 
 
 def clean_orphans(
@@ -53,9 +74,10 @@ def clean_orphans(
     dry_run: bool,
     now: datetime | None = None,
 ) -> CleanupReport:
-    report = CleanupReport(dry_run=dry_run)
+    total = CleanupReport(dry_run=dry_run)
     started = time.perf_counter()
     for content_type, shard in partitions:
+        report = total.by_partition[f"{content_type}|{shard}"] = CleanupReport(dry_run=dry_run)
         report.partitions += 1
         prefix = partition_prefix(content_type, shard)
         listed = {bucket: list(store.list(bucket, prefix)) for bucket in Bucket}
@@ -87,8 +109,9 @@ def clean_orphans(
             report.examples.extend(
                 f"{bucket.value}/{key}" for key in list(doomed)[: 20 - len(report.examples)]
             )
-    report.elapsed_seconds = time.perf_counter() - started
-    return report
+        total.add(report)
+    total.elapsed_seconds = time.perf_counter() - started
+    return total
 
 
 @dataclass

@@ -22,7 +22,7 @@ from tvdb_images.pipeline.batching import CatalogWriter
 from tvdb_images.pipeline.concurrency import bounded_map
 from tvdb_images.pipeline.memory import limit_malloc_arenas
 from tvdb_images.pipeline.paging import pages_by_id
-from tvdb_images.pipeline.report import StageReport
+from tvdb_images.pipeline.report import StageReport, partition_name
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import Bucket, ObjectStore, StorageError
 from tvdb_images.storage.layout import MIME_BY_EXTENSION, original_key, source_extension
@@ -59,20 +59,18 @@ def download_sources(
     limit_malloc_arenas()
 
     def run(task: DownloadTask) -> Downloaded | Failed:
-        return _download_one(task, store, fetcher, settings, report)
+        with report.working_on(partition_name(task.content_type, task.storage_path)):
+            return _download_one(task, store, fetcher, settings, report)
 
     with CatalogWriter(catalog, report) as writer:
         tasks = _candidates(catalog, scope, settings.max_attempts, limit)
         for task, outcome in bounded_map(run, tasks, workers=settings.download_workers):
-            partition = f"{task.content_type}|{task.storage_path.split('/')[1]}"
+            partition = partition_name(task.content_type, task.storage_path)
             if isinstance(outcome, Downloaded):
-                report.succeeded += 1
-                report.by_partition[partition] += 1
-                if not outcome.uploaded:
-                    report.skipped += 1
+                report.add_success(partition, unchanged=not outcome.uploaded)
                 writer.add(_record_download(task, outcome))
             else:
-                report.add_failure(outcome.cause, outcome.detail)
+                report.add_failure(outcome.cause, outcome.detail, partition)
                 writer.add(_record_failure(task, outcome))
     report.elapsed_seconds = time.perf_counter() - started
     return report
@@ -127,10 +125,7 @@ def _download_one(
                 )
     except StorageError as exc:
         return Failed("storage_error", str(exc), retryable=True)
-    with report._lock:
-        report.bytes_in += len(fetched.data)
-        if not unchanged:
-            report.objects_written += 1
+    report.add_bytes(bytes_in=len(fetched.data), objects_written=0 if unchanged else 1)
     return Downloaded(info=info, checksum=checksum, uploaded=not unchanged)
 
 

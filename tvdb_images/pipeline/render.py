@@ -25,7 +25,7 @@ from tvdb_images.pipeline.batching import CatalogWriter
 from tvdb_images.pipeline.concurrency import RenderSlots, bounded_map
 from tvdb_images.pipeline.memory import limit_malloc_arenas
 from tvdb_images.pipeline.paging import pages_by_id
-from tvdb_images.pipeline.report import StageReport
+from tvdb_images.pipeline.report import StageReport, partition_name
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import RENDITION_CACHE_CONTROL, Bucket, ObjectNotFound, ObjectStore, StorageError
 from tvdb_images.storage.layout import MIME_BY_EXTENSION, rendition_key, source_extension
@@ -68,7 +68,8 @@ def render_stored_sources(
     def run(task: RenderTask) -> Rendered | RenderFailed:
         if not settings.optimization_enabled:
             return _mirror_one(task, store)
-        return _render_one(task, store, settings, report, render_slots)
+        with report.working_on(partition_name(task.content_type, task.storage_path)):
+            return _render_one(task, store, settings, report, render_slots)
 
     def refresh_items(session: Session, _writes: list) -> None:  # type: ignore[type-arg]
         if touched_items:
@@ -81,13 +82,13 @@ def render_stored_sources(
         for task, outcome in bounded_map(
             run, tasks, workers=settings.render_workers + 2, max_in_flight=settings.render_workers * 2 + 2
         ):
+            partition = partition_name(task.content_type, task.storage_path)
             if isinstance(outcome, Rendered):
-                report.succeeded += 1
-                report.by_partition[f"{task.content_type}|{task.storage_path.split('/')[1]}"] += 1
+                report.add_success(partition)
                 touched_items.add((task.content_type, task.content_id))
                 writer.add(_record(task, outcome, signature))
             else:
-                report.add_failure(outcome.cause, outcome.detail)
+                report.add_failure(outcome.cause, outcome.detail, partition)
                 writer.add(_record_failure(task, outcome))
     report.elapsed_seconds = time.perf_counter() - started
     return report
@@ -163,10 +164,7 @@ def _render_one(
         # Objects already written are harmless: no row references them until every size is stored,
         # and the retry overwrites the same keys.
         return RenderFailed("storage_error", str(exc), retryable=True, source_kept=True)
-    with report._lock:
-        report.bytes_in += len(data)
-        report.bytes_out += out_bytes
-        report.objects_written += written
+    report.add_bytes(bytes_in=len(data), bytes_out=out_bytes, objects_written=written)
     return Rendered(renditions=tuple(stored))
 
 
