@@ -20,6 +20,7 @@ import dagster as dg
 import pytest
 from sqlalchemy import select
 
+from serving.dagster_client import DagsterClient
 from tvdb_images.catalog import migrate
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
@@ -68,6 +69,7 @@ class UiStack:
     deployment: DagsterDeployment
     catalog: Catalog
     gate: threading.Event
+    storage_dir: Path
 
     @property
     def api(self) -> DagsterAPI:
@@ -104,7 +106,7 @@ def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
         }
         try:
             with dagster_deployment(tmp, env) as deployment:
-                yield UiStack(deployment, catalog, gate)
+                yield UiStack(deployment, catalog, gate, tmp / "storage")
         finally:
             gate.set()
             catalog.dispose()
@@ -149,6 +151,13 @@ def _counts_row(page, row_text: str) -> list[int]:  # type: ignore[no-untyped-de
     row = page.locator("tr, div[style*='translateY']").filter(has_text=row_text).first
     text = row.inner_text()
     return [int(n.replace(",", "")) for n in re.findall(r"(?<![\w.%])\d[\d,]*(?![\w.%])", text)]
+
+
+def _status_count(page, status: str) -> int:  # type: ignore[no-untyped-def]
+    """The count beside a status filter of a Partitions tab, e.g. "Passed (255)"."""
+    match = re.search(rf"\b{status} \((\d[\d,]*)\)", page.locator("body").inner_text())
+    assert match, f"no {status} count on {page.url}"
+    return int(match.group(1).replace(",", ""))
 
 
 def _partition_page(page, stack: UiStack, asset: str, partition: str) -> str:  # type: ignore[no-untyped-def]
@@ -217,10 +226,14 @@ def test_job_page_backfill_records_every_partition_it_runs(ui_stack: UiStack, pa
     ]
     assert "Materialized (256)" in detail
     assert expected_run[:8] in detail, detail[-2000:]
+    # This partition's own numbers: its one artwork, not the run's totals over 128 partitions.
+    assert "render: 1 processed" in detail, detail[-3000:]
     _screenshot(page, "partition-materialized")
     # A partition with no artwork was synced (and recorded) by the same run; another content type not.
     empty = next(f"people|{s}" for s in SHARDS[128:] if f"people|{s}" not in {i.partition for i in PEOPLE})
-    assert run_of_range["people|80"][:8] in _partition_page(page, stack, "image_renditions", empty)
+    empty_detail = _partition_page(page, stack, "image_renditions", empty)
+    assert run_of_range["people|80"][:8] in empty_detail
+    assert "render: nothing to do" in empty_detail, empty_detail[-3000:]
     assert f"series|{SHARDS[0]}" not in instance.get_materialized_partitions(dg.AssetKey("image_renditions"))
 
 
@@ -246,7 +259,11 @@ def test_backfill_progress_shows_while_its_runs_finish(ui_stack: UiStack, page) 
         "failed": 0,
     }
     assert backfill.status == "REQUESTED"
-    assert sorted(run.status for run in backfill.runs) == ["STARTED", "SUCCESS"]
+    # The first range's partitions count once its image_renditions step is done (the run may still
+    # be running its checks); the second range is still downloading.
+    status_by_range = {run.tags[RANGE_START_TAG]: run.status for run in backfill.runs}
+    assert status_by_range["series|80"] == "STARTED"
+    assert status_by_range["series|00"] in ("STARTED", "SUCCESS")
 
     page.goto(f"{stack.deployment.url}/runs/b/{backfill_id}")
     page.get_by_text("In progress", exact=True).first.wait_for()
@@ -263,3 +280,54 @@ def test_backfill_progress_shows_while_its_runs_finish(ui_stack: UiStack, page) 
     page.get_by_text("Succeeded", exact=True).first.wait_for()
     assert _counts_row(page, "image_renditions")[:4] == [256, 0, 256, 0]
     print(f"first partitions counted {first_counted:.0f}s after launch")
+
+
+def test_checks_pass_or_fail_per_partition_on_the_checks_page(ui_stack: UiStack, page) -> None:  # type: ignore[no-untyped-def]
+    """After the job backfill, `catalog_objects_exist` passed for each of the 256 `people` partitions;
+    one object of one person goes missing and a run over that partition alone (launched as the admin
+    API launches runs) fails the check there, and only there."""
+    stack = ui_stack
+    item = PEOPLE[0]
+    check_url = f"{stack.deployment.url}/assets/image_renditions?view=checks"
+    page.goto(check_url)
+    page.get_by_text("Execution history").first.wait_for()
+    page.get_by_text("Partitions", exact=True).last.click()
+    page.get_by_text("Passed (").first.wait_for()
+    passed_before = _status_count(page, "Passed")
+    assert passed_before >= 256 and _status_count(page, "Failed") == 0
+
+    with stack.catalog.session() as session:
+        prefix = session.get(Artwork, item.artwork_id).storage_path
+    lost = next(p for p in stack.storage_dir.rglob("small.webp") if f"/{prefix}/" in p.as_posix())
+    lost.unlink()
+    client = DagsterClient(f"{stack.deployment.url}/graphql", launch_timeout=300)
+    run = client.launch_run(
+        "sync_images", {}, {RANGE_START_TAG: item.partition, RANGE_END_TAG: item.partition}
+    )
+    deadline = time.monotonic() + 600
+    while client.run(run.run_id).status not in ("SUCCESS", "FAILURE", "CANCELED"):
+        assert time.monotonic() < deadline, stack.deployment.logs()
+        time.sleep(2)
+    client.close()
+
+    # Dagster's records: failed for that partition, passed for the other 255.
+    key = dg.AssetCheckKey(dg.AssetKey("image_renditions"), "catalog_objects_exist")
+    infos = stack.deployment.instance().event_log_storage.get_asset_check_partition_info([key])
+    verdicts = {info.partition_key: info.latest_execution_status.value for info in infos}
+    assert verdicts[item.partition] == "FAILED"
+    assert {p for p, v in verdicts.items() if v == "SUCCEEDED" and p.startswith("people|")} == {
+        f"people|{s}" for s in SHARDS
+    } - {item.partition}
+
+    # The same off the check's Partitions tab, and the failed partition's detail.
+    page.goto(check_url)
+    page.get_by_text("Execution history").first.wait_for()
+    page.get_by_text("Partitions", exact=True).last.click()
+    page.get_by_text("Failed (1)", exact=True).wait_for()
+    assert _status_count(page, "Passed") == passed_before - 1
+    page.get_by_text("people", exact=True).first.click()
+    page.get_by_text(item.partition.split("|")[1], exact=True).first.click()
+    page.get_by_text("Failed", exact=True).last.wait_for()
+    detail = page.locator("body").inner_text()
+    assert "1 of" in detail and "missing" in detail, detail[-2000:]
+    _screenshot(page, "check-partition-failed")
