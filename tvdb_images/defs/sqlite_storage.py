@@ -3,7 +3,7 @@
 Creating a run over 128 partitions of the three sync assets records 384 "planned" events before the
 run is even queued, and its steps record as many materializations. Dagster's SQLite event log opens
 an engine, a connection and a transaction (one fsync) per event and shard, about 40-90 ms an event on
-a busy 2-core machine: the backfill daemon took 16-40 s to submit each run of a 1,280-partition
+a busy 2-core machine: the backfill daemon took 9-88 s to submit each run of a 1,280-partition
 backfill, and its progress stays at 0% until the last run is submitted (docs/operations.md,
 "Backfill progress"). Given a batch, this storage does the same writes in one transaction per shard.
 
