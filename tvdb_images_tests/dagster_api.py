@@ -54,6 +54,30 @@ query Materializations($path: [String!]!, $limit: Int!) {
 }
 """
 
+BACKFILL_PROGRESS = """
+query BackfillProgress($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill {
+      isAssetBackfill
+      assetBackfillData {
+        assetBackfillStatuses {
+          ... on AssetPartitionsStatusCounts {
+            assetKey { path }
+            numPartitionsTargeted
+            numPartitionsInProgress
+            numPartitionsMaterialized
+            numPartitionsFailed
+          }
+        }
+      }
+      partitionStatusCounts { runStatus count }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
 FINISHED_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
@@ -119,6 +143,33 @@ class DagsterAPI:
             raise GraphQLError(f"{result['__typename']}: {result.get('message')}\n{result.get('stack', '')}")
         return result["backfillId"]
 
+    def launch_job_backfill(
+        self,
+        job: str,
+        assets: list[str],
+        partition_names: list[str],
+        *,
+        location: str = "tvdb_images",
+        repository: str = "__repository__",
+        tags: dict[str, str] | None = None,
+    ) -> str:
+        """A backfill of `job` over `partition_names`, as Jobs -> job -> "Materialize all..." creates it
+        (a job backfill: the job's partition set, plus the job's assets)."""
+        params: dict[str, Any] = {
+            "selector": {
+                "partitionSetName": f"{job}_partition_set",
+                "repositorySelector": {"repositoryLocationName": location, "repositoryName": repository},
+            },
+            "assetSelection": [{"path": [asset]} for asset in assets],
+            "partitionNames": partition_names,
+            "fromFailure": False,
+            "tags": [{"key": key, "value": value} for key, value in (tags or {}).items()],
+        }
+        result = self.query(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+        if result["__typename"] != "LaunchBackfillSuccess":
+            raise GraphQLError(f"{result['__typename']}: {result.get('message')}\n{result.get('stack', '')}")
+        return result["backfillId"]
+
     def backfill(self, backfill_id: str) -> Backfill:
         result = self.query(BACKFILL, {"id": backfill_id})["partitionBackfillOrError"]
         if result["__typename"] != "PartitionBackfill":
@@ -134,6 +185,25 @@ class DagsterAPI:
             for run in result["runs"]
         ]
         return Backfill(status=result["status"], num_partitions=result["numPartitions"] or 0, runs=runs)
+
+    def backfill_progress(self, backfill_id: str) -> dict[str, dict[str, int]]:
+        """What the backfill page counts: per asset, partitions targeted, in progress, materialized and
+        failed (asset backfills); or partitions per run status (job backfills, under "runs")."""
+        result = self.query(BACKFILL_PROGRESS, {"id": backfill_id})["partitionBackfillOrError"]
+        if result["__typename"] != "PartitionBackfill":
+            raise GraphQLError(f"{result['__typename']}: {result.get('message')}")
+        if not result["isAssetBackfill"]:
+            return {"runs": {c["runStatus"]: c["count"] for c in result["partitionStatusCounts"]}}
+        progress = {}
+        for status in result["assetBackfillData"]["assetBackfillStatuses"]:
+            if "assetKey" in status:
+                progress["/".join(status["assetKey"]["path"])] = {
+                    "targeted": status["numPartitionsTargeted"],
+                    "in_progress": status["numPartitionsInProgress"],
+                    "materialized": status["numPartitionsMaterialized"],
+                    "failed": status["numPartitionsFailed"],
+                }
+        return progress
 
     def wait_for_backfill(self, backfill_id: str, *, timeout: float) -> Backfill:
         """Poll until the daemon has finished the backfill: it is complete and none of its runs is live."""

@@ -97,7 +97,11 @@ def test_definitions_load_and_are_complete() -> None:
         "daily_storage_stats",
         "daily_source_revalidation",
     }
-    assert {s.name for s in repository.sensor_defs} == {"catalog_changes_sensor", "report_failed_runs"}
+    assert {s.name for s in repository.sensor_defs} == {
+        "catalog_changes_sensor",
+        "report_failed_runs",
+        "storage_stats_freshness",
+    }
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
         "missing_artwork",

@@ -7,7 +7,7 @@ only `{content_type}/{shard}/`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import dagster as dg
 
@@ -15,11 +15,29 @@ from tvdb_images.config import CONTENT_TYPES
 from tvdb_images.storage.layout import SHARDS
 
 CONTENT_TYPE_DIMENSION = "content_type"
+PARTITION_NAME_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 SHARD_DIMENSION = "shard"
 
-artwork_partitions = dg.MultiPartitionsDefinition(
+
+class RangeSafeMultiPartitions(dg.MultiPartitionsDefinition):
+    """content_type x shard, whose run tags name a partition by `dagster/partition` alone.
+
+    Dagster 1.13.27 builds a job backfill's range runs from the first partition's tags minus
+    `dagster/partition`, so the per-dimension tags (`dagster/partition/content_type`,
+    `dagster/partition/shard`) of that one partition stay on every range run, and they outrank the
+    range tags: each run of `sync_images`' "Materialize all..." backfill recorded one partition while
+    it claimed 128 (dagster-io/dagster#28861). Without the dimension tags the range tags decide,
+    as they do for Lineage backfills, schedules, sensors and the admin API. A single-partition run
+    keeps `dagster/partition` (`series|0a`), which Dagster reads the same way.
+    """
+
+    def get_tags_for_partition_key(self, partition_key: str) -> Mapping[str, str]:
+        return {PARTITION_NAME_TAG: str(partition_key)}
+
+
+artwork_partitions = RangeSafeMultiPartitions(
     {
         CONTENT_TYPE_DIMENSION: dg.StaticPartitionsDefinition(list(CONTENT_TYPES)),
         SHARD_DIMENSION: dg.StaticPartitionsDefinition(list(SHARDS)),
@@ -56,16 +74,25 @@ def parse_partition_keys(keys: Iterable[str]) -> tuple[tuple[str, str], ...]:
 def run_partitions(
     context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
 ) -> tuple[tuple[str, str], ...]:
-    """The (content_type, shard) pairs a run covers.
+    """The (content_type, shard) pairs a run covers: exactly the partitions Dagster records for it.
 
-    A run's partition-range tags are the source of truth: Dagster 1.13 hands a job-page backfill's
-    multi-partition runs a single `partition_key` although their tags name the whole range
-    (dagster-io/dagster#28861), so reading the range from the tags keeps such runs complete.
+    A run whose range tags name other partitions than Dagster gives it (one queued under the old
+    tags of a job backfill, see RangeSafeMultiPartitions) fails before doing anything, so no run
+    processes partitions it does not record, or records partitions it did not process.
     """
+    partitions = parse_partition_keys(context.partition_keys)
     tags = context.run.tags
     start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
     if start and end:
-        return parse_partition_keys(
+        claimed = parse_partition_keys(
             artwork_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
         )
-    return parse_partition_keys(context.partition_keys)
+        if claimed != partitions:
+            raise dg.Failure(
+                description=(
+                    f"this run's tags name partitions {start}...{end} ({len(claimed)}) but Dagster "
+                    f"records it for {len(partitions)} partition(s) ({context.partition_keys[0]}...): "
+                    "launch it again as a backfill from Lineage or the job page"
+                )
+            )
+    return partitions

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 
 from tvdb_images.catalog import work
+from tvdb_images.defs.freshness import storage_stats_freshness
 from tvdb_images.defs.jobs import sync_images
 from tvdb_images.defs.requests import RANGE_END_TAG, RANGE_START_TAG, range_run_requests
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource
@@ -64,4 +65,4 @@ def report_failed_runs(context: dg.RunFailureSensorContext) -> None:
     log.error(message)
 
 
-ALL_SENSORS = [catalog_changes_sensor, report_failed_runs]
+ALL_SENSORS = [catalog_changes_sensor, report_failed_runs, storage_stats_freshness]
