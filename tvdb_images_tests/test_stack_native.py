@@ -306,11 +306,11 @@ def test_compose_stack_runs_a_backfill_natively(
     _check_objects(_s3(seaweedfs), buckets, renditions)
 
     # Materialization metadata, as an analyst reads it: an event for every partition of the backfill,
-    # each run's counts on its partitions; the runs' counts add up to the artwork of the content type.
+    # each with its own partition's counts, which add up to the artwork of the content type.
     backfilled = [event for event in materializations if event["run_id"] != task_id]
     assert {event["partition"] for event in backfilled} >= set(requested)
-    succeeded = {event["run_id"]: event["metadata"]["succeeded"] for event in backfilled}
-    assert sum(succeeded.values()) == len(synced) - 1
+    latest = {event["partition"]: event["metadata"]["succeeded"] for event in backfilled}
+    assert sum(latest.values()) == len(synced) - 1
 
     # The serving API answers with the stored images.
     for path, (status, content_type, body) in served.items():

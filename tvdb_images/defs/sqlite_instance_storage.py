@@ -19,6 +19,7 @@ batches. Selected in the top-level dagster.yaml under `storage: custom:`.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Mapping, Sequence
 from itertools import groupby
@@ -101,9 +102,15 @@ class BatchingSqliteStorage(DagsterSqliteStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE))
         self.base_dir = base_dir
-        self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
-        self._event_log_storage = BatchingSqliteEventLogStorage(_event_logs_directory(base_dir))
-        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        # `dagster dev` starts the webserver and the daemon at once; on a new DAGSTER_HOME both would
+        # create and stamp the same SQLite files (two rows in a file's alembic_version, and the code
+        # location then fails to load). One process at a time opens them.
+        mkdir_p(base_dir)
+        with open(Path(base_dir) / ".storage.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
+            self._event_log_storage = BatchingSqliteEventLogStorage(_event_logs_directory(base_dir))
+            self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
         self._inst_data = inst_data
         DagsterStorage.__init__(self)
 
