@@ -53,7 +53,12 @@ SETTINGS_ALIASES = {field.alias for field in Settings.model_fields.values() if f
 # Settings the stack pins to its own services, not to the program's embedded defaults.
 PINNED_BY_COMPOSE = {"DATABASE_URL", "STORAGE_BACKEND", "S3_ENDPOINT_URL", "DAGSTER_GRAPHQL_URL"}
 # Settings of the embedded setup only: the stack keeps nothing on a local disk.
-EMBEDDED_ONLY = {"TVDB_IMAGES_DATA_DIR", "LOCAL_STORAGE_DIR", "LOCAL_STORAGE_FILE_MODE", "LOCAL_STORAGE_DIR_MODE"}
+EMBEDDED_ONLY = {
+    "TVDB_IMAGES_DATA_DIR",
+    "LOCAL_STORAGE_DIR",
+    "LOCAL_STORAGE_FILE_MODE",
+    "LOCAL_STORAGE_DIR_MODE",
+}
 ONE_SHOTS = {"postgres-init", "create-buckets", "migrate"}
 LONG_RUNNING = {"postgres", "minio", "code-server", "webserver", "daemon", "api"}
 # Everything that loads the Dagster instance (dagster.yaml): it reads these variables.

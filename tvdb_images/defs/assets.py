@@ -143,8 +143,7 @@ class RenditionsConfig(dg.Config):
 
 
 @dg.asset(
-    # After source_revalidation too, so the revalidate_sources job renders what it found changed.
-    deps=[source_images, "source_revalidation"],
+    deps=[source_images],
     **PARTITIONED_ASSET,
     kinds={"pillow", OBJECT_STORAGE_KIND},
     description="Render each stored source into every size as WebP/AVIF, upload, then record the URLs.",

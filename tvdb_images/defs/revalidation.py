@@ -3,8 +3,8 @@ the daily schedule that spreads the work over SOURCE_REVALIDATE_DAYS days.
 
 Each day the schedule covers one contiguous block of 1/N of the 256 shards (N = SOURCE_REVALIDATE_DAYS)
 in every content type, so every source is asked about once in N days, and a day's work is 1/N of the
-catalog in five partition-range runs. The job revalidates, then renders what changed
-(`image_renditions` runs after `source_revalidation`) and runs the checks.
+catalog in five partition-range runs. The asset revalidates, then renders what changed in the same
+step (`image_renditions` does not depend on it, so the sync jobs never see it as a missing upstream).
 """
 
 from collections import Counter
@@ -19,7 +19,6 @@ from tvdb_images.defs.assets import (
     _fail_if_nothing_worked,
     _partition_scope,
     _reachable_store,
-    image_renditions,
 )
 from tvdb_images.defs.jobs import SOURCE_HOST_TAG
 from tvdb_images.defs.kinds import OBJECT_STORAGE_KIND
@@ -34,8 +33,8 @@ from tvdb_images.pipeline.revalidate import (
     REFUSED,
     SAME_SIZE_AND_TYPE,
     due_before,
-    revalidate_sources,
 )
+from tvdb_images.pipeline.sync import revalidate_scope
 from tvdb_images.storage.layout import SHARDS
 
 OUTCOMES = (NOT_MODIFIED, SAME_SIZE_AND_TYPE, IDENTICAL, CHANGED, REFUSED)
@@ -70,10 +69,13 @@ def source_revalidation(
         return dg.MaterializeResult(metadata={"disabled": dg.MetadataValue.bool(True)})
     store = _reachable_store(storage)
     with image_pipeline.fetcher() as fetcher:
-        report = revalidate_sources(
+        # New bytes are rendered here too: image_renditions does not depend on this asset, so the sync
+        # jobs never show revalidation as a missing upstream.
+        report, rendered = revalidate_scope(
             catalog.get_catalog(), store, fetcher, settings, scope, checked_before=checked_before
         )
     context.log.info(run_summary(report, partitions))
+    context.log.info(run_summary(rendered, partitions))
     context.log.info(
         "source_revalidation outcomes %s, requests %s", dict(report.outcomes), dict(report.requests)
     )
@@ -87,9 +89,12 @@ def source_revalidation(
 
     per_partition = {
         name: metadata(tally, report.outcomes_by_partition.get(name, Counter()))
+        | {"rendered": dg.MetadataValue.int(rendered.partition(name).succeeded)}
         for name, tally in report.by_partition.items()
     }
-    add_partition_metadata(context, per_partition, metadata(Tally(), Counter()))
+    add_partition_metadata(
+        context, per_partition, metadata(Tally(), Counter()) | {"rendered": dg.MetadataValue.int(0)}
+    )
     return dg.MaterializeResult(
         metadata={
             "checked_before": dg.MetadataValue.text(checked_before.isoformat() if checked_before else "all")
@@ -99,9 +104,8 @@ def source_revalidation(
 
 revalidate_sources_job = dg.define_asset_job(
     "revalidate_sources",
-    selection=dg.AssetSelection.assets(source_revalidation, image_renditions)
-    | dg.AssetSelection.checks_for_assets(image_renditions),
-    description="Revalidate due sources against their origin, re-render those that changed, then check.",
+    selection=dg.AssetSelection.assets(source_revalidation),
+    description="Revalidate due sources against their origin and re-render those that changed.",
     tags=SOURCE_HOST_TAG,
 )
 
