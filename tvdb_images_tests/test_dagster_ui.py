@@ -284,8 +284,8 @@ def test_backfill_progress_shows_while_its_runs_finish(ui_stack: UiStack, page) 
 
 def test_checks_pass_or_fail_per_partition_on_the_checks_page(ui_stack: UiStack, page) -> None:  # type: ignore[no-untyped-def]
     """After the job backfill, `catalog_objects_exist` passed for each of the 256 `people` partitions;
-    one object of one person goes missing and a run over that partition alone (launched as the admin
-    API launches runs) fails the check there, and only there."""
+    one object of one person goes missing and a run of the checks over that partition alone (launched
+    as the admin API launches runs) fails the check there, and only there."""
     stack = ui_stack
     item = PEOPLE[0]
     check_url = f"{stack.deployment.url}/assets/image_renditions?view=checks"
@@ -301,8 +301,9 @@ def test_checks_pass_or_fail_per_partition_on_the_checks_page(ui_stack: UiStack,
     lost = next(p for p in stack.storage_dir.rglob("small.webp") if f"/{prefix}/" in p.as_posix())
     lost.unlink()
     client = DagsterClient(f"{stack.deployment.url}/graphql", launch_timeout=300)
+    # rerender_images runs the checks without a sync's discovery, which would store the object again.
     run = client.launch_run(
-        "sync_images", {}, {RANGE_START_TAG: item.partition, RANGE_END_TAG: item.partition}
+        "rerender_images", {}, {RANGE_START_TAG: item.partition, RANGE_END_TAG: item.partition}
     )
     deadline = time.monotonic() + 600
     while client.run(run.run_id).status not in ("SUCCESS", "FAILURE", "CANCELED"):
