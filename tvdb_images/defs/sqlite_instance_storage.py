@@ -90,10 +90,13 @@ class BatchingSqliteEventLogStorage(
 
 def default_base_dir() -> Path:
     """DAGSTER_HOME; without it (Dagster's CLI then reads dagster.yaml from the working directory and
-    would keep everything in a temporary directory), `.dagster_home/` in the working directory, so
-    `dagster dev -w workspace.yaml` works from the repository root and keeps its history."""
+    would keep everything in a temporary directory), the demo's instance directory,
+    `$TVDB_IMAGES_DATA_DIR/dagster_home` (`.tvdb_images/dagster_home`), so `dagster dev -w workspace.yaml`
+    from the repository root shows the demo's runs and keeps its history."""
     home = os.environ.get("DAGSTER_HOME")
-    return Path(home) if home else Path.cwd() / ".dagster_home"
+    if home:
+        return Path(home)
+    return Path(os.environ.get("TVDB_IMAGES_DATA_DIR") or ".tvdb_images").resolve() / "dagster_home"
 
 
 class BatchingSqliteStorage(DagsterSqliteStorage):
