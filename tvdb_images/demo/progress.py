@@ -154,3 +154,4 @@ class SyncProgress:
             )
             runs_detail = f"{self._runs_failed} failed" if self._runs_failed else ""
             self._progress.update(self._run_task, completed=self._runs_done, detail=runs_detail)
+            self._progress.refresh()  # drawn now, not at rich's next tick: every finished run shows
