@@ -295,7 +295,7 @@ def test_daily_schedule_covers_every_shard_once_per_period() -> None:
     for period in (1, 7, 30, 300):
         covered = [shard for day in range(period) for shard in shards_of_day(1000 + day, period)]
         assert sorted(covered) == list(SHARDS), period
-    resource = ImagePipelineResource(source_revalidate_days=30)
+    resource = ImagePipelineResource(settings=Settings.model_validate({"SOURCE_REVALIDATE_DAYS": 30}))
     tick = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
     requests = daily_source_revalidation(
         dg.build_schedule_context(scheduled_execution_time=tick, resources={"image_pipeline": resource})
@@ -305,7 +305,7 @@ def test_daily_schedule_covers_every_shard_once_per_period() -> None:
     starts = sorted(r.tags["dagster/asset_partition_range_start"] for r in requests)
     assert all(start.endswith(shards[0]) for start in starts)
     assert all(r.tags["dagster/asset_partition_range_end"].endswith(shards[-1]) for r in requests)
-    off = ImagePipelineResource(source_revalidate_days=0)
+    off = ImagePipelineResource(settings=Settings.model_validate({"SOURCE_REVALIDATE_DAYS": 0}))
     assert isinstance(
         daily_source_revalidation(
             dg.build_schedule_context(scheduled_execution_time=tick, resources={"image_pipeline": off})
