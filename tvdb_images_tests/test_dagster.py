@@ -300,7 +300,8 @@ def test_a_launchpad_override_reaches_the_runs_renditions(embedded: Settings, or
     sync(61, {"image_quality": 60, "webp_method": 6, "render_workers": 1})
     sync(62, {})
     with catalog.session() as session:
-        signatures = {a.id: {r.render_signature for r in a.renditions} for a in session.scalars(select(Artwork))}
+        artworks = session.scalars(select(Artwork)).all()
+        signatures = {a.id: {r.render_signature for r in a.renditions} for a in artworks}
     assert signatures[610] and all(s.startswith("webp-q60-m6-") for s in signatures[610]), signatures
     assert signatures[620] and all(s.startswith("webp-q85-m4-") for s in signatures[620]), signatures
     catalog.dispose()

@@ -297,15 +297,17 @@ def test_daily_schedule_covers_every_shard_once_per_period() -> None:
         assert sorted(covered) == list(SHARDS), period
     resource = ImagePipelineResource(settings=Settings.model_validate({"SOURCE_REVALIDATE_DAYS": 30}))
     tick = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
-    with dg.build_schedule_context(scheduled_execution_time=tick, resources={"image_pipeline": resource}) as on:
-        requests = daily_source_revalidation(on)
+    resources = {"image_pipeline": resource}
+    with dg.build_schedule_context(scheduled_execution_time=tick, resources=resources) as context:
+        requests = daily_source_revalidation(context)
     shards = shards_of_day(tick.date().toordinal(), 30)
     assert len(requests) == 5  # one contiguous range per content type
     starts = sorted(r.tags["dagster/asset_partition_range_start"] for r in requests)
     assert all(start.endswith(shards[0]) for start in starts)
     assert all(r.tags["dagster/asset_partition_range_end"].endswith(shards[-1]) for r in requests)
     off = ImagePipelineResource(settings=Settings.model_validate({"SOURCE_REVALIDATE_DAYS": 0}))
-    with dg.build_schedule_context(scheduled_execution_time=tick, resources={"image_pipeline": off}) as context:
+    resources = {"image_pipeline": off}
+    with dg.build_schedule_context(scheduled_execution_time=tick, resources=resources) as context:
         assert isinstance(daily_source_revalidation(context), dg.SkipReason)
 
 

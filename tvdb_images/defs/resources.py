@@ -7,7 +7,8 @@ launchpad (`ImagePipelineResource`); their values are the settings in effect, an
 pipeline through `RunOverrides`, field by named field.
 """
 
-
+# No `from __future__ import annotations`: Dagster reads the `ResourceDependency` annotations as
+# objects when the classes are created.
 import threading
 from typing import Any
 
@@ -69,7 +70,7 @@ class ImagePipelineResource(dg.ConfigurableResource):
         default=_default("image_quality"),
         ge=1,
         le=100,
-        description="WebP quality for this run (IMAGE_QUALITY); renditions of another quality are re-rendered.",
+        description="WebP quality for this run (IMAGE_QUALITY); it is part of the renditions' signature.",
     )
     image_quality_avif: int = Field(
         default=_default("image_quality_avif"),
