@@ -219,4 +219,4 @@ def test_a_bad_override_fails_the_run_at_start_naming_the_field(
         messages.append(error.message)
         error = error.cause
     text = "\n".join(messages)
-    assert "image_quality" in text and "less than or equal to 100" in text, text
+    assert "image_pipeline config: image_quality: Input should be less than or equal to 100 (got 150)" in text

@@ -13,10 +13,10 @@ import threading
 from typing import Any
 
 import dagster as dg
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from tvdb_images.catalog.db import Catalog
-from tvdb_images.config import Settings
+from tvdb_images.config import ConfigError, Settings
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.settings import PipelineSettings, RunOverrides
 from tvdb_images.storage import ObjectStore, store_from_settings
@@ -92,6 +92,18 @@ class ImagePipelineResource(dg.ConfigurableResource):
     )
 
     _pipeline: PipelineSettings | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_line(cls, data: Any, handler: Any) -> Any:
+        """A bad launchpad value fails the run as it starts with one line naming the field."""
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()
+            )
+            raise ConfigError(f"image_pipeline config: {problems}") from None
 
     def overrides(self) -> RunOverrides:
         return RunOverrides(
