@@ -1,8 +1,9 @@
 """Settings read from the environment and a `.env` file, validated once at start.
 
-The names are the project's contract (see DESIGN.md / README): operators set them in `.env`, in
+The names are the project's contract (README, "Configuration"): operators set them in `.env`, in
 docker-compose or in their shell. A bad value stops the program with a message naming the variable,
-rather than failing later in the middle of a run.
+rather than failing later in the middle of a run. How a setting reaches a Dagster run, and which ones
+a run may override: docs/architecture.md, "Settings".
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Settings(BaseSettings):
 
     image_format: Literal["webp", "avif"] = Field(default="webp", alias="IMAGE_FORMAT")
     image_quality: int = Field(default=85, ge=1, le=100, alias="IMAGE_QUALITY")
-    # AVIF's own quality: the default looks like WebP at IMAGE_QUALITY=85 (SSIM, benchmarks.engine).
+    # AVIF's own quality, chosen so that AVIF looks like WebP at the default IMAGE_QUALITY.
     image_quality_avif: int = Field(default=AVIF_QUALITY_DEFAULT, ge=1, le=100, alias="IMAGE_QUALITY_AVIF")
     webp_method: int = Field(default=4, ge=0, le=6, alias="WEBP_METHOD")
     enable_image_optimization: bool = Field(default=True, alias="ENABLE_IMAGE_OPTIMIZATION")

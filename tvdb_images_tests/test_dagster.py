@@ -275,6 +275,38 @@ def test_sync_content_item_and_missing_artwork_jobs(embedded: Settings, origin: 
     catalog.dispose()
 
 
+def test_a_launchpad_override_reaches_the_runs_renditions(embedded: Settings, origin: LoopbackOrigin) -> None:
+    """`resources: image_pipeline: config:` in a run's config changes that run's encoder, and only it:
+    its renditions carry the overridden quality in their signature, the next run's the setting's."""
+    catalog = Catalog(embedded.resolved_database_url)
+    import_catalog_lines(
+        catalog,
+        [
+            _item_line("movies", 61, 610, "poster", origin.url("/tvdb/poster_a.jpg")),
+            _item_line("movies", 62, 620, "poster", origin.url("/tvdb/poster_b.jpg")),
+        ],
+    )
+    defs = build_definitions(embedded)
+    job = defs.resolve_job_def("sync_content_item")
+    instance = dg.DagsterInstance.ephemeral()
+
+    def sync(content_id: int, overrides: dict) -> None:  # type: ignore[type-arg]
+        run_config = {
+            "ops": {"sync_content_item_op": {"config": {"content_type": "movies", "content_id": content_id}}},
+            "resources": {"image_pipeline": {"config": overrides}} if overrides else {},
+        }
+        assert job.execute_in_process(instance=instance, run_config=run_config).success
+
+    sync(61, {"image_quality": 60, "webp_method": 6, "render_workers": 1})
+    sync(62, {})
+    with catalog.session() as session:
+        artworks = session.scalars(select(Artwork)).all()
+        signatures = {a.id: {r.render_signature for r in a.renditions} for a in artworks}
+    assert signatures[610] and all(s.startswith("webp-q60-m6-") for s in signatures[610]), signatures
+    assert signatures[620] and all(s.startswith("webp-q85-m4-") for s in signatures[620]), signatures
+    catalog.dispose()
+
+
 def test_catalog_changes_sensor_requests_only_affected_partitions(
     embedded: Settings, origin: LoopbackOrigin
 ) -> None:

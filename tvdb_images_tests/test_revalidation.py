@@ -295,23 +295,20 @@ def test_daily_schedule_covers_every_shard_once_per_period() -> None:
     for period in (1, 7, 30, 300):
         covered = [shard for day in range(period) for shard in shards_of_day(1000 + day, period)]
         assert sorted(covered) == list(SHARDS), period
-    resource = ImagePipelineResource(source_revalidate_days=30)
+    resource = ImagePipelineResource(settings=Settings.model_validate({"SOURCE_REVALIDATE_DAYS": 30}))
     tick = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
-    requests = daily_source_revalidation(
-        dg.build_schedule_context(scheduled_execution_time=tick, resources={"image_pipeline": resource})
-    )
+    resources = {"image_pipeline": resource}
+    with dg.build_schedule_context(scheduled_execution_time=tick, resources=resources) as context:
+        requests = daily_source_revalidation(context)
     shards = shards_of_day(tick.date().toordinal(), 30)
     assert len(requests) == 5  # one contiguous range per content type
     starts = sorted(r.tags["dagster/asset_partition_range_start"] for r in requests)
     assert all(start.endswith(shards[0]) for start in starts)
     assert all(r.tags["dagster/asset_partition_range_end"].endswith(shards[-1]) for r in requests)
-    off = ImagePipelineResource(source_revalidate_days=0)
-    assert isinstance(
-        daily_source_revalidation(
-            dg.build_schedule_context(scheduled_execution_time=tick, resources={"image_pipeline": off})
-        ),
-        dg.SkipReason,
-    )
+    off = ImagePipelineResource(settings=Settings.model_validate({"SOURCE_REVALIDATE_DAYS": 0}))
+    resources = {"image_pipeline": off}
+    with dg.build_schedule_context(scheduled_execution_time=tick, resources=resources) as context:
+        assert isinstance(daily_source_revalidation(context), dg.SkipReason)
 
 
 def test_revalidate_sources_job_on_postgresql_and_seaweedfs(

@@ -1,135 +1,141 @@
-"""Dagster resources: thin, configurable wrappers that hand the core modules what they need.
+"""Dagster resources: thin wrappers that hand the core modules what they need.
 
-Each resource's fields carry the names of the project settings they mirror, so their defaults come
-from env vars / `.env` and an operator can still override them per run in the launchpad (for example
-`image_quality` for a re-render). Secrets set in the environment are passed as `EnvVar`s, so the UI
-shows the variable's name, never its value.
+Every resource holds the `Settings` the code location loaded once (env vars and `.env`), as a plain
+resource dependency that is no part of the run config: nothing of it, secrets included, appears in
+the UI. The only config fields are the few an operator may sensibly change for one run in the
+launchpad (`ImagePipelineResource`); their values are the settings in effect, and they reach the
+pipeline through `RunOverrides`, field by named field.
 """
 
-from __future__ import annotations
-
-import os
+# No `from __future__ import annotations`: Dagster reads the `ResourceDependency` annotations as
+# objects when the classes are created.
 import threading
 from typing import Any
 
 import dagster as dg
-from pydantic import PrivateAttr, SecretStr
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from tvdb_images.catalog.db import Catalog
-from tvdb_images.config import AVIF_QUALITY_DEFAULT, Settings
+from tvdb_images.config import ConfigError, Settings
 from tvdb_images.fetch import ImageFetcher
-from tvdb_images.pipeline.settings import PipelineSettings
+from tvdb_images.pipeline.settings import PipelineSettings, RunOverrides
 from tvdb_images.storage import ObjectStore, store_from_settings
 
 _catalogs: dict[str, Catalog] = {}
 _catalogs_lock = threading.Lock()
 
 
-class _SettingsMirror(dg.ConfigurableResource):
-    """A resource whose fields are a subset of `Settings`, converted by field name both ways."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> Any:
-        values: dict[str, Any] = {}
-        for name in cls.model_fields:
-            value = getattr(settings, name)
-            alias = Settings.model_fields[name].alias or name.upper()
-            if isinstance(value, SecretStr):
-                value = value.get_secret_value()
-            if name in _SECRET_FIELDS and os.environ.get(alias):
-                value = dg.EnvVar(alias)
-            values[name] = str(value) if hasattr(value, "is_absolute") else value
-        return cls(**(values | overrides))
-
-    def to_settings(self) -> Settings:
-        values: dict[str, Any] = {}
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, list):
-                value = ",".join(value)
-            values[Settings.model_fields[name].alias or name.upper()] = value
-        return Settings.model_validate(values)
-
-
-_SECRET_FIELDS = {"database_url", "s3_access_key_id", "s3_secret_access_key"}
+def _default(name: str) -> Any:
+    """The `Settings` default of a field, so that a per-run override's default cannot differ from it."""
+    return Settings.model_fields[name].get_default(call_default_factory=True)
 
 
 class CatalogResource(dg.ConfigurableResource):
-    """The catalog database (SQLAlchemy URL); one engine per process, shared by every step."""
+    """The catalog database (DATABASE_URL); one engine per process, shared by every step."""
 
-    database_url: str
+    settings: dg.ResourceDependency[Settings]
 
     def get_catalog(self) -> Catalog:
+        url = self.settings.resolved_database_url
         with _catalogs_lock:
-            catalog = _catalogs.get(self.database_url)
+            catalog = _catalogs.get(url)
             if catalog is None:
-                catalog = _catalogs[self.database_url] = Catalog(self.database_url)
+                catalog = _catalogs[url] = Catalog(url)
             return catalog
 
 
-class ObjectStorageResource(_SettingsMirror):
-    """Where images are stored: a local directory or an S3-compatible service."""
+class ObjectStorageResource(dg.ConfigurableResource):
+    """Where images are stored (STORAGE_BACKEND and its settings): a directory or an S3 service."""
 
-    storage_backend: str = "local"
-    local_storage_dir: str | None = None
-    s3_endpoint_url: str | None = None
-    s3_access_key_id: str | None = None
-    s3_secret_access_key: str | None = None
-    s3_region: str = "us-east-1"
-    s3_bucket_originals: str = "tvdb-originals"
-    s3_bucket_thumbnails: str = "tvdb-thumbnails"
-    cdn_base_url: str | None = None
+    settings: dg.ResourceDependency[Settings]
 
     _store: ObjectStore | None = PrivateAttr(default=None)
 
     def get_store(self) -> ObjectStore:
         if self._store is None:
-            self._store = store_from_settings(self.to_settings())
+            self._store = store_from_settings(self.settings)
             self._store.ensure_buckets()
         return self._store
 
 
-class ImagePipelineResource(_SettingsMirror):
-    """Imaging, fetching and retry settings for the pipeline stages."""
+class ImagePipelineResource(dg.ConfigurableResource):
+    """The pipeline's settings, with the per-run overrides an operator may set in the launchpad
+    (`resources: image_pipeline: config: ...`): encoder quality and effort, to try them on a few
+    partitions, and render threads. Everything else, the per-host download budget included, is
+    configured in the environment only."""
 
-    image_format: str = "webp"
-    image_quality: int = 85
-    image_quality_avif: int = AVIF_QUALITY_DEFAULT
-    webp_method: int = 4
-    enable_image_optimization: bool = True
-    max_image_file_size_mb: float = 20.0
-    max_image_pixels: int = 50_000_000
-    max_image_frames: int = 100
-    render_workers: int = 0
-    allowed_source_hosts: list[str] = []
-    fetch_connect_timeout_seconds: float = 5.0
-    fetch_read_timeout_seconds: float = 15.0
-    fetch_total_timeout_seconds: float = 60.0
-    fetch_max_retries: int = 3
-    fetch_concurrency_per_host: int = 8
-    fetch_max_redirects: int = 5
-    artwork_max_attempts: int = 5
-    orphan_grace_hours: float = 24.0
-    source_revalidate_days: int = 30
-    source_revalidate_without_validators: str = "head"
-    stale_image_policy: str = "serve"
+    settings: dg.ResourceDependency[Settings]
+
+    image_quality: int = Field(
+        default=_default("image_quality"),
+        ge=1,
+        le=100,
+        description="WebP quality for this run (IMAGE_QUALITY); it is part of the renditions' signature.",
+    )
+    image_quality_avif: int = Field(
+        default=_default("image_quality_avif"),
+        ge=1,
+        le=100,
+        description="AVIF quality for this run (IMAGE_QUALITY_AVIF), used when IMAGE_FORMAT=avif.",
+    )
+    webp_method: int = Field(
+        default=_default("webp_method"),
+        ge=0,
+        le=6,
+        description="WebP encoder effort for this run, 0 (fast) to 6 (smallest) (WEBP_METHOD).",
+    )
+    render_workers: int = Field(
+        default=_default("render_workers"),
+        ge=0,
+        le=64,
+        description="Render threads in this run; 0 means one per CPU (RENDER_WORKERS).",
+    )
+
+    _pipeline: PipelineSettings | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_line(cls, data: Any, handler: Any) -> Any:
+        """A bad launchpad value fails the run as it starts with one line naming the field."""
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()
+            )
+            raise ConfigError(f"image_pipeline config: {problems}") from None
+
+    def overrides(self) -> RunOverrides:
+        return RunOverrides(
+            image_quality=self.image_quality,
+            image_quality_avif=self.image_quality_avif,
+            webp_method=self.webp_method,
+            render_workers=self.render_workers,
+        )
 
     def pipeline_settings(self) -> PipelineSettings:
-        return PipelineSettings.from_settings(self.to_settings())
+        """Built once per run (a resource is initialised per run, with that run's config)."""
+        if self._pipeline is None:
+            self._pipeline = PipelineSettings.from_settings(self.settings, self.overrides())
+        return self._pipeline
 
     def fetcher(self) -> ImageFetcher:
         return ImageFetcher(self.pipeline_settings().fetch)
 
 
 def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """The resources the code location uses, configured from env vars / `.env`."""
-    database_url: Any = (
-        dg.EnvVar("DATABASE_URL") if os.environ.get("DATABASE_URL") else settings.resolved_database_url
-    )
+    """The resources of the code location: all share `settings`; the launchpad's defaults are its values."""
+    # Relative paths are resolved now, against the directory the code location was loaded from.
+    settings.resolved_database_url  # noqa: B018
+    settings.resolved_local_storage_dir  # noqa: B018
     return {
-        "catalog": CatalogResource(database_url=database_url),
-        "storage": ObjectStorageResource.from_settings(
-            settings, local_storage_dir=str(settings.resolved_local_storage_dir)
+        "catalog": CatalogResource(settings=settings),
+        "storage": ObjectStorageResource(settings=settings),
+        "image_pipeline": ImagePipelineResource(
+            settings=settings,
+            image_quality=settings.image_quality,
+            image_quality_avif=settings.image_quality_avif,
+            webp_method=settings.webp_method,
+            render_workers=settings.render_workers,
         ),
-        "image_pipeline": ImagePipelineResource.from_settings(settings),
     }

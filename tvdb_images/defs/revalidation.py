@@ -126,7 +126,7 @@ def shards_of_day(day: int, period_days: int) -> list[str]:
 def daily_source_revalidation(
     context: dg.ScheduleEvaluationContext, image_pipeline: ImagePipelineResource
 ) -> list[dg.RunRequest] | dg.SkipReason:
-    period = image_pipeline.source_revalidate_days
+    period = image_pipeline.settings.source_revalidate_days
     if period <= 0:
         return dg.SkipReason("SOURCE_REVALIDATE_DAYS is 0: revalidation is off")
     moment = context.scheduled_execution_time or datetime.now(UTC)

@@ -11,7 +11,20 @@ from tvdb_images.config import Settings
 from tvdb_images.fetch import FetchPolicy
 from tvdb_images.imaging import RenderSettings, ValidationLimits, render_settings_signature
 
-__all__ = ["MIRROR_SIGNATURE", "PipelineSettings"]
+__all__ = ["MIRROR_SIGNATURE", "PipelineSettings", "RunOverrides"]
+
+
+@dataclass(frozen=True)
+class RunOverrides:
+    """The settings an operator may change for one run (Dagster's launchpad); None keeps the setting.
+
+    Each is applied by name in `PipelineSettings.from_settings`; to add one, add it here, there, and to
+    `ImagePipelineResource` (docs/architecture.md, "Settings")."""
+
+    image_quality: int | None = None
+    image_quality_avif: int | None = None
+    webp_method: int | None = None
+    render_workers: int | None = None
 
 
 @dataclass(frozen=True)
@@ -34,15 +47,20 @@ class PipelineSettings:
         return render_settings_signature(self.render) if self.optimization_enabled else MIRROR_SIGNATURE
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> PipelineSettings:
-        workers = settings.render_workers or os.cpu_count() or 1
+    def from_settings(cls, settings: Settings, overrides: RunOverrides | None = None) -> PipelineSettings:
+        """The pipeline's knobs from the settings, with this run's overrides (if any) in their place."""
+        run = overrides or RunOverrides()
+        webp_quality = _given(run.image_quality, settings.image_quality)
+        avif_quality = _given(run.image_quality_avif, settings.image_quality_avif)
+        webp_method = _given(run.webp_method, settings.webp_method)
+        workers = _given(run.render_workers, settings.render_workers) or os.cpu_count() or 1
         # Each format its own quality, chosen so that the formats look alike (docs/performance.md).
-        quality = settings.image_quality_avif if settings.image_format == "avif" else settings.image_quality
+        quality = avif_quality if settings.image_format == "avif" else webp_quality
         return cls(
             render=RenderSettings(
                 format=settings.image_format,
                 quality=quality,
-                webp_method=settings.webp_method,
+                webp_method=webp_method,
             ),
             limits=ValidationLimits(
                 max_bytes=settings.max_image_bytes,
@@ -70,3 +88,7 @@ class PipelineSettings:
             revalidate_without_validators=settings.source_revalidate_without_validators,
             stale_image_policy=settings.stale_image_policy,
         )
+
+
+def _given(override: int | None, setting: int) -> int:
+    return setting if override is None else override
