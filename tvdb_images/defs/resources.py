@@ -19,6 +19,7 @@ from tvdb_images.catalog.db import Catalog
 from tvdb_images.config import AVIF_QUALITY_DEFAULT, Settings
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.settings import PipelineSettings
+from tvdb_images.registry import DEFAULT_OUTPUT_FORMAT
 from tvdb_images.storage import ObjectStore, store_from_settings
 
 _catalogs: dict[str, Catalog] = {}
@@ -92,7 +93,7 @@ class ObjectStorageResource(_SettingsMirror):
 class ImagePipelineResource(_SettingsMirror):
     """Imaging, fetching and retry settings for the pipeline stages."""
 
-    image_format: str = "webp"
+    image_format: str = DEFAULT_OUTPUT_FORMAT
     image_quality: int = 85
     image_quality_avif: int = AVIF_QUALITY_DEFAULT
     webp_method: int = 4
