@@ -6,9 +6,9 @@ too. Among the acceptable formats the client's quality values decide, and betwee
 smaller stored encoding of the requested size wins (the catalog records every rendition's bytes):
 at the per-format qualities the settings choose the formats look alike, so fewer bytes is the better
 answer, whichever format that is for this image. Without byte counts the order is the registry's
-(`tvdb_images.registry.FORMATS`): AVIF, then WebP, then mirrored sources. When nothing stored is acceptable the API still sends WebP (or the one stored
-format) rather than a 406: an image is more useful to a client with a narrow `Accept` than an error,
-and RFC 9110 allows disregarding the header.
+(`tvdb_images.registry.FORMATS`): AVIF, then WebP, then mirrored sources. When nothing stored is
+acceptable the API still sends WebP (or the one stored format) rather than a 406: an image is more
+useful to a client with a narrow `Accept` than an error, and RFC 9110 allows disregarding the header.
 """
 
 from __future__ import annotations

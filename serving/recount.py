@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from tvdb_images.catalog.stats import StorageStats
 from tvdb_images.config import CONTENT_TYPES
-from tvdb_images.storage import Bucket, ObjectStore
 from tvdb_images.registry import FORMAT_BY_EXTENSION
+from tvdb_images.storage import Bucket, ObjectStore
 from tvdb_images.storage.layout import RENDITION_KEY_PATTERN
 
 # About 35 s on SeaweedFS and 12 s on a local directory at the rates measured on a 2-core machine.

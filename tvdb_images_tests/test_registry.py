@@ -43,6 +43,7 @@ def test_every_output_format_round_trips(output: registry.ImageFormat, tmp_path:
     result = render_renditions(_photo("png"), settings, ValidationLimits())
     assert [r.size for r in result.renditions] == list(registry.SIZE_NAMES)
     store = LocalObjectStore(tmp_path)
+    store.ensure_buckets()
     for rendition in result.renditions:
         assert (rendition.format, rendition.mime, rendition.extension) == (
             output.name,
@@ -61,7 +62,7 @@ def test_every_output_format_round_trips(output: registry.ImageFormat, tmp_path:
     for other in others:
         assert choose_format([other, output.name], output.mime) == output.name
     counted = recount_storage(store).stats.renditions
-    assert {(row["size"], row["format"]) for row in counted} == {(s, output.name) for s in registry.SIZE_NAMES}
+    assert {(row["size"], row["format"]) for row in counted} == {(s, output.name) for s in layout.SIZES}
     assert load_settings(IMAGE_FORMAT=output.name).image_format == output.name
     assert ImageFormat(output.name).value == output.name
 
@@ -87,7 +88,7 @@ def test_every_source_format_is_accepted_stored_and_served(source: registry.Imag
 def test_serving_enums_and_layout_follow_the_registry() -> None:
     assert [f.value for f in ImageFormat] == [f.name for f in registry.FORMATS]
     assert [s.value for s in Size] == list(registry.SIZE_NAMES) == list(layout.SIZES)
-    assert SIZE_BOXES == {s.name: s.box for s in registry.RENDITION_SIZES}
+    assert {s.name: s.box for s in registry.RENDITION_SIZES} == SIZE_BOXES
     assert registry.OUTPUT_FORMAT_NAMES[0] == registry.DEFAULT_OUTPUT_FORMAT
     assert choose_format([f.name for f in registry.FORMATS], "*/*") == registry.DEFAULT_OUTPUT_FORMAT
     for explicit in (f for f in registry.FORMATS if f.explicit_only):
@@ -123,6 +124,7 @@ _NEW_FORMAT = """
 _NEW_SIZE = """
     RenditionSize("tiny", (150, 84)),
 """
+_NEW_ROWS = {"FORMATS": _NEW_FORMAT, "RENDITION_SIZES": _NEW_SIZE}
 _CHECK = """
 import importlib.util, sys
 import tvdb_images
@@ -146,6 +148,7 @@ assert layout.is_layout_key(key) and key.endswith("/tiny.jxl"), key
 assert layout.MIME_BY_EXTENSION["jxl"] == "image/jxl"
 assert ImageFormat("jxl") and Size("tiny") and SIZE_BOXES["tiny"] == (150, 84)
 assert choose_format(["webp", "jxl"], "image/jxl") == "jxl"
+assert choose_format(["webp", "jxl"], "image/webp, image/jxl") == "jxl"  # the first row is preferred
 assert choose_format(["webp", "jxl"], "*/*") == "webp"  # explicit-only, like AVIF
 assert load_settings(IMAGE_FORMAT="jxl").image_format == "jxl"
 assert render_settings_signature(RenderSettings(format="jxl")) == f"jxl-q85-e4-v{ENGINE_VERSION}"
@@ -159,17 +162,19 @@ print("ok")
 
 
 def _with_rows(source: str) -> str:
-    """The registry's source with one more row at the end of FORMATS and of RENDITION_SIZES."""
+    """The registry's source with a new first row of FORMATS (the most preferred format) and a new
+    last row of RENDITION_SIZES (the smallest size)."""
     lines = source.splitlines(keepends=True)
-    ends: dict[int, str] = {}
+    before: dict[int, str] = {}
     for node in ast.parse(source).body:
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if node.target.id in ("FORMATS", "RENDITION_SIZES"):
-                assert isinstance(node.value, ast.Tuple) and node.value.end_lineno is not None
-                ends[node.value.end_lineno] = _NEW_FORMAT if node.target.id == "FORMATS" else _NEW_SIZE
-    assert len(ends) == 2
-    # Each tuple's last line is its closing parenthesis: the new row goes just before it.
-    return "".join(ends.get(number, "").lstrip("\n") + line for number, line in enumerate(lines, 1))
+        target = getattr(node, "target", None)
+        if isinstance(node, ast.AnnAssign) and isinstance(target, ast.Name) and target.id in _NEW_ROWS:
+            assert isinstance(node.value, ast.Tuple) and node.value.end_lineno is not None
+            first_row = node.value.elts[0].lineno
+            # A tuple's last line is its closing parenthesis: a last row goes just before it.
+            before[first_row if target.id == "FORMATS" else node.value.end_lineno] = _NEW_ROWS[target.id]
+    assert len(before) == 2
+    return "".join(before.get(number, "").lstrip("\n") + line for number, line in enumerate(lines, 1))
 
 
 def test_a_new_row_is_all_it_takes(tmp_path: Path) -> None:

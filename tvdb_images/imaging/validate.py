@@ -57,8 +57,8 @@ class SourceInfo:
     """What a valid source is, as stored (dimensions before EXIF orientation is applied)."""
 
     format: str  # a name of the registry's SOURCE_FORMATS: "jpeg", "png", ...
-    mime: str  # "image/jpeg", ...
-    extension: str  # "jpg", "png", ...
+    mime: str  # its MIME type
+    extension: str  # its storage key extension
     width: int
     height: int
     frames: int
