@@ -5,10 +5,10 @@ wildcards such as `*/*` or `image/*` do not count for it, because clients that p
 too. Among the acceptable formats the client's quality values decide, and between equal ones the
 smaller stored encoding of the requested size wins (the catalog records every rendition's bytes):
 at the per-format qualities the settings choose the formats look alike, so fewer bytes is the better
-answer, whichever format that is for this image. Without byte counts the order is AVIF, then WebP,
-then mirrored sources. When nothing stored is acceptable the API still sends WebP (or the one stored
-format) rather than a 406: an image is more useful to a client with a narrow `Accept` than an error,
-and RFC 9110 allows disregarding the header.
+answer, whichever format that is for this image. Without byte counts the order is the registry's
+(`tvdb_images.registry.FORMATS`): AVIF, then WebP, then mirrored sources. When nothing stored is
+acceptable the API still sends WebP (or the one stored format) rather than a 406: an image is more
+useful to a client with a narrow `Accept` than an error, and RFC 9110 allows disregarding the header.
 """
 
 from __future__ import annotations
@@ -18,17 +18,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-MIME_BY_FORMAT: dict[str, str] = {
-    "avif": "image/avif",
-    "webp": "image/webp",
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "gif": "image/gif",
-}
-SERVER_PREFERENCE: tuple[str, ...] = ("avif", "webp", "jpeg", "png", "gif")
-DEFAULT_FORMAT = "webp"
+from tvdb_images.registry import DEFAULT_OUTPUT_FORMAT, FORMATS
+
+MIME_BY_FORMAT: dict[str, str] = {f.name: f.mime for f in FORMATS}
+SERVER_PREFERENCE: tuple[str, ...] = tuple(f.name for f in FORMATS)  # the registry's order
+DEFAULT_FORMAT = DEFAULT_OUTPUT_FORMAT
 # Formats a client must name exactly; a wildcard is no promise that it can decode them.
-EXPLICIT_ONLY = frozenset({"avif"})
+EXPLICIT_ONLY = frozenset(f.name for f in FORMATS if f.explicit_only)
 
 
 @dataclass(frozen=True)

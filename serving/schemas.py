@@ -9,22 +9,16 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from tvdb_images.config import CONTENT_TYPES, IMAGE_TYPES
-from tvdb_images.storage.layout import SIZES
+from tvdb_images.registry import FORMATS, SIZE_NAMES
 
 # Enums built from the project's own tuples, so the API accepts exactly what the layout can store.
 ContentType = StrEnum("ContentType", {name: name for name in CONTENT_TYPES})  # type: ignore[misc]
 ImageType = StrEnum("ImageType", {name: name for name in IMAGE_TYPES})  # type: ignore[misc]
-Size = StrEnum("Size", {name: name for name in SIZES})  # type: ignore[misc]
-
-
-class ImageFormat(StrEnum):
-    """Formats a stored image can have: renditions (AVIF, WebP) and mirrored sources (the rest)."""
-
-    AVIF = "avif"
-    WEBP = "webp"
-    JPEG = "jpeg"
-    PNG = "png"
-    GIF = "gif"
+Size = StrEnum("Size", {name: name for name in SIZE_NAMES})  # type: ignore[misc]
+ImageFormat = StrEnum("ImageFormat", {f.name.upper(): f.name for f in FORMATS})  # type: ignore[misc]
+ImageFormat.__doc__ = (
+    "Formats a stored image can have: renditions (AVIF, WebP) and mirrored sources (the rest)."
+)
 
 
 class ErrorBody(BaseModel):

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tvdb_images.registry import DEFAULT_OUTPUT_FORMAT, OUTPUT_FORMAT_NAMES
+
 CONTENT_TYPES: tuple[str, ...] = ("episodes", "movies", "people", "seasons", "series")
 IMAGE_TYPES: tuple[str, ...] = ("poster", "banner", "fanart", "image", "thumbnail", "clearlogo", "clearart")
 
@@ -59,7 +61,9 @@ class Settings(BaseSettings):
     s3_bucket_thumbnails: str = Field(default="tvdb-thumbnails", alias="S3_BUCKET_THUMBNAILS")
     cdn_base_url: str | None = Field(default=None, alias="CDN_BASE_URL")
 
-    image_format: Literal["webp", "avif"] = Field(default="webp", alias="IMAGE_FORMAT")
+    image_format: Literal[OUTPUT_FORMAT_NAMES] = Field(  # type: ignore[valid-type]
+        default=DEFAULT_OUTPUT_FORMAT, alias="IMAGE_FORMAT"
+    )
     image_quality: int = Field(default=85, ge=1, le=100, alias="IMAGE_QUALITY")
     # AVIF's own quality, chosen so that AVIF looks like WebP at the default IMAGE_QUALITY.
     image_quality_avif: int = Field(default=AVIF_QUALITY_DEFAULT, ge=1, le=100, alias="IMAGE_QUALITY_AVIF")

@@ -10,6 +10,7 @@ from serving.delivery import ImageRequest, deliver, not_stored
 from serving.dependencies import state_of
 from serving.errors import ApiError, error_responses
 from serving.routes.params import ContentId, ContentTypePath, ImageTypePath, SizePath, Version
+from tvdb_images.registry import FORMATS
 
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
 
@@ -19,7 +20,7 @@ IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The image bytes, streamed. Headers: `Content-Type`, `Content-Length`, strong "
         "`ETag`, `Cache-Control`, `Vary: Accept` (negotiated URLs), `Content-Location` (the URL pinned "
         "to exactly these bytes), `X-Artwork-Id`.",
-        "content": {mime: _BINARY for mime in ("image/avif", "image/webp", "image/jpeg", "image/png")},
+        "content": {f.mime: _BINARY for f in FORMATS},
     },
     302: {"description": "Not stored yet and MISSING_IMAGE_REDIRECT=true: redirect to the TVDB source."},
     304: {"description": "`If-None-Match` matched the current ETag (weak comparison)."},

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from tvdb_images.registry import DEFAULT_OUTPUT_FORMAT, OUTPUT_ENCODINGS, OUTPUT_FORMATS, SOURCE_FORMATS
+
 from .encode import encode
-from .formats import OUTPUT_FORMATS, SOURCE_FORMATS
 from .pixels import decode, exif_orientation, to_working, upright_size
 from .resize import FULL_SCALE, Cascade, Step, plan_steps, resample
 from .sizes import SIZE_BOXES, fit_inside
@@ -47,7 +48,7 @@ _DRAFTABLE = frozenset({"JPEG", "MPO"})
 
 @dataclass(frozen=True)
 class RenderSettings:
-    format: str = "webp"  # "webp" | "avif"
+    format: str = DEFAULT_OUTPUT_FORMAT  # a name of the registry's OUTPUT_FORMATS
     quality: int = 85
     webp_method: int = 4
     avif_speed: int = 8
@@ -116,7 +117,8 @@ def render_settings_signature(settings: RenderSettings) -> str:
     A selection of sizes other than all of them adds their initials ("-lmst"), because the cascade
     (and JPEG reduced decoding when `original` is left out) depends on which sizes are made.
     """
-    effort = f"m{settings.webp_method}" if settings.format == "webp" else f"s{settings.avif_speed}"
+    encoding = OUTPUT_ENCODINGS[settings.format]
+    effort = f"{encoding.effort_tag}{getattr(settings, encoding.effort_setting)}"
     signature = f"{settings.format}-q{settings.quality}-{effort}-v{ENGINE_VERSION}"
     if set(settings.sizes) != set(SIZE_BOXES):
         signature += "-" + "".join(name[0] for name in SIZE_BOXES if name in settings.sizes)

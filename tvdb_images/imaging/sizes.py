@@ -1,19 +1,14 @@
-"""The rendition sizes and the one rule that maps a source size into each of them."""
+"""The rule that maps a source size into each rendition size of the registry."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 
-# Ordered largest first: rendering cascades down this order and reuses identical outputs.
-# `original` keeps the source dimensions (re-encoded, upright, without metadata).
-SIZE_BOXES: dict[str, tuple[int, int] | None] = {
-    "original": None,
-    "large": (1920, 1080),
-    "medium": (1280, 720),
-    "small": (640, 360),
-    "thumbnail": (300, 169),
-}
+from tvdb_images.registry import RENDITION_SIZES
+
+# The registry's sizes by name, largest first; every one is an "inside" fit (`fit_inside`).
+SIZE_BOXES: dict[str, tuple[int, int] | None] = {size.name: size.box for size in RENDITION_SIZES}
 
 
 def fit_inside(width: int, height: int, box: tuple[int, int] | None) -> tuple[int, int]:

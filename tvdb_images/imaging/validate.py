@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from tvdb_images.registry import SOURCE_FORMATS
+
 from .errors import (
     CORRUPT,
     EMPTY,
@@ -28,11 +30,12 @@ from .errors import (
     UNSUPPORTED_FORMAT,
     ImageRejected,
 )
-from .formats import SOURCE_FORMATS
 from .sniff import describe_foreign, signature_prefix, sniff_format
 from .structure import read_container
 
 __all__ = ["SourceInfo", "ValidationLimits", "open_source", "sniff_format", "validate_source"]
+
+_ACCEPTED = ", ".join(f.label for f in SOURCE_FORMATS.values())
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,9 @@ class ValidationLimits:
 class SourceInfo:
     """What a valid source is, as stored (dimensions before EXIF orientation is applied)."""
 
-    format: str  # "jpeg" | "png" | "webp" | "gif" | "avif"
-    mime: str  # "image/jpeg", ...
-    extension: str  # "jpg" | "png" | "webp" | "gif" | "avif"
+    format: str  # a name of the registry's SOURCE_FORMATS: "jpeg", "png", ...
+    mime: str  # its MIME type
+    extension: str  # its storage key extension
     width: int
     height: int
     frames: int
@@ -168,5 +171,5 @@ def _foreign(data: bytes) -> ImageRejected:
         return ImageRejected(TRUNCATED, f"{len(data)} bytes, ending inside the {cut.upper()} signature")
     found = describe_foreign(data)
     if found is not None:
-        return ImageRejected(UNSUPPORTED_FORMAT, f"{found}; accepted: JPEG, PNG, WebP, GIF, AVIF")
+        return ImageRejected(UNSUPPORTED_FORMAT, f"{found}; accepted: {_ACCEPTED}")
     return ImageRejected(NOT_AN_IMAGE, f"no known file signature (starts with {data[:8].hex(' ')})")

@@ -20,20 +20,14 @@ import re
 from collections.abc import Iterable
 
 from tvdb_images.config import CONTENT_TYPES, IMAGE_TYPES
+from tvdb_images.registry import FORMATS, OUTPUT_FORMATS, SIZE_NAMES, SOURCE_FORMATS
 
-SIZES: tuple[str, ...] = ("original", "large", "medium", "small", "thumbnail")
+SIZES: tuple[str, ...] = SIZE_NAMES  # the registry's rendition sizes, largest first
 HEX_DIGITS = "0123456789abcdef"
 SHARDS: tuple[str, ...] = tuple(f"{i:02x}" for i in range(256))
 
-_SOURCE_EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "avif": "avif"}
-_RENDITION_EXTENSIONS = {"webp": "webp", "avif": "avif"}
-MIME_BY_EXTENSION = {
-    "jpg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "gif": "image/gif",
-    "avif": "image/avif",
-}
+_RENDITION_EXTENSIONS = frozenset(f.extension for f in OUTPUT_FORMATS.values())
+MIME_BY_EXTENSION = {f.extension: f.mime for f in FORMATS}
 
 # What a full rendition key looks like; used to refuse anything else before it reaches storage.
 RENDITION_KEY_PATTERN = re.compile(
@@ -105,7 +99,7 @@ def artwork_storage_path(content_type: str, content_id: int, image_type: str, ar
 def rendition_key(storage_path: str, size: str, extension: str) -> str:
     if size not in SIZES:
         raise LayoutError(f"unknown size {size!r}")
-    if extension not in _RENDITION_EXTENSIONS.values():
+    if extension not in _RENDITION_EXTENSIONS:
         raise LayoutError(f"unknown rendition extension {extension!r}")
     return f"{storage_path}/{size}.{extension}"
 
@@ -117,16 +111,9 @@ def original_key(storage_path: str, source_format: str) -> str:
 
 def source_extension(source_format: str) -> str:
     try:
-        return _SOURCE_EXTENSIONS[source_format]
+        return SOURCE_FORMATS[source_format].extension
     except KeyError:
         raise LayoutError(f"unknown source format {source_format!r}") from None
-
-
-def rendition_extension(image_format: str) -> str:
-    try:
-        return _RENDITION_EXTENSIONS[image_format]
-    except KeyError:
-        raise LayoutError(f"unknown rendition format {image_format!r}") from None
 
 
 def is_layout_key(key: str) -> bool:
