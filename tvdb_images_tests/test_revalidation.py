@@ -20,10 +20,10 @@ from sqlalchemy import select, update
 from tvdb_images.catalog import migrate
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
-from tvdb_images.catalog.work import Scope
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
-from tvdb_images.defs.partitions import partition_key
+from tvdb_images.partition_keys import partition_key
 from tvdb_images.defs.resources import ImagePipelineResource
 from tvdb_images.defs.revalidation import daily_source_revalidation, shards_of_day
 from tvdb_images.fetch import ImageFetcher
