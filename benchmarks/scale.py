@@ -33,8 +33,8 @@ from benchmarks.end_to_end import run_backfill
 from benchmarks.machine_load import raise_priority
 from benchmarks.stack import import_corpus_catalog, running_stack
 from tvdb_images.catalog import queue
-from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.db import Catalog
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.defs.requests import partition_ranges
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images_tests.stack import image_environment
@@ -54,9 +54,7 @@ def memory_at(size: int, sample: int) -> dict[str, Any]:
         os.environ.update(stack.env(RENDER_WORKERS=2) | image_environment())
         with stack.catalog.session() as session:
             partitions = queue.partitions_with_work(session, max_attempts=5)
-            processed_before = queue.count_work(session, Scope(), max_attempts=5, signature="-")[
-                "processed"
-            ]
+            processed_before = queue.count_work(session, Scope(), max_attempts=5, signature="-")["processed"]
         started = time.perf_counter()
         runs = run_backfill(partition_ranges(partitions), "in_process", dagster_home, concurrent_runs=1)
         wall = time.perf_counter() - started

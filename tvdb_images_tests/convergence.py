@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from tvdb_images.catalog import references
-from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.storage import Bucket, ObjectStore
 from tvdb_images.storage.layout import is_layout_key, partition_prefix
 

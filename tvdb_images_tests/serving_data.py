@@ -29,8 +29,8 @@ from tvdb_images.catalog.scope import Scope
 from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
 from tvdb_images.defs.requests import partition_ranges
-from tvdb_images.partition_keys import RANGE_END_TAG, RANGE_START_TAG
 from tvdb_images.fetch import ImageFetcher
+from tvdb_images.partition_keys import RANGE_END_TAG, RANGE_START_TAG
 from tvdb_images.pipeline.render import render_stored_sources
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.pipeline.sync import sync_scope

@@ -27,10 +27,9 @@ from tvdb_images.catalog.models import Artwork, ArtworkStatus
 from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
 from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN, artwork_partitions
-from tvdb_images.partition_keys import partition_key
 from tvdb_images.defs.requests import partition_ranges
-from tvdb_images.partition_keys import RANGE_END_TAG, RANGE_START_TAG
 from tvdb_images.defs.resources import resources_from_settings
+from tvdb_images.partition_keys import RANGE_END_TAG, RANGE_START_TAG, partition_key
 from tvdb_images.storage import Bucket, store_from_settings
 from tvdb_images.storage.layout import SIZES, shard_of
 from tvdb_images_tests import services

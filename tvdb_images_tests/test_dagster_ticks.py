@@ -41,7 +41,9 @@ def _ranges(requests: list[dg.RunRequest]) -> set[tuple[str, str]]:
     return {(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests}
 
 
-def test_ticks_leave_the_catalog_unchanged(tmp_path: Path, any_catalog: Catalog, origin: LoopbackOrigin) -> None:
+def test_ticks_leave_the_catalog_unchanged(
+    tmp_path: Path, any_catalog: Catalog, origin: LoopbackOrigin
+) -> None:
     settings = Settings.model_validate(
         {
             "DATABASE_URL": any_catalog.url,

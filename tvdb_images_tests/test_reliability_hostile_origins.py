@@ -23,9 +23,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from tvdb_images.catalog import queue
-from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import Bucket
 from tvdb_images.storage.layout import shard_of

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
 from tvdb_images.catalog.rows import select_as
-from tvdb_images.catalog.stale import settle_refused, stale_clause
 from tvdb_images.catalog.scope import Scope
+from tvdb_images.catalog.stale import settle_refused, stale_clause
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
-from tvdb_images.catalog.rows import select_as
 from tvdb_images.catalog.results import refresh_content_local_urls
+from tvdb_images.catalog.rows import select_as
 from tvdb_images.catalog.scope import Scope
 
 SERVE = "serve"

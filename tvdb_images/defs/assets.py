@@ -11,8 +11,8 @@ from collections import Counter
 import dagster as dg
 
 from tvdb_images.catalog import queue
-from tvdb_images.catalog.stats import storage_stats as compute_storage_stats
 from tvdb_images.catalog.scope import Scope
+from tvdb_images.catalog.stats import storage_stats as compute_storage_stats
 from tvdb_images.defs.kinds import CATALOG_KIND, OBJECT_STORAGE_KIND
 from tvdb_images.defs.metadata import (
     DISCOVERY_COUNTS,
@@ -106,7 +106,8 @@ def missing_artwork(
     add_partition_metadata(
         context,
         {
-            partition_key(ct, shard): discovery_metadata(counts) | lost_metadata(lost.get((ct, shard), none_lost))
+            partition_key(ct, shard): discovery_metadata(counts)
+            | lost_metadata(lost.get((ct, shard), none_lost))
             for (ct, shard), counts in by_partition.items()
         },
         discovery_metadata(dict.fromkeys(DISCOVERY_COUNTS, 0)) | lost_metadata(none_lost),

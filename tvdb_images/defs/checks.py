@@ -86,7 +86,9 @@ def processed_artwork_complete(
     partitions = run_partitions(context)
     with catalog.get_catalog().session() as session:
         found = references.processed_completeness(session, Scope(partitions=partitions))
-    incomplete = {partition: [str(i) for i in found.incomplete.get(partition, [])] for partition in partitions}
+    incomplete = {
+        partition: [str(i) for i in found.incomplete.get(partition, [])] for partition in partitions
+    }
     outcomes = {
         partition: CheckOutcome(
             passed=not incomplete[partition],

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tvdb_images.catalog.references import referenced_keys, storage_paths_in_progress
 from tvdb_images.catalog.db import Catalog
+from tvdb_images.catalog.references import referenced_keys, storage_paths_in_progress
 from tvdb_images.partition_keys import partition_key
 from tvdb_images.storage import Bucket, ObjectStore
 from tvdb_images.storage.layout import is_layout_key, partition_prefix

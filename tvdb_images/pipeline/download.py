@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 
 from tvdb_images.catalog import queue, results
 from tvdb_images.catalog.db import Catalog
-from tvdb_images.catalog.stale import settle_refused
 from tvdb_images.catalog.queue import DownloadTask
 from tvdb_images.catalog.scope import Scope
+from tvdb_images.catalog.stale import settle_refused
 from tvdb_images.fetch import FetchError, ImageFetcher, SourceValidators
 from tvdb_images.imaging import ImageRejected, SourceInfo, validate_source
+from tvdb_images.partition_keys import partition_name
 from tvdb_images.pipeline.batching import CatalogWriter
 from tvdb_images.pipeline.concurrency import bounded_map
 from tvdb_images.pipeline.memory import limit_malloc_arenas
 from tvdb_images.pipeline.paging import pages_by_id
-from tvdb_images.partition_keys import partition_name
 from tvdb_images.pipeline.report import StageReport
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import Bucket, ObjectStore, StorageError

@@ -26,10 +26,10 @@ from tvdb_images.catalog.revalidation import RevalidationTask
 from tvdb_images.catalog.scope import Scope
 from tvdb_images.fetch import FetchedImage, FetchError, ImageFetcher, SourceValidators
 from tvdb_images.imaging import ImageRejected, SourceInfo, validate_source
+from tvdb_images.partition_keys import partition_name
 from tvdb_images.pipeline.batching import CatalogWriter
 from tvdb_images.pipeline.concurrency import bounded_map
 from tvdb_images.pipeline.paging import pages_by_id
-from tvdb_images.partition_keys import partition_name
 from tvdb_images.pipeline.report import StageReport
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import Bucket, ObjectStore, StorageError
