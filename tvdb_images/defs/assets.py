@@ -106,9 +106,8 @@ def missing_artwork(
     add_partition_metadata(
         context,
         {
-            partition_key(ct, shard): discovery_metadata(counts)
-            | lost_metadata(lost.get((ct, shard), none_lost))
-            for (ct, shard), counts in by_partition.items()
+            partition_key(*pair): discovery_metadata(counts) | lost_metadata(lost.get(pair, none_lost))
+            for pair, counts in by_partition.items()
         },
         discovery_metadata(dict.fromkeys(DISCOVERY_COUNTS, 0)) | lost_metadata(none_lost),
     )

@@ -2,7 +2,8 @@
 
 1,280 static partitions (5 x 256) keep Dagster's UI and daemon fast whatever the catalog's size (one
 dynamic partition per image would not), and discovery, upload, cleanup and stats of a partition touch
-only `{content_type}/{shard}/`.
+only `{content_type}/{shard}/`. The keys and run tags themselves are spelled in
+`tvdb_images.partition_keys` (no Dagster), which the pipeline and the admin API share.
 """
 
 from __future__ import annotations
