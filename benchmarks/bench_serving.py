@@ -31,8 +31,8 @@ from tvdb_images.catalog import migrate  # noqa: E402
 from tvdb_images.catalog.db import Catalog  # noqa: E402
 from tvdb_images.catalog.importer import import_catalog_lines  # noqa: E402
 from tvdb_images.catalog.models import Artwork, ArtworkRendition  # noqa: E402
+from tvdb_images.catalog.scope import Scope  # noqa: E402
 from tvdb_images.catalog.stats import storage_stats  # noqa: E402
-from tvdb_images.catalog.work import Scope  # noqa: E402
 from tvdb_images.config import Settings  # noqa: E402
 from tvdb_images.fetch import ImageFetcher  # noqa: E402
 from tvdb_images.pipeline.settings import PipelineSettings  # noqa: E402

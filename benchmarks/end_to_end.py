@@ -48,7 +48,8 @@ from benchmarks.engine import corpus
 from benchmarks.machine_load import PeakMemory, machine_busy_cores, raise_priority, sample
 from benchmarks.parallel import run_threads
 from benchmarks.stack import import_corpus_catalog, running_stack
-from tvdb_images.catalog import work
+from tvdb_images.catalog import queue
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.defs.metadata import parse_run_totals
 from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN, artwork_partitions
 from tvdb_images.defs.requests import partition_ranges
@@ -262,7 +263,7 @@ def one_sync(args: argparse.Namespace, niceness: int) -> dict[str, Any]:
         os.environ.update(stack.env(RENDER_WORKERS=args.render_workers, WEBP_METHOD=args.method))
         os.environ.update(image_environment())  # what the image gives a launched run
         with stack.catalog.session() as session:
-            partitions = work.partitions_with_work(session, max_attempts=5)
+            partitions = queue.partitions_with_work(session, max_attempts=5)
         ranges = partition_ranges(partitions, chunk=args.chunk)
         partitions_in_runs = sum(
             len(artwork_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end)))
@@ -301,7 +302,7 @@ def one_sync(args: argparse.Namespace, niceness: int) -> dict[str, Any]:
         engine_after, _ = engine_two_core_throughput(args.method)
         engine_rate = (engine_before + engine_after) / 2
         with stack.catalog.session() as session:
-            counts = work.count_work(session, work.Scope(), max_attempts=5, signature="-")
+            counts = queue.count_work(session, Scope(), max_attempts=5, signature="-")
 
     processed = stages["image_renditions"]["succeeded"]
     rate = processed / wall

@@ -19,7 +19,7 @@ from sqlalchemy import insert
 from benchmarks.common import machine, median, table, write_results
 from benchmarks.stack import running_stack
 from tvdb_images.catalog.models import Artwork, ArtworkRendition, ArtworkStatus
-from tvdb_images.catalog.work import Scope
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.pipeline.repair import find_missing, referenced_objects
 from tvdb_images.storage import Bucket, store_from_settings
 from tvdb_images.storage.layout import SIZES, artwork_storage_path, original_key, shard_of

@@ -33,7 +33,7 @@ from tvdb_images.catalog import migrate
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
-from tvdb_images.catalog.work import Scope
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.config import Settings
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.download import download_sources

@@ -21,7 +21,7 @@ import dagster as dg
 
 from tvdb_images.config import load_settings
 from tvdb_images.definitions import build_definitions
-from tvdb_images.defs.requests import RANGE_END_TAG, RANGE_START_TAG
+from tvdb_images.partition_keys import RANGE_END_TAG, RANGE_START_TAG
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

@@ -32,8 +32,9 @@ from benchmarks.common import machine, median, table, write_results
 from benchmarks.end_to_end import run_backfill
 from benchmarks.machine_load import raise_priority
 from benchmarks.stack import import_corpus_catalog, running_stack
-from tvdb_images.catalog import work
+from tvdb_images.catalog import queue
 from tvdb_images.catalog.db import Catalog
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.defs.requests import partition_ranges
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images_tests.stack import image_environment
@@ -52,15 +53,13 @@ def memory_at(size: int, sample: int) -> dict[str, Any]:
         import_corpus_catalog(stack.catalog, stack.origin_url, sample)
         os.environ.update(stack.env(RENDER_WORKERS=2) | image_environment())
         with stack.catalog.session() as session:
-            partitions = work.partitions_with_work(session, max_attempts=5)
-            processed_before = work.count_work(session, work.Scope(), max_attempts=5, signature="-")[
-                "processed"
-            ]
+            partitions = queue.partitions_with_work(session, max_attempts=5)
+            processed_before = queue.count_work(session, Scope(), max_attempts=5, signature="-")["processed"]
         started = time.perf_counter()
         runs = run_backfill(partition_ranges(partitions), "in_process", dagster_home, concurrent_runs=1)
         wall = time.perf_counter() - started
         with stack.catalog.session() as session:
-            processed = work.count_work(session, work.Scope(), max_attempts=5, signature="-")["processed"]
+            processed = queue.count_work(session, Scope(), max_attempts=5, signature="-")["processed"]
     peak = max(max(r["peak_rss_mb"], r["step_peak_rss_mb"]) for r in runs)
     print(f"  {size:>9,} rows + {sample} to sync: peak RSS of a run process {peak:.0f} MB", flush=True)
     return {
@@ -117,22 +116,22 @@ def discovery(rows: int) -> dict[str, Any]:
         bulk = bulk_load(stack.database_url, rows, signature=sig, pending_percent=2)
         print(f"  loaded {rows:,} rows ({bulk.renditions:,} renditions) in {bulk.seconds:.0f} s", flush=True)
         catalog = stack.catalog
-        scope = work.Scope(partitions=(("movies", "3c"),))
+        scope = Scope(partitions=(("movies", "3c"),))
         with catalog.session() as session:
-            rows_in_partition = work.count_work(session, scope, max_attempts=5, signature=sig)
+            rows_in_partition = queue.count_work(session, scope, max_attempts=5, signature=sig)
 
             def counts() -> None:
-                work.assign_missing_layout(session)
-                work.count_work(session, scope, max_attempts=5, signature=sig)
+                queue.assign_missing_layout(session)
+                queue.count_work(session, scope, max_attempts=5, signature=sig)
 
             def download_page() -> None:
-                work.download_candidates(session, scope, max_attempts=5)
+                queue.download_candidates(session, scope, max_attempts=5)
 
             def render_page() -> None:
-                work.render_candidates(session, scope, signature=sig, include_stale=False)
+                queue.render_candidates(session, scope, signature=sig, include_stale=False)
 
             def all_partitions() -> None:
-                work.partitions_with_work(session, max_attempts=5)
+                queue.partitions_with_work(session, max_attempts=5)
 
             queries = {
                 "discovery counts (missing_artwork)": timed(counts),

@@ -44,7 +44,7 @@ from benchmarks.stack import BUCKETS, Stack, import_corpus_catalog, running_stac
 from serving.conditional import strong_etag
 from serving.server import event_loop
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
-from tvdb_images.catalog.work import Scope
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.pipeline.sync import sync_scope

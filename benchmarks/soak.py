@@ -48,7 +48,7 @@ from serving.conditional import strong_etag
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
-from tvdb_images.catalog.work import Scope
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.pipeline.sync import sync_scope

@@ -113,15 +113,15 @@ def _catalog():  # type: ignore[no-untyped-def]
 
 
 def _refresh(args: argparse.Namespace) -> int:
-    from tvdb_images.catalog.refresh import ArtworkSelection, SelectionError, parse_items, refresh_artwork
+    from tvdb_images.catalog.refresh import SelectionError, refresh_artwork, selection_from
 
     try:
-        selection = ArtworkSelection(
-            artwork_ids=tuple(args.artwork_id),
-            items=parse_items(args.item),
+        selection = selection_from(
+            artwork_ids=args.artwork_id,
+            items=args.item,
             content_type=args.content_type,
-            statuses=tuple(args.status),
-            causes=tuple(args.cause),
+            statuses=args.status,
+            causes=args.cause,
             everything=args.all,
         )
         with _catalog().session() as session:
@@ -201,7 +201,7 @@ def _print_removal(report: Any) -> None:
 
 def _stale(args: argparse.Namespace) -> int:
     from tvdb_images.catalog import stale
-    from tvdb_images.catalog.work import Scope
+    from tvdb_images.catalog.scope import Scope
 
     if args.dry_run and not args.withdraw:
         print("tvdb-images: --dry-run applies to --withdraw only", file=sys.stderr)

@@ -143,7 +143,7 @@ def _catalog_import(args: argparse.Namespace) -> int:
 
 
 def _catalog_retry(args: argparse.Namespace) -> int:
-    from tvdb_images.catalog import migrate, work
+    from tvdb_images.catalog import migrate, queue
     from tvdb_images.catalog.db import Catalog
     from tvdb_images.preflight import check_database
 
@@ -152,7 +152,7 @@ def _catalog_retry(args: argparse.Namespace) -> int:
     migrate.upgrade(settings.resolved_database_url)  # a new catalog has nothing to retry, not no tables
     catalog = Catalog(settings.resolved_database_url)
     with catalog.session() as session:
-        count = work.reset_failed(
+        count = queue.reset_failed(
             session, cause=args.cause, content_type=args.content_type, include_gone=args.include_gone
         )
     print(f"{plural(count, 'artwork')} will be tried again by the next sync")

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
-from tvdb_images.catalog.work import Scope
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.cleanup import clean_orphans
 from tvdb_images.pipeline.download import download_sources

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from tvdb_images.catalog import work
+from tvdb_images.catalog import references
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.storage import Bucket, ObjectStore
 from tvdb_images.storage.layout import is_layout_key, partition_prefix
 
@@ -44,7 +45,7 @@ def audit(catalog: Catalog, store: ObjectStore, partitions: Iterable[tuple[str, 
     partitions = sorted(set(partitions))
     with catalog.session() as session:
         rows = session.scalars(
-            select(Artwork).where(work.Scope(partitions=tuple(partitions)).clause()).order_by(Artwork.id)
+            select(Artwork).where(Scope(partitions=tuple(partitions)).clause()).order_by(Artwork.id)
         ).all()
         for row in rows:
             result.statuses[row.id] = row.status
@@ -68,7 +69,7 @@ def audit(catalog: Catalog, store: ObjectStore, partitions: Iterable[tuple[str, 
                     result.missing.append(f"{bucket.value}/{key} has {info.size} bytes, catalog says {size}")
         referenced = {Bucket.ORIGINALS: set(), Bucket.THUMBNAILS: set()}
         for content_type, shard in partitions:
-            originals, thumbnails = work.referenced_keys(session, content_type, shard)
+            originals, thumbnails = references.referenced_keys(session, content_type, shard)
             referenced[Bucket.ORIGINALS] |= originals
             referenced[Bucket.THUMBNAILS] |= thumbnails
     for content_type, shard in partitions:

@@ -22,14 +22,15 @@ from pathlib import Path
 
 import dagster as dg
 
-from tvdb_images.catalog import work
+from tvdb_images.catalog import queue
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
-from tvdb_images.catalog.work import Scope
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
-from tvdb_images.defs.requests import RANGE_END_TAG, RANGE_START_TAG, partition_ranges
+from tvdb_images.defs.requests import partition_ranges
 from tvdb_images.fetch import ImageFetcher
+from tvdb_images.partition_keys import RANGE_END_TAG, RANGE_START_TAG
 from tvdb_images.pipeline.render import render_stored_sources
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.pipeline.sync import sync_scope
@@ -125,7 +126,7 @@ def fill(
         job = defs.resolve_job_def("sync_images")
         instance = dg.DagsterInstance.ephemeral()
         with catalog.session() as session:
-            partitions = work.partitions_with_work(session, max_attempts=pipeline.max_attempts)
+            partitions = queue.partitions_with_work(session, max_attempts=pipeline.max_attempts)
         for start, end in partition_ranges(partitions, chunk=256):
             result = job.execute_in_process(
                 instance=instance, tags={RANGE_START_TAG: start, RANGE_END_TAG: end}

@@ -12,7 +12,7 @@ from PIL import Image
 
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
-from tvdb_images.defs.partitions import partition_key
+from tvdb_images.partition_keys import partition_key
 from tvdb_images.storage.layout import shard_of
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tvdb_images.catalog import work
+from tvdb_images.catalog import queue, results
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
 from tvdb_images.catalog.models import Artwork, ArtworkStatus, Movie, Series
@@ -70,10 +70,10 @@ def test_reimport_upserts_and_a_changed_url_marks_for_redownload(any_catalog: Ca
     )
     with any_catalog.session() as session:
         for artwork_id in (10, 11):
-            work.record_download(
+            results.record_download(
                 session, artwork_id, checksum="c" * 64, source_format="jpeg", width=1, height=1, size=1
             )
-        work.record_failure(session, 11, cause="timeout", detail="slow", retryable=True)
+        results.record_failure(session, 11, cause="timeout", detail="slow", retryable=True)
     report = import_catalog_lines(
         any_catalog,
         [
@@ -129,7 +129,7 @@ def test_rows_inserted_by_a_proxy_get_their_layout(any_catalog: Catalog) -> None
             )
         )
     with any_catalog.session() as session:
-        assert work.assign_missing_layout(session) == 1
+        assert queue.assign_missing_layout(session) == 1
         row = session.get(Artwork, 77)
         assert row.storage_path == layout.artwork_storage_path("people", 9, "image", None)
         assert row.shard == layout.shard_of("people", 9)

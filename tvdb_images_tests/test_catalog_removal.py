@@ -127,17 +127,17 @@ def test_renditions_are_removed_on_sqlite_without_foreign_keys(
 def test_renditions_of_an_artwork_removed_during_its_render_are_not_recorded(life: Setup) -> None:
     """A sync that stored an artwork's renditions just as an operator removed it records nothing and
     carries on (no foreign-key error ends its batch); cleanup takes the objects."""
-    from tvdb_images.catalog import work
+    from tvdb_images.catalog import queue, results
 
     synced(life)
     with life.catalog.session() as session:
         row = session.get(Artwork, 301)
-        task = work.RenderTask(
+        task = queue.RenderTask(
             row.id, row.content_type, row.content_id, row.image_type, row.storage_path,
             row.source_format, row.source_checksum, source_url=row.source_url,
         )  # fmt: skip
         stored = [
-            work.StoredRendition(
+            results.StoredRendition(
                 r.size, r.format, r.storage_key, r.url, r.width, r.height, r.bytes, r.content_type, r.checksum
             )
             for r in row.renditions
@@ -146,6 +146,6 @@ def test_renditions_of_an_artwork_removed_during_its_render_are_not_recorded(lif
     with life.catalog.session() as session:
         remove(session, Removal(artwork_ids=frozenset({301})))
     with life.catalog.session() as session:
-        work.record_renditions(session, task, stored, signature=signature)
+        results.record_renditions(session, task, stored, signature=signature)
     assert 301 not in statuses_of(life.catalog)
     assert rendition_rows(life.catalog, [301]) == 0

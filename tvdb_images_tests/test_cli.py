@@ -108,7 +108,7 @@ def test_failure_causes_cover_what_the_pipeline_records() -> None:
 def test_retry_failed_counts_in_english(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tvdb_images.catalog import work
+    from tvdb_images.catalog import results
     from tvdb_images.catalog.db import Catalog
 
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
@@ -121,7 +121,7 @@ def test_retry_failed_counts_in_english(
     assert "imported 1 item, 1 artwork (1 new" in capsys.readouterr().out
     catalog = Catalog(f"sqlite:///{tmp_path / 'cli.db'}")
     with catalog.session() as session:
-        work.record_failure(session, 7, cause="timeout", detail="read timed out", retryable=True)
+        results.record_failure(session, 7, cause="timeout", detail="read timed out", retryable=True)
     catalog.dispose()
     assert main(["catalog", "retry-failed", "--cause", "timeout"]) == 0
     assert capsys.readouterr().out.strip() == "1 artwork will be tried again by the next sync"

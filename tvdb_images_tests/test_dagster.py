@@ -20,15 +20,16 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from tvdb_images.catalog import work
+from tvdb_images.catalog import queue
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
 from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
-from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN, artwork_partitions, partition_key
-from tvdb_images.defs.requests import RANGE_END_TAG, RANGE_START_TAG, partition_ranges
+from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN, artwork_partitions
+from tvdb_images.defs.requests import partition_ranges
 from tvdb_images.defs.resources import resources_from_settings
+from tvdb_images.partition_keys import RANGE_END_TAG, RANGE_START_TAG, partition_key
 from tvdb_images.storage import Bucket, store_from_settings
 from tvdb_images.storage.layout import SIZES, shard_of
 from tvdb_images_tests import services
@@ -139,7 +140,7 @@ def test_sync_images_over_a_partition_range(
     entries = corpus_entries(corpus_dir, include_edge=False)
     import_entries(catalog, entries, origin.url("").rstrip("/"))
     with catalog.session() as session:
-        partitions = work.partitions_with_work(session, max_attempts=5)
+        partitions = queue.partitions_with_work(session, max_attempts=5)
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.ephemeral()
     job = defs.resolve_job_def("sync_images")

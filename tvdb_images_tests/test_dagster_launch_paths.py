@@ -20,13 +20,9 @@ from serving.routes.admin import cleanup_partition_range
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
-from tvdb_images.defs.partitions import (
-    PARTITION_NAME_TAG,
-    RANGE_END_TAG,
-    RANGE_START_TAG,
-    artwork_partitions,
-)
+from tvdb_images.defs.partitions import artwork_partitions
 from tvdb_images.defs.resources import resources_from_settings
+from tvdb_images.partition_keys import PARTITION_NAME_TAG, RANGE_END_TAG, RANGE_START_TAG
 from tvdb_images.storage.layout import SHARDS
 
 SYNC_ASSETS = ("missing_artwork", "source_images", "image_renditions")

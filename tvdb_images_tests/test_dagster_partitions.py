@@ -24,7 +24,8 @@ from tvdb_images.catalog.models import Artwork
 from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
 from tvdb_images.defs.metadata import format_bytes, parse_run_totals
-from tvdb_images.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, artwork_partitions, partition_key
+from tvdb_images.defs.partitions import artwork_partitions
+from tvdb_images.partition_keys import RANGE_END_TAG, RANGE_START_TAG, partition_key
 from tvdb_images.storage import Bucket, store_from_settings
 from tvdb_images.storage.layout import SHARDS, shard_of
 from tvdb_images_tests import services

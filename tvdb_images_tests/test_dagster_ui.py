@@ -24,7 +24,7 @@ from serving.dagster_client import DagsterClient
 from tvdb_images.catalog import migrate
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
-from tvdb_images.defs.partitions import PARTITION_NAME_TAG, RANGE_END_TAG, RANGE_START_TAG
+from tvdb_images.partition_keys import PARTITION_NAME_TAG, RANGE_END_TAG, RANGE_START_TAG
 from tvdb_images.storage.layout import SHARDS, shard_of
 from tvdb_images_tests.dagster_api import DagsterAPI
 from tvdb_images_tests.dagster_ui import REPOSITORY, DagsterDeployment, dagster_deployment

@@ -243,7 +243,7 @@ def test_progress_on_a_terminal_is_a_live_display(sqlite_catalog, tmp_path: Path
     import pty
     from datetime import UTC, datetime
 
-    from tvdb_images.catalog import work
+    from tvdb_images.catalog import results
     from tvdb_images.catalog.importer import import_catalog_lines
     from tvdb_images.demo.progress import SyncProgress, artworks_to_sync
 
@@ -268,7 +268,7 @@ def test_progress_on_a_terminal_is_a_live_display(sqlite_catalog, tmp_path: Path
         assert progress.interactive
         with progress:
             with sqlite_catalog.session() as session:
-                work.record_failure(session, 1, cause="timeout", detail="read timed out", retryable=True)
+                results.record_failure(session, 1, cause="timeout", detail="read timed out", retryable=True)
             progress.run_finished(True)
             progress.run_finished(False)
         assert progress.counts.failed == 1 and progress.counts.downloads == 1

@@ -15,11 +15,11 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from tvdb_images.catalog import work
+from tvdb_images.catalog import queue, results
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
 from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition, ArtworkStatus
-from tvdb_images.catalog.work import Scope
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.imaging import fit_inside
 from tvdb_images.pipeline.cleanup import clean_orphans
@@ -249,7 +249,7 @@ def test_failures_are_retried_by_later_runs_up_to_the_limit(
     assert origin.hits("/gone.jpg") == 1  # never retried
 
     with setup.catalog.session() as session:
-        assert work.reset_failed(session, cause="server_error") == 1
+        assert queue.reset_failed(session, cause="server_error") == 1
     assert session is not None
     with setup.catalog.session() as session:
         assert session.get(Artwork, 2).status == ArtworkStatus.PENDING
@@ -428,7 +428,7 @@ def test_url_changed_while_a_sync_works_on_the_artwork(setup: Setup, origin: Loo
     # The proxy changes the URL after the download, before the render records its result.
     import_catalog_lines(setup.catalog, [line.replace("URL", origin.url("/tvdb/poster_b.jpg"))])
     with setup.catalog.session() as session:
-        stale_task = work.render_candidates(
+        stale_task = queue.render_candidates(
             session, Scope(), signature=settings.signature, include_stale=False
         )
     assert stale_task == []  # pending again: nothing to render from the old source
@@ -450,7 +450,7 @@ def test_render_result_for_an_old_url_does_not_mark_the_new_one_processed(
     with ImageFetcher(settings.fetch) as fetcher:
         download_sources(sqlite_catalog, local_store, fetcher, settings, Scope())
     with sqlite_catalog.session() as session:
-        (task,) = work.render_candidates(session, Scope(), signature=settings.signature, include_stale=False)
+        (task,) = queue.render_candidates(session, Scope(), signature=settings.signature, include_stale=False)
     # The URL changes while this task renders; its result must not mark the artwork processed.
     import_catalog_lines(sqlite_catalog, [line.replace("URL", origin.url("/tvdb/poster_b.jpg"))])
     from tvdb_images.pipeline import render as render_stage
@@ -458,7 +458,7 @@ def test_render_result_for_an_old_url_does_not_mark_the_new_one_processed(
 
     outcome = render_stage._render_one(task, local_store, settings, StageReport(stage="render"))
     with sqlite_catalog.session() as session:
-        work.record_renditions(session, task, outcome.renditions, signature=settings.signature)
+        results.record_renditions(session, task, outcome.renditions, signature=settings.signature)
     with sqlite_catalog.session() as session:
         assert session.get(Artwork, 80).status == ArtworkStatus.PENDING
     _sync(setup, settings)

@@ -9,7 +9,7 @@ from pathlib import Path
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
 from tvdb_images.catalog.models import Artwork
-from tvdb_images.catalog.work import Scope
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.download import download_sources
 from tvdb_images.storage import Bucket

@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from tvdb_images.catalog import work
+from tvdb_images.catalog import queue, references, results
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition, ArtworkStatus
 from tvdb_images.pipeline.cleanup import clean_orphans
@@ -175,7 +175,7 @@ class Model:
         with self.catalog.session() as session:
             row = session.get(Artwork, done.artwork)
             if done.kind == "source":
-                work.record_download(
+                results.record_download(
                     session,
                     done.artwork,
                     checksum=done.checksum,
@@ -187,7 +187,7 @@ class Model:
                 return
             if row.source_format is None or row.source_checksum is None:
                 return  # a render of a source replaced meanwhile: the real stage records nothing either
-            task = work.RenderTask(
+            task = queue.RenderTask(
                 row.id,
                 row.content_type,
                 row.content_id,
@@ -197,7 +197,7 @@ class Model:
                 row.source_checksum,
             )
             renditions = [
-                work.StoredRendition(
+                results.StoredRendition(
                     size=size,
                     format=done.render_format or "webp",
                     storage_key=rendition_key(row.storage_path, size, done.render_format or "webp"),
@@ -210,7 +210,7 @@ class Model:
                 )
                 for size in SIZES
             ]
-            work.record_renditions(session, task, renditions, signature=f"{done.render_format}-test")
+            results.record_renditions(session, task, renditions, signature=f"{done.render_format}-test")
 
     def tick(self, minutes: int) -> None:
         """Time passes. A sync never sits on a write longer than the grace period: one that would has
@@ -252,7 +252,7 @@ class Model:
         refs: dict[Bucket, set[str]] = {Bucket.ORIGINALS: set(), Bucket.THUMBNAILS: set()}
         with self.catalog.session() as session:
             for shard in {row.shard for row in session.scalars(select(Artwork))}:
-                originals, thumbnails = work.referenced_keys(session, "series", shard)
+                originals, thumbnails = references.referenced_keys(session, "series", shard)
                 refs[Bucket.ORIGINALS] |= originals
                 refs[Bucket.THUMBNAILS] |= thumbnails
         return refs

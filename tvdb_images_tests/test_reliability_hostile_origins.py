@@ -22,9 +22,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from tvdb_images.catalog import work
+from tvdb_images.catalog import queue
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import Bucket
 from tvdb_images.storage.layout import shard_of
@@ -210,9 +211,9 @@ def test_hostile_origins_end_in_their_recorded_cause_within_bounded_time(
 
     with postgres_catalog.session() as session:
         rows = {row.source_url: row for row in session.scalars(select(Artwork))}
-        counts = work.count_work(
+        counts = queue.count_work(
             session,
-            work.Scope(partitions=(("movies", shard),)),
+            Scope(partitions=(("movies", shard),)),
             max_attempts=ATTEMPTS,
             signature=pipeline.signature,
         )

@@ -21,11 +21,11 @@ import pytest
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
-from tvdb_images.catalog.work import Scope
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
-from tvdb_images.defs.partitions import partition_key
 from tvdb_images.fetch import ImageFetcher
+from tvdb_images.partition_keys import partition_key
 from tvdb_images.pipeline.repair import find_missing
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.pipeline.sync import sync_scope

@@ -20,13 +20,13 @@ from sqlalchemy import select, update
 from tvdb_images.catalog import migrate
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
-from tvdb_images.catalog.work import Scope
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
-from tvdb_images.defs.partitions import partition_key
 from tvdb_images.defs.resources import ImagePipelineResource
 from tvdb_images.defs.revalidation import daily_source_revalidation, shards_of_day
 from tvdb_images.fetch import ImageFetcher
+from tvdb_images.partition_keys import partition_key
 from tvdb_images.pipeline.revalidate import due_before, revalidate_sources
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.pipeline.sync import revalidate_scope, sync_scope

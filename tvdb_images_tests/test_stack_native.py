@@ -43,9 +43,9 @@ from sqlalchemy.engine import make_url
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
 from tvdb_images.defs.jobs import SOURCE_HOST_TAG
-from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN, artwork_partitions, partition_key
-from tvdb_images.defs.requests import RANGE_END_TAG, RANGE_START_TAG
+from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN, artwork_partitions
 from tvdb_images.imaging.sizes import SIZE_BOXES
+from tvdb_images.partition_keys import RANGE_END_TAG, RANGE_START_TAG, partition_key
 from tvdb_images.storage.layout import SHARDS, SIZES, is_layout_key
 from tvdb_images_tests import services
 from tvdb_images_tests.builders import CatalogEntry, catalog_lines, corpus_entries

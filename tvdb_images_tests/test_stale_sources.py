@@ -30,7 +30,7 @@ from tvdb_images.catalog.importer import import_catalog_lines
 from tvdb_images.catalog.models import Artwork, Series
 from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
-from tvdb_images.defs.partitions import partition_key
+from tvdb_images.partition_keys import partition_key
 from tvdb_images.storage import Bucket
 from tvdb_images.storage.layout import shard_of
 from tvdb_images_tests.convergence import audit

@@ -20,15 +20,13 @@ from serving.links import task_path
 from serving.routes.params import ContentId, ContentTypePath
 from serving.schemas import ContentType, TaskAccepted, TaskInfo, TaskStatus
 from serving.state import ServingState
-from tvdb_images.catalog.work import content_item_exists
+from tvdb_images.catalog.references import content_item_exists
+from tvdb_images.partition_keys import RANGE_END_TAG, RANGE_START_TAG, partition_key
 from tvdb_images.storage.layout import SHARDS
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
-# Dagster's own tags for a run over a range of partitions of the (content_type x shard) definition.
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 REQUESTED_BY_TAG = "tvdb_images/requested_by"
 
 TASK_STATUS = {
@@ -202,7 +200,7 @@ def get_task(
 def cleanup_partition_range(content_type: str | None) -> tuple[str, str]:
     """First and last partition key (`content_type|shard`, Dagster's order) of one or every content type."""
     types = [content_type] if content_type else sorted(ct.value for ct in ContentType)
-    return f"{types[0]}|{SHARDS[0]}", f"{types[-1]}|{SHARDS[-1]}"
+    return partition_key(types[0], SHARDS[0]), partition_key(types[-1], SHARDS[-1])
 
 
 def _launch(

@@ -150,3 +150,24 @@ def parse_item(text: str) -> tuple[str, int]:
 
 def parse_items(texts: Iterable[str]) -> tuple[tuple[str, int], ...]:
     return tuple(parse_item(text) for text in texts)
+
+
+def selection_from(
+    *,
+    artwork_ids: Iterable[int] = (),
+    items: Iterable[str] = (),
+    content_type: str | None = None,
+    statuses: Iterable[str] = (),
+    causes: Iterable[str] = (),
+    everything: bool = False,
+) -> ArtworkSelection:
+    """The selection a command line or a run config names, items written CONTENT_TYPE/ID: the CLI and
+    the `refresh_artwork` job read the same words the same way (SelectionError names a bad one)."""
+    return ArtworkSelection(
+        artwork_ids=tuple(artwork_ids),
+        items=parse_items(items),
+        content_type=content_type,
+        statuses=tuple(statuses),
+        causes=tuple(causes),
+        everything=everything,
+    )

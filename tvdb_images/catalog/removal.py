@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from tvdb_images.catalog import work
+from tvdb_images.catalog import results
 from tvdb_images.catalog.importer import SOURCE_URL_COLUMNS
 from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition
 from tvdb_images.catalog.wording import counted
@@ -93,7 +93,7 @@ def remove(session: Session, removal: Removal, *, dry_run: bool = False) -> Remo
     for chunk in _chunks(artwork_ids):
         session.execute(delete(ArtworkRendition).where(ArtworkRendition.artwork_id.in_(chunk)))
         session.execute(delete(Artwork).where(Artwork.id.in_(chunk)))
-    for content_type, ids in work.ids_by_content_type(content_rows).items():
+    for content_type, ids in results.ids_by_content_type(content_rows).items():
         model = CONTENT_MODELS[content_type]
         for chunk in _chunks(ids):
             session.execute(delete(model).where(model.id.in_(chunk)))
@@ -106,9 +106,9 @@ def refresh_item_urls(session: Session, items: Iterable[tuple[str, int]]) -> int
     items = sorted(set(items))
     updated = 0
     for chunk in _chunks(items):
-        for content_type, ids in work.ids_by_content_type(chunk).items():
+        for content_type, ids in results.ids_by_content_type(chunk).items():
             updated += _refresh_source_urls(session, content_type, ids)
-        work.refresh_content_local_urls(session, chunk)
+        results.refresh_content_local_urls(session, chunk)
     return updated
 
 
@@ -117,7 +117,7 @@ def _refresh_source_urls(session: Session, content_type: str, ids: list[int]) ->
     existing = set(session.scalars(select(model.id).where(model.id.in_(ids))))
     if not existing:
         return 0
-    best = work.primary_artwork_values(session, content_type, existing, Artwork.source_url)
+    best = results.primary_artwork_values(session, content_type, existing, Artwork.source_url)
     updates = [
         {"id": content_id}
         | {column: best.get((content_id, image_type)) for image_type, column in SOURCE_URL_COLUMNS.items()}
@@ -143,7 +143,7 @@ def _artworks_of(session: Session, removal: Removal) -> dict[int, tuple[str, int
 
 def _existing_content_rows(session: Session, items: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
     found: set[tuple[str, int]] = set()
-    for content_type, ids in work.ids_by_content_type(items).items():
+    for content_type, ids in results.ids_by_content_type(items).items():
         model = CONTENT_MODELS[content_type]
         for chunk in _chunks(ids):
             found.update(

@@ -15,8 +15,9 @@ from sqlalchemy import and_, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
+from tvdb_images.catalog.rows import select_as
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.stale import settle_refused, stale_clause
-from tvdb_images.catalog.work import Scope
 
 
 @dataclass(frozen=True)
@@ -51,24 +52,14 @@ def revalidation_condition(checked_before: datetime | None) -> Any:
 def revalidation_candidates(
     session: Session, scope: Scope, *, checked_before: datetime | None, after_id: int = -1, limit: int = 200
 ) -> list[RevalidationTask]:
-    rows = session.execute(
-        select(
-            Artwork.id,
-            Artwork.content_type,
-            Artwork.content_id,
-            Artwork.source_url,
-            Artwork.storage_path,
-            Artwork.source_checksum,
-            Artwork.source_format,
-            Artwork.file_size,
-            Artwork.source_etag,
-            Artwork.source_last_modified,
-        )
-        .where(scope.clause(), revalidation_condition(checked_before), Artwork.id > after_id)
-        .order_by(Artwork.id)
-        .limit(limit)
+    return select_as(
+        session,
+        RevalidationTask,
+        scope.clause(),
+        revalidation_condition(checked_before),
+        Artwork.id > after_id,
+        limit=limit,
     )
-    return [RevalidationTask(*row) for row in rows]
 
 
 def count_due(session: Session, scope: Scope, *, checked_before: datetime | None) -> int:

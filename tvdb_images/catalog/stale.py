@@ -25,7 +25,9 @@ from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
-from tvdb_images.catalog.work import Scope, refresh_content_local_urls
+from tvdb_images.catalog.results import refresh_content_local_urls
+from tvdb_images.catalog.rows import select_as
+from tvdb_images.catalog.scope import Scope
 
 SERVE = "serve"
 WITHDRAW = "withdraw"
@@ -108,22 +110,14 @@ def count_stale_by_partition(session: Session, scope: Scope) -> dict[tuple[str, 
 
 
 def list_stale(session: Session, scope: Scope, *, limit: int = 20) -> list[StaleArtwork]:
-    rows = session.execute(
-        select(
-            Artwork.id,
-            Artwork.content_type,
-            Artwork.content_id,
-            Artwork.image_type,
-            Artwork.source_url,
-            Artwork.status,
-            Artwork.failure_cause,
-            Artwork.stale_since,
-        )
-        .where(scope.clause(), stale_clause())
-        .order_by(Artwork.stale_since, Artwork.id)
-        .limit(limit)
+    return select_as(
+        session,
+        StaleArtwork,
+        scope.clause(),
+        stale_clause(),
+        order_by=(Artwork.stale_since, Artwork.id),
+        limit=limit,
     )
-    return [StaleArtwork(*row) for row in rows]
 
 
 def withdraw_stale(session: Session, scope: Scope, *, dry_run: bool = False) -> int:

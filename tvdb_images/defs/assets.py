@@ -10,9 +10,9 @@ from collections import Counter
 
 import dagster as dg
 
-from tvdb_images.catalog import work
+from tvdb_images.catalog import queue
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.stats import storage_stats as compute_storage_stats
-from tvdb_images.catalog.work import Scope
 from tvdb_images.defs.kinds import CATALOG_KIND, OBJECT_STORAGE_KIND
 from tvdb_images.defs.metadata import (
     DISCOVERY_COUNTS,
@@ -27,6 +27,7 @@ from tvdb_images.defs.metadata import (
 )
 from tvdb_images.defs.partitions import artwork_backfill_policy, artwork_partitions, run_partitions
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
+from tvdb_images.partition_keys import partition_key
 from tvdb_images.pipeline.cleanup import CleanupReport, clean_orphans
 from tvdb_images.pipeline.download import download_sources
 from tvdb_images.pipeline.render import render_stored_sources
@@ -78,15 +79,15 @@ def missing_artwork(
 ) -> dg.MaterializeResult:
     scope, partitions = _partition_scope(context)
     settings = image_pipeline.pipeline_settings()
-    with catalog.get_catalog().session() as session:
-        assigned = work.assign_missing_layout(session)
+    # This run's first write: rows inserted without a layout get their place (sensors only read).
+    assigned = queue.assign_all_missing_layout(catalog.get_catalog())
     try:
         lost = requeue_lost_objects(catalog.get_catalog(), storage.get_store(), scope)
     except StorageError as exc:  # the download and render steps report storage for themselves
         context.log.warning("could not list storage to find lost objects: %s", exc)
         lost = {}
     with catalog.get_catalog().session() as session:
-        by_partition = work.count_work_by_partition(
+        by_partition = queue.count_work_by_partition(
             session, scope, max_attempts=settings.max_attempts, signature=settings.signature
         )
     totals: Counter[str] = Counter()
@@ -105,8 +106,8 @@ def missing_artwork(
     add_partition_metadata(
         context,
         {
-            f"{ct}|{shard}": discovery_metadata(counts) | lost_metadata(lost.get((ct, shard), none_lost))
-            for (ct, shard), counts in by_partition.items()
+            partition_key(*pair): discovery_metadata(counts) | lost_metadata(lost.get(pair, none_lost))
+            for pair, counts in by_partition.items()
         },
         discovery_metadata(dict.fromkeys(DISCOVERY_COUNTS, 0)) | lost_metadata(none_lost),
     )

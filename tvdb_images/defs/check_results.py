@@ -21,7 +21,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, generate_event_batch_id
 
-from tvdb_images.defs.partitions import partition_key
+from tvdb_images.partition_keys import partition_key
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def partition_evaluations(
 ) -> Iterator[DagsterEvent | dg.Output]:
     """An evaluation for each (content_type, shard) in `outcomes`, then the check step's output."""
     (check_key,) = context.selected_asset_check_keys
-    keys = {pair: str(partition_key(*pair)) for pair in outcomes}
+    keys = {pair: partition_key(*pair) for pair in outcomes}
     targets = _latest_materializations(context.instance, check_key.asset_key, set(keys.values()))
     step_context = context.get_step_execution_context()
     batch_id, last = generate_event_batch_id(), len(outcomes) - 1

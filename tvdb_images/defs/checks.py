@@ -10,21 +10,19 @@ failed, not one verdict for the whole range.
 """
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 import dagster as dg
 from dagster._core.events import DagsterEvent
-from sqlalchemy import case, func, select
 
-from tvdb_images.catalog import work
-from tvdb_images.catalog.models import Artwork, ArtworkRendition, ArtworkStatus
+from tvdb_images.catalog import references
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.defs.assets import image_renditions
 from tvdb_images.defs.check_results import CheckOutcome, partition_evaluations
 from tvdb_images.defs.partitions import artwork_partitions, run_partitions
 from tvdb_images.defs.resources import CatalogResource, ObjectStorageResource
-from tvdb_images.pipeline.repair import find_missing, key_partition
-from tvdb_images.pipeline.settings import MIRROR_SIGNATURE
-from tvdb_images.storage.layout import SIZES
+from tvdb_images.partition_keys import key_partition
+from tvdb_images.pipeline.repair import find_missing
 
 EXAMPLES_PER_PARTITION = 10
 
@@ -47,7 +45,7 @@ def catalog_objects_exist(
     # The same comparison the next sync's discovery makes (one listing per covering prefix, 8 for a
     # 128-partition run): what fails here, that sync stores again.
     partitions = run_partitions(context)
-    found = find_missing(catalog.get_catalog(), storage.get_store(), work.Scope(partitions=partitions))
+    found = find_missing(catalog.get_catalog(), storage.get_store(), Scope(partitions=partitions))
     context.log.info(
         "%d referenced objects checked against %d listed in %.2f s",
         found.referenced,
@@ -86,34 +84,11 @@ def processed_artwork_complete(
     context: dg.AssetCheckExecutionContext, catalog: CatalogResource
 ) -> Iterator[DagsterEvent | dg.Output]:
     partitions = run_partitions(context)
-    scope = work.Scope(partitions=partitions)
-    # Renditions from the artwork's own latest render: all five sizes, or the one mirrored source.
-    size_count = (
-        select(func.count())
-        .where(
-            ArtworkRendition.artwork_id == Artwork.id,
-            ArtworkRendition.render_signature == Artwork.render_signature,
-        )
-        .scalar_subquery()
-    )
-    expected = case((Artwork.render_signature == MIRROR_SIGNATURE, 1), else_=len(SIZES))
-    processed_in_scope = (scope.clause(), Artwork.status == ArtworkStatus.PROCESSED.value)
     with catalog.get_catalog().session() as session:
-        processed: Mapping[tuple[str, str], int] = {
-            (content_type, shard): count
-            for content_type, shard, count in session.execute(
-                select(Artwork.content_type, Artwork.shard, func.count())
-                .where(*processed_in_scope)
-                .group_by(Artwork.content_type, Artwork.shard)
-            )
-        }
-        incomplete: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for content_type, shard, artwork_id in session.execute(
-            select(Artwork.content_type, Artwork.shard, Artwork.id)
-            .where(*processed_in_scope, size_count < expected)
-            .order_by(Artwork.id)
-        ):
-            incomplete[(content_type, shard)].append(str(artwork_id))
+        found = references.processed_completeness(session, Scope(partitions=partitions))
+    incomplete = {
+        partition: [str(i) for i in found.incomplete.get(partition, [])] for partition in partitions
+    }
     outcomes = {
         partition: CheckOutcome(
             passed=not incomplete[partition],
@@ -123,7 +98,7 @@ def processed_artwork_complete(
                 else None
             ),
             metadata={
-                "processed": dg.MetadataValue.int(processed.get(partition, 0)),
+                "processed": dg.MetadataValue.int(found.processed.get(partition, 0)),
                 "incomplete": dg.MetadataValue.int(len(incomplete[partition])),
                 "incomplete_examples": _examples(incomplete[partition]),
             },

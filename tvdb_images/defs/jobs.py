@@ -5,8 +5,8 @@ from enum import Enum
 import dagster as dg
 from pydantic import Field
 
-from tvdb_images.catalog import work
-from tvdb_images.catalog.work import Scope
+from tvdb_images.catalog import queue, references
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.config import CONTENT_TYPES
 from tvdb_images.defs.assets import (
     SOURCE_HOST_POOL,
@@ -117,13 +117,13 @@ def sync_content_item_op(
     """Sync every artwork of one content item now, whatever its partition."""
     item = (config.content_type.value, config.content_id)
     with catalog.get_catalog().session() as session:
-        if not work.content_item_exists(session, *item):
+        if not references.content_item_exists(session, *item):
             raise dg.Failure(
                 description=f"the catalog has no {item[0]} with id {item[1]}: nothing to sync",
                 metadata={"content_type": item[0], "content_id": item[1]},
             )
         if config.retry_failed:
-            reset = work.reset_failed(session, item=item, include_gone=True)
+            reset = queue.reset_failed(session, item=item, include_gone=True)
             context.log.info("reset %d failed artworks for a fresh attempt", reset)
     scope = Scope(item=item)
     _run_sync(context, scope, None, catalog, storage, image_pipeline)

@@ -2,23 +2,26 @@
 
 1,280 static partitions (5 x 256) keep Dagster's UI and daemon fast whatever the catalog's size (one
 dynamic partition per image would not), and discovery, upload, cleanup and stats of a partition touch
-only `{content_type}/{shard}/`.
+only `{content_type}/{shard}/`. The keys and run tags themselves are spelled in
+`tvdb_images.partition_keys` (no Dagster), which the pipeline and the admin API share.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import dagster as dg
 
 from tvdb_images.config import CONTENT_TYPES
+from tvdb_images.partition_keys import (
+    CONTENT_TYPE_DIMENSION,
+    PARTITION_NAME_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    SHARD_DIMENSION,
+    parse_partition_keys,
+)
 from tvdb_images.storage.layout import SHARDS
-
-CONTENT_TYPE_DIMENSION = "content_type"
-PARTITION_NAME_TAG = "dagster/partition"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-SHARD_DIMENSION = "shard"
 
 
 class RangeSafeMultiPartitions(dg.MultiPartitionsDefinition):
@@ -51,24 +54,6 @@ artwork_partitions = RangeSafeMultiPartitions(
 # allows busy.
 MAX_PARTITIONS_PER_RUN = 128
 artwork_backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITIONS_PER_RUN)
-
-
-def partition_key(content_type: str, shard: str) -> str:
-    """The multi-partition key string Dagster uses: dimensions in name order, joined by '|'."""
-    return dg.MultiPartitionKey({CONTENT_TYPE_DIMENSION: content_type, SHARD_DIMENSION: shard})
-
-
-def parse_partition_keys(keys: Iterable[str]) -> tuple[tuple[str, str], ...]:
-    """(content_type, shard) pairs for partition keys such as 'series|0a'."""
-    pairs = []
-    for key in keys:
-        if isinstance(key, dg.MultiPartitionKey):
-            dims = key.keys_by_dimension
-            pairs.append((dims[CONTENT_TYPE_DIMENSION], dims[SHARD_DIMENSION]))
-            continue
-        content_type, shard = str(key).split("|", 1)
-        pairs.append((content_type, shard))
-    return tuple(pairs)
 
 
 def run_partitions(

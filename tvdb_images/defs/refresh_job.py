@@ -3,7 +3,7 @@
 import dagster as dg
 
 from tvdb_images.catalog import refresh as catalog_refresh
-from tvdb_images.catalog.refresh import ArtworkSelection, SelectionError, parse_items
+from tvdb_images.catalog.refresh import SelectionError, selection_from
 from tvdb_images.defs.resources import CatalogResource
 
 
@@ -26,12 +26,12 @@ def refresh_artwork_op(
 ) -> None:
     """Mark the selected artwork for re-download; the catalog-change sensor (or the nightly sync) runs it."""
     try:
-        selection = ArtworkSelection(
-            artwork_ids=tuple(config.artwork_ids),
-            items=parse_items(config.items),
+        selection = selection_from(
+            artwork_ids=config.artwork_ids,
+            items=config.items,
             content_type=config.content_type,
-            statuses=tuple(config.statuses),
-            causes=tuple(config.causes),
+            statuses=config.statuses,
+            causes=config.causes,
             everything=config.all,
         )
         with catalog.get_catalog().session() as session:

@@ -13,10 +13,9 @@ from typing import Any
 
 import dagster as dg
 
-from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN, RANGE_END_TAG, RANGE_START_TAG, partition_key
+from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN
+from tvdb_images.partition_keys import partition_key, range_tags
 from tvdb_images.storage.layout import SHARDS
-
-__all__ = ["RANGE_END_TAG", "RANGE_START_TAG", "partition_ranges", "range_run_requests"]
 
 
 def partition_ranges(
@@ -47,8 +46,8 @@ def partition_ranges(
         for indexes in groups:
             ranges.append(
                 (
-                    str(partition_key(content_type, SHARDS[indexes[0]])),
-                    str(partition_key(content_type, SHARDS[indexes[-1]])),
+                    partition_key(content_type, SHARDS[indexes[0]]),
+                    partition_key(content_type, SHARDS[indexes[-1]]),
                 )
             )
     return ranges
@@ -67,7 +66,7 @@ def range_run_requests(
             dg.RunRequest(
                 run_key=f"{run_key_prefix}:{start}:{end}" if run_key_prefix else None,
                 run_config=dict(run_config or {}),
-                tags={**(tags or {}), RANGE_START_TAG: start, RANGE_END_TAG: end},
+                tags={**(tags or {}), **range_tags(start, end)},
             )
         )
     return requests

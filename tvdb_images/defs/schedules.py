@@ -1,17 +1,17 @@
 """Schedules: the nightly sync, the weekly orphan cleanup and a daily statistics refresh.
 
 Schedules are created stopped, as Dagster does by default; operators turn them on in the UI
-(Automation) or with `dagster schedule start`.
+(Automation) or with `dagster schedule start`. A schedule only reads the catalog; the runs it requests
+write.
 """
 
 import dagster as dg
 
-from tvdb_images.catalog import work
-from tvdb_images.config import CONTENT_TYPES
+from tvdb_images.catalog import queue
 from tvdb_images.defs.jobs import cleanup_orphans, refresh_storage_stats, sync_images
 from tvdb_images.defs.requests import range_run_requests
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource
-from tvdb_images.storage.layout import SHARDS
+from tvdb_images.partition_keys import every_partition
 
 
 @dg.schedule(
@@ -25,8 +25,7 @@ def nightly_sync(
 ) -> list[dg.RunRequest] | dg.SkipReason:
     settings = image_pipeline.pipeline_settings()
     with catalog.get_catalog().session() as session:
-        work.assign_missing_layout(session)
-        partitions = work.partitions_with_work(session, max_attempts=settings.max_attempts)
+        partitions = queue.partitions_with_work(session, max_attempts=settings.max_attempts)
     if not partitions:
         return dg.SkipReason("no partition has artwork to sync")
     tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "manual"
@@ -40,10 +39,9 @@ def nightly_sync(
     description="Every Sunday: delete orphaned objects older than the grace period, in every partition.",
 )
 def weekly_cleanup(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-    everything = {(content_type, shard) for content_type in CONTENT_TYPES for shard in SHARDS}
     tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "manual"
     return range_run_requests(
-        everything,
+        every_partition(),
         run_key_prefix=f"cleanup:{tick}",
         run_config={"ops": {"orphaned_images": {"config": {"dry_run": False}}}},
     )

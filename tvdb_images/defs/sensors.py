@@ -1,15 +1,19 @@
-"""Sensors: react to catalog changes within a minute, and report failed runs with their partitions."""
+"""Sensors: react to catalog changes within a minute, and report failed runs with their partitions.
+
+A sensor only reads the catalog: whatever a run needs written first (rows placed in the layout) its
+first step writes, so a tick that is evaluated, retried or skipped changes nothing."""
 
 import logging
 from datetime import datetime, timedelta
 
 import dagster as dg
 
-from tvdb_images.catalog import work
+from tvdb_images.catalog import queue
 from tvdb_images.defs.freshness import storage_stats_freshness
 from tvdb_images.defs.jobs import sync_images
-from tvdb_images.defs.requests import RANGE_END_TAG, RANGE_START_TAG, range_run_requests
+from tvdb_images.defs.requests import range_run_requests
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource
+from tvdb_images.partition_keys import PARTITION_NAME_TAG, RANGE_END_TAG, RANGE_START_TAG
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +34,13 @@ def catalog_changes_sensor(
     settings = image_pipeline.pipeline_settings()
     since = datetime.fromisoformat(context.cursor) if context.cursor else None
     with catalog.get_catalog().session() as session:
-        work.assign_missing_layout(session)
-        latest = work.latest_change(session)
+        latest = queue.latest_change(session)
         if latest is None or (since is not None and latest <= since):
             return dg.SkipReason("no artwork changed since the last tick")
         # Look back a little past the watermark: a transaction that committed late may carry an older
         # timestamp. Extra partitions cost one idempotent run; the nightly sync is the final backstop.
         lookback = since - WATERMARK_OVERLAP if since is not None else None
-        partitions = work.partitions_with_work(
+        partitions = queue.partitions_with_work(
             session, max_attempts=settings.max_attempts, changed_since=lookback
         )
     watermark = latest.isoformat()
@@ -54,7 +57,7 @@ def catalog_changes_sensor(
 )
 def report_failed_runs(context: dg.RunFailureSensorContext) -> None:
     tags = context.dagster_run.tags
-    partition = tags.get("dagster/partition")
+    partition = tags.get(PARTITION_NAME_TAG)
     if partition is None and RANGE_START_TAG in tags:
         partition = f"{tags[RANGE_START_TAG]}...{tags[RANGE_END_TAG]}"
     message = (

@@ -7,7 +7,7 @@ import dagster as dg
 from dagster._core.events import DagsterEvent
 
 from tvdb_images.catalog import stale
-from tvdb_images.catalog.work import Scope
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.defs.assets import image_renditions
 from tvdb_images.defs.check_results import CheckOutcome, partition_evaluations
 from tvdb_images.defs.partitions import artwork_partitions, run_partitions

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func, or_, select
 
-from tvdb_images.catalog import work
+from tvdb_images.catalog import queue
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
 from tvdb_images.wording import plural
@@ -38,7 +38,7 @@ class SyncCounts:
 
 def artworks_to_sync(catalog: Catalog, *, max_attempts: int) -> int:
     """Artwork a sync will work on: to download (new, changed, retry due) or to render."""
-    condition = or_(work.download_condition(max_attempts), Artwork.status == ArtworkStatus.DOWNLOADED.value)
+    condition = or_(queue.download_condition(max_attempts), Artwork.status == ArtworkStatus.DOWNLOADED.value)
     with catalog.session() as session:
         return int(session.scalar(select(func.count()).select_from(Artwork).where(condition)) or 0)
 

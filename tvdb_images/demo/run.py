@@ -13,16 +13,17 @@ from pathlib import Path
 import dagster as dg
 from sqlalchemy import func, select
 
-from tvdb_images.catalog import migrate, work
+from tvdb_images.catalog import migrate, queue
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_file
 from tvdb_images.catalog.models import Artwork, ArtworkRendition, ArtworkStatus
 from tvdb_images.config import Settings, load_settings
-from tvdb_images.defs.requests import RANGE_END_TAG, RANGE_START_TAG, partition_ranges
+from tvdb_images.defs.requests import partition_ranges
 from tvdb_images.demo.catalog import DemoCatalog, draw_stand_ins, find_corpus, write_demo_catalog
 from tvdb_images.demo.home import dagster_ui_command, prepare_dagster_home, serve_command
 from tvdb_images.demo.origin import serve_origin
 from tvdb_images.demo.progress import SyncCounts, SyncProgress, artworks_to_sync, counts_since
+from tvdb_images.partition_keys import range_tags
 from tvdb_images.storage.layout import SHARDS, SIZES
 from tvdb_images.wording import plural
 
@@ -98,7 +99,7 @@ def run_demo(
         with dg.DagsterInstance.get() as instance:
             pipeline = defs.resolve_job_def("sync_images")
             with catalog.session() as session:
-                partitions = work.partitions_with_work(session, max_attempts=settings.artwork_max_attempts)
+                partitions = queue.partitions_with_work(session, max_attempts=settings.artwork_max_attempts)
             # In-process runs on a SQLite instance cost ~0.4 s each and ~45 ms per partition they span:
             # group nearby partitions with work, and skip long stretches without any.
             ranges = partition_ranges(partitions, chunk=len(SHARDS), max_gap=8)
@@ -112,7 +113,7 @@ def run_demo(
                 for start, end in ranges:
                     result = pipeline.execute_in_process(
                         instance=instance,
-                        tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
+                        tags=range_tags(start, end),
                         run_config=QUIET_CONSOLE,
                         raise_on_error=False,
                     )

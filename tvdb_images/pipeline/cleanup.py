@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tvdb_images.catalog import work
 from tvdb_images.catalog.db import Catalog
+from tvdb_images.catalog.references import referenced_keys, storage_paths_in_progress
+from tvdb_images.partition_keys import partition_key
 from tvdb_images.storage import Bucket, ObjectStore
 from tvdb_images.storage.layout import is_layout_key, partition_prefix
 
@@ -85,7 +86,7 @@ def clean_orphans(
     total = CleanupReport(dry_run=dry_run)
     started = time.perf_counter()
     for content_type, shard in partitions:
-        report = total.by_partition[f"{content_type}|{shard}"] = CleanupReport(dry_run=dry_run)
+        report = total.by_partition[partition_key(content_type, shard)] = CleanupReport(dry_run=dry_run)
         report.partitions += 1
         prefix = partition_prefix(content_type, shard)
         listed = {bucket: list(store.list(bucket, prefix)) for bucket in Bucket}
@@ -134,8 +135,8 @@ class _References:
     @classmethod
     def read(cls, catalog: Catalog, content_type: str, shard: str) -> _References:
         with catalog.session() as session:
-            originals, thumbnails = work.referenced_keys(session, content_type, shard)
-            busy = work.storage_paths_in_progress(session, content_type, shard)
+            originals, thumbnails = referenced_keys(session, content_type, shard)
+            busy = storage_paths_in_progress(session, content_type, shard)
         return cls({Bucket.ORIGINALS: originals, Bucket.THUMBNAILS: thumbnails}, busy)
 
     def in_progress(self, key: str) -> bool:

@@ -13,17 +13,19 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from tvdb_images.catalog import work
+from tvdb_images.catalog import queue, results
 from tvdb_images.catalog.db import Catalog
+from tvdb_images.catalog.queue import DownloadTask
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.stale import settle_refused
-from tvdb_images.catalog.work import DownloadTask, Scope
 from tvdb_images.fetch import FetchError, ImageFetcher, SourceValidators
 from tvdb_images.imaging import ImageRejected, SourceInfo, validate_source
+from tvdb_images.partition_keys import partition_name
 from tvdb_images.pipeline.batching import CatalogWriter
 from tvdb_images.pipeline.concurrency import bounded_map
 from tvdb_images.pipeline.memory import limit_malloc_arenas
 from tvdb_images.pipeline.paging import pages_by_id
-from tvdb_images.pipeline.report import StageReport, partition_name
+from tvdb_images.pipeline.report import StageReport
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import Bucket, ObjectStore, StorageError
 from tvdb_images.storage.layout import MIME_BY_EXTENSION, original_key, source_extension
@@ -83,7 +85,7 @@ def _candidates(
 ) -> Iterator[DownloadTask]:
     return pages_by_id(
         catalog,
-        lambda session, after_id, size: work.download_candidates(
+        lambda session, after_id, size: queue.download_candidates(
             session, scope, max_attempts=max_attempts, after_id=after_id, limit=size
         ),
         limit=limit,
@@ -133,7 +135,7 @@ def _download_one(
 
 def _record_download(task: DownloadTask, outcome: Downloaded):  # type: ignore[no-untyped-def]
     def apply(session) -> None:  # type: ignore[no-untyped-def]
-        work.record_download(
+        results.record_download(
             session,
             task.artwork_id,
             checksum=outcome.checksum,
@@ -151,7 +153,7 @@ def _record_download(task: DownloadTask, outcome: Downloaded):  # type: ignore[n
 
 def _record_failure(task: DownloadTask, outcome: Failed, policy: str):  # type: ignore[no-untyped-def]
     def apply(session) -> None:  # type: ignore[no-untyped-def]
-        work.record_failure(
+        results.record_failure(
             session,
             task.artwork_id,
             cause=outcome.cause,

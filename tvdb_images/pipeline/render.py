@@ -17,16 +17,19 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from tvdb_images.catalog import work
+from tvdb_images.catalog import queue, results
 from tvdb_images.catalog.db import Catalog
+from tvdb_images.catalog.queue import RenderTask
+from tvdb_images.catalog.results import StoredRendition
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.stale import settle_refused
-from tvdb_images.catalog.work import RenderTask, Scope, StoredRendition
 from tvdb_images.imaging import ImageRejected, render_renditions
+from tvdb_images.partition_keys import partition_name
 from tvdb_images.pipeline.batching import CatalogWriter
 from tvdb_images.pipeline.concurrency import RenderSlots, bounded_map
 from tvdb_images.pipeline.memory import limit_malloc_arenas
 from tvdb_images.pipeline.paging import pages_by_id
-from tvdb_images.pipeline.report import StageReport, partition_name
+from tvdb_images.pipeline.report import StageReport
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import RENDITION_CACHE_CONTROL, Bucket, ObjectNotFound, ObjectStore, StorageError
 from tvdb_images.storage.layout import MIME_BY_EXTENSION, rendition_key, source_extension
@@ -74,7 +77,7 @@ def render_stored_sources(
 
     def refresh_items(session: Session, _writes: list) -> None:  # type: ignore[type-arg]
         if touched_items:
-            work.refresh_content_local_urls(session, list(touched_items))
+            results.refresh_content_local_urls(session, list(touched_items))
             touched_items.clear()
 
     with CatalogWriter(catalog, report, batch_size=25, after_flush=refresh_items) as writer:
@@ -100,7 +103,7 @@ def _candidates(
 ) -> Iterator[RenderTask]:
     return pages_by_id(
         catalog,
-        lambda session, after_id, size: work.render_candidates(
+        lambda session, after_id, size: queue.render_candidates(
             session, scope, signature=signature, include_stale=include_stale, after_id=after_id, limit=size
         ),
         limit=limit,
@@ -205,14 +208,14 @@ def _delete_source(store: ObjectStore, task: RenderTask) -> bool:
 
 def _record(task: RenderTask, outcome: Rendered, signature: str):  # type: ignore[no-untyped-def]
     def apply(session: Session) -> None:
-        work.record_renditions(session, task, outcome.renditions, signature=signature)
+        results.record_renditions(session, task, outcome.renditions, signature=signature)
 
     return apply
 
 
 def _record_failure(task: RenderTask, outcome: RenderFailed, policy: str):  # type: ignore[no-untyped-def]
     def apply(session: Session) -> None:
-        work.record_failure(
+        results.record_failure(
             session,
             task.artwork_id,
             cause=outcome.cause,

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import Artwork, ArtworkRendition, ArtworkStatus
-from tvdb_images.catalog.work import Scope
+from tvdb_images.catalog.scope import Scope
+from tvdb_images.partition_keys import key_partition
 from tvdb_images.pipeline.settings import MIRROR_SIGNATURE
 from tvdb_images.storage import Bucket, ObjectStore
 from tvdb_images.storage.layout import covering_prefixes, item_prefix, original_key
@@ -147,12 +148,6 @@ class MissingObjects:
     def keys(self) -> list[str]:
         """`bucket/key` of every missing object, sorted."""
         return sorted(f"{o.bucket.value}/{o.key}" for objects in self.by_artwork.values() for o in objects)
-
-
-def key_partition(key: str) -> tuple[str, str]:
-    """(content_type, shard) of a layout key `{content_type}/{shard}/...`."""
-    content_type, shard = key.split("/", 2)[:2]
-    return content_type, shard
 
 
 def scope_prefixes(scope: Scope) -> list[str] | None:

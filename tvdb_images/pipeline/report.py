@@ -16,12 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-def partition_name(content_type: str, storage_path: str) -> str:
-    """'series|0a': the partition (Dagster's multi-partition key) of an artwork stored under
-    `{content_type}/{shard}/...`."""
-    return f"{content_type}|{storage_path.split('/')[1]}"
-
-
 @dataclass
 class Tally:
     """Counts, bytes, failures by cause and where the time went, over some set of artworks."""

@@ -20,16 +20,17 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tvdb_images.catalog import revalidation, work
+from tvdb_images.catalog import results, revalidation
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.revalidation import RevalidationTask
-from tvdb_images.catalog.work import Scope
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.fetch import FetchedImage, FetchError, ImageFetcher, SourceValidators
 from tvdb_images.imaging import ImageRejected, SourceInfo, validate_source
+from tvdb_images.partition_keys import partition_name
 from tvdb_images.pipeline.batching import CatalogWriter
 from tvdb_images.pipeline.concurrency import bounded_map
 from tvdb_images.pipeline.paging import pages_by_id
-from tvdb_images.pipeline.report import StageReport, partition_name
+from tvdb_images.pipeline.report import StageReport
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import Bucket, ObjectStore, StorageError
 from tvdb_images.storage.layout import MIME_BY_EXTENSION, original_key, source_extension
@@ -242,7 +243,7 @@ def _record(task: RevalidationTask, outcome: _Outcome, policy: str) -> Callable[
                 replace_validators=outcome.replace_validators,
             )
         elif isinstance(outcome, _Changed):
-            work.record_download(
+            results.record_download(
                 session,
                 task.artwork_id,
                 checksum=outcome.checksum,

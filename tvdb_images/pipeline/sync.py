@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from tvdb_images.catalog import queue
 from tvdb_images.catalog.db import Catalog
-from tvdb_images.catalog.work import Scope
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.download import download_sources
 from tvdb_images.pipeline.render import render_stored_sources
@@ -29,6 +30,7 @@ def sync_scope(
     *,
     limit: int | None = None,
 ) -> tuple[StageReport, StageReport]:
+    queue.assign_all_missing_layout(catalog)  # rows inserted without a layout: placed first
     try:  # an item or partition scope: objects lost from storage are stored again by this very run
         requeue_lost_objects(catalog, store, scope)
     except StorageError as exc:
