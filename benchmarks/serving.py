@@ -308,7 +308,8 @@ def main() -> None:
         for workers, paths in summary.items()
     }
     overhead = {
-        workers: 1 - paths["stream"]["requests_per_second"] / paths["stream_metrics_off"]["requests_per_second"]
+        workers: 1
+        - paths["stream"]["requests_per_second"] / paths["stream_metrics_off"]["requests_per_second"]
         for workers, paths in summary.items()
     }
     result = {
@@ -339,7 +340,9 @@ def main() -> None:
     print(table(["workers", "path", "req/s", "MB/s", "p50 ms", "p99 ms", "errors"], rows))
     for workers, share in shares.items():
         print(f"\nworkers {workers}: streaming = {share:.1%} of direct S3 throughput (target >= 50%)")
-        print(f"workers {workers}: metrics cost {overhead[workers]:.1%} of streaming throughput (target < 3%)")
+        print(
+            f"workers {workers}: metrics cost {overhead[workers]:.1%} of streaming throughput (target < 3%)"
+        )
     if args.output:
         command = " ".join(["python -m benchmarks.serving", *sys.argv[1:]])
         document = {"benchmark": "serving", "command": command, **result}

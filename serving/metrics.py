@@ -64,11 +64,15 @@ class ServingMetrics(Recorder):
             registry=registry,
         )
         self.bytes_sent = Counter(
-            f"{PREFIX}_http_response_bytes", "Response body bytes sent, by route template.", ["route"],
+            f"{PREFIX}_http_response_bytes",
+            "Response body bytes sent, by route template.",
+            ["route"],
             registry=registry,
         )
         self.not_modified = Counter(
-            f"{PREFIX}_http_not_modified", "304 Not Modified answers, by route template.", ["route"],
+            f"{PREFIX}_http_not_modified",
+            "304 Not Modified answers, by route template.",
+            ["route"],
             registry=registry,
         )
         self.redirects = Counter(
@@ -142,5 +146,3 @@ class ServingMetrics(Recorder):
                 extra.register(collector)
             output += generate_latest(extra)
         return output
-
-

@@ -1,6 +1,7 @@
 """What one API process shares between requests: settings, the catalog (a session factory for the
 admin and stats endpoints, a cached reader for the image and metadata ones), the object store and its
-byte cache, the Dagster client, the admin rate limiter, the metrics and a few threads for bounded readiness probes."""
+byte cache, the Dagster client, the admin rate limiter, the metrics and a few threads for bounded
+readiness probes."""
 
 from __future__ import annotations
 

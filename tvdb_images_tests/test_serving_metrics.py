@@ -15,8 +15,8 @@ from serving.catalog_gauges import CatalogGauges, count_catalog
 from tvdb_images.catalog.models import Artwork
 from tvdb_images.config import Settings
 from tvdb_images.storage import store_from_settings
-from tvdb_images_tests.processes import free_port
 from tvdb_images_tests.metrics_support import IMAGE_ROUTE, label_values, value
+from tvdb_images_tests.processes import free_port
 from tvdb_images_tests.serving_data import ServedData
 
 pytest_plugins = ["tvdb_images_tests.serving_fixtures"]
@@ -153,7 +153,9 @@ def test_rate_limited_admin_calls_are_counted(embedded_data: ServedData) -> None
         dagster_graphql_url=dagster,
     ) as admin:
         auth = {"Authorization": "Bearer admin-secret"}
-        statuses = [admin.post("/api/v1/admin/sync/images/missing", headers=auth).status_code for _ in range(2)]
+        statuses = [
+            admin.post("/api/v1/admin/sync/images/missing", headers=auth).status_code for _ in range(2)
+        ]
         text = admin.get("/metrics").text
     assert statuses == [503, 429]
     route = "/api/v1/admin/sync/images/missing"

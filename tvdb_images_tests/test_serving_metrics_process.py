@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +84,9 @@ def test_counts_sum_over_workers_and_prometheus_scrapes_them(two_workers: Served
         # worker counts in its own file, named by its pid).
         while sent < REQUESTS or min(_image_counts(two_workers.metrics_dir).values()) == 0:
             assert sent < 50 * REQUESTS, "one worker accepted every connection"
-            statuses = list(pool.map(lambda _: httpx.get(f"{two_workers.base_url}{IMAGE}").status_code, range(8)))
+            statuses = list(
+                pool.map(lambda _: httpx.get(f"{two_workers.base_url}{IMAGE}").status_code, range(8))
+            )
             assert statuses == [200] * 8
             sent += 8
     per_worker = _image_counts(two_workers.metrics_dir)

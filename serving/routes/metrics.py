@@ -23,8 +23,8 @@ router = APIRouter()
 @router.get(METRICS_PATH, include_in_schema=False)
 def metrics(request: Request) -> Response:
     state: ServingState = request.app.state.serving
-    token = state.settings.metrics_token
-    if token and token.get_secret_value() and not _authorized(request.headers.get("authorization"), token.get_secret_value()):
+    token = state.settings.metrics_token.get_secret_value() if state.settings.metrics_token else ""
+    if token and not _authorized(request.headers.get("authorization"), token):
         raise ApiError(
             401,
             "unauthorized",
