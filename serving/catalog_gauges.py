@@ -32,6 +32,7 @@ COUNTS_SQL = text(
     "GROUP BY content_type, status, failure_cause"
 )
 _CAUSES = frozenset(FAILURE_CAUSES)
+_STATUSES = frozenset(status.value for status in ArtworkStatus)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def count_catalog(engine: Engine) -> CatalogCounts:
             kind = content_type if content_type in processed else "other"
             processed[kind] = processed.get(kind, 0) + count
             continue
-        label = (status if status in ArtworkStatus else "other", _cause(cause))
+        label = (status if status in _STATUSES else "other", _cause(cause))
         backlog[label] = backlog.get(label, 0) + count
     for status in ArtworkStatus:
         if status != ArtworkStatus.PROCESSED and not any(key[0] == status for key in backlog):
