@@ -12,6 +12,7 @@ the raw path, and anything else is one of a fixed set of values. Docs: docs/oper
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -19,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from serving.events import Recorder
 from serving.metrics_dir import MULTIPROC_ENV
+from serving.tally import Incrementable, Tally
 
 PREFIX = "tvdb_images"
 # Image answers take 1-20 ms from memory and tens of ms streamed from storage; admin launches seconds.
@@ -117,13 +119,24 @@ class ServingMetrics(Recorder):
             for hit in (True, False)
         }
         self._extra: list[Collector] = []
+        self.tally = Tally()
+
+    def count(self, value: Incrementable, amount: float = 1.0) -> None:
+        """Add to a counter (a labelled child) through the batch; see serving.tally."""
+        self.tally.add(value, amount)
+
+    def latency_series(self, route: str) -> LatencySeries:
+        return LatencySeries(self.latency.labels(route))
+
+    def flush(self) -> None:
+        self.tally.flush()
 
     # Recorder
     def lookup(self, hit: bool) -> None:
-        self._hits["lookup", hit].inc()
+        self.tally.add(self._hits["lookup", hit])
 
     def byte_cache(self, hit: bool) -> None:
-        self._hits["bytes", hit].inc()
+        self.tally.add(self._hits["bytes", hit])
 
     def byte_cache_size(self, used_bytes: int) -> None:
         self.cache_bytes.set(used_bytes)
@@ -133,7 +146,8 @@ class ServingMetrics(Recorder):
         self._extra.append(collector)
 
     def exposition(self) -> bytes:
-        """The text format of every worker's metrics (or this process's), plus the scrape-time ones."""
+        """The text format of every worker's metrics (or this process's), plus the scrape-time ones;
+        `flush` this worker's batch first, on its event loop."""
         if self.multiprocess:
             registry = CollectorRegistry()
             MultiProcessCollector(registry)
@@ -146,3 +160,18 @@ class ServingMetrics(Recorder):
                 extra.register(collector)
             output += generate_latest(extra)
         return output
+
+
+class LatencySeries:
+    """One route's latency histogram, observed through the batch: `Histogram.observe` adds to the sum
+    and to the first bucket whose bound holds the value, and so does this (its values are
+    prometheus-client's own, kept cumulative by the exposition)."""
+
+    def __init__(self, child: Histogram) -> None:
+        self._sum: Incrementable = child._sum
+        self._buckets: list[Incrementable] = list(child._buckets)
+        self._bounds: list[float] = list(child._upper_bounds)
+
+    def observe(self, tally: Tally, seconds: float) -> None:
+        tally.add(self._sum, seconds)
+        tally.add(self._buckets[bisect_left(self._bounds, seconds)])

@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.metrics import METHODS, STORAGE_ERROR_CODES, ServingMetrics
+from serving.metrics import METHODS, STORAGE_ERROR_CODES, LatencySeries, ServingMetrics
 
 UNMATCHED = "unmatched"
 ERROR_CODE_KEY = "error_code"  # set in the request's state by serving.errors.error_response
@@ -24,7 +25,7 @@ class MetricsMiddleware:
         self.metrics = metrics
         # The labelled series of each (method, route, status) seen: a dict lookup instead of
         # `labels()`, which validates and locks, on every request. Bounded as the labels are.
-        self._series: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._series: dict[tuple[str, str, int], tuple[Counter, LatencySeries, Counter]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,22 +59,23 @@ class MetricsMiddleware:
         if series is None:
             series = self._series[key] = (
                 metrics.requests.labels(method, route, str(status)),
-                metrics.latency.labels(route),
+                metrics.latency_series(route),
                 metrics.bytes_sent.labels(route),
             )
-        series[0].inc()
-        series[1].observe(seconds)
+        tally = metrics.tally
+        tally.add(series[0])
+        series[1].observe(tally, seconds)
         if outcome["bytes"]:
-            series[2].inc(outcome["bytes"])
+            tally.add(series[2], outcome["bytes"])
         if status == 304:
-            metrics.not_modified.labels(route).inc()
+            tally.add(metrics.not_modified.labels(route))
         elif 300 <= status < 400:
-            metrics.redirects.labels(route, str(status)).inc()
+            tally.add(metrics.redirects.labels(route, str(status)))
         elif status == 202 and route.startswith("/api/v1/admin/"):
-            metrics.launches.labels(route, "replayed" if outcome["replayed"] else "launched").inc()
+            tally.add(metrics.launches.labels(route, "replayed" if outcome["replayed"] else "launched"))
         elif status >= 400:
             code = (scope.get("state") or {}).get(ERROR_CODE_KEY)
             if code in STORAGE_ERROR_CODES:
-                metrics.storage_errors.labels(STORAGE_ERROR_CODES[code]).inc()
+                tally.add(metrics.storage_errors.labels(STORAGE_ERROR_CODES[code]))
             elif code == "rate_limited":
-                metrics.rate_limited.labels(route).inc()
+                tally.add(metrics.rate_limited.labels(route))

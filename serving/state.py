@@ -85,6 +85,8 @@ class ServingState:
         )
 
     def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.flush()
         self.probes.shutdown(wait=False, cancel_futures=True)
         self.launcher.close()
         for resource in self._owned:

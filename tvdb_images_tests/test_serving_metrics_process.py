@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from prometheus_client.mmap_dict import MmapedDict
 
+from serving.tally import FLUSH_SECONDS
 from tvdb_images_tests.metrics_support import IMAGE_ROUTE, value
 from tvdb_images_tests.processes import ManagedProcess, start_api_server
 from tvdb_images_tests.prometheus_stack import prometheus_stack
@@ -80,8 +82,8 @@ def test_counts_sum_over_workers_and_prometheus_scrapes_them(two_workers: Served
     assert httpx.get(f"{two_workers.base_url}/metrics", timeout=10).status_code == 401
     sent = 0
     with ThreadPoolExecutor(max_workers=8) as pool:
-        # One connection per request, eight at a time, until both workers have answered some (each
-        # worker counts in its own file, named by its pid).
+        # One connection per request, eight at a time, until both workers have answered some. Each
+        # worker writes its counts to its own file (named by its pid) within FLUSH_SECONDS.
         while sent < REQUESTS or min(_image_counts(two_workers.metrics_dir).values()) == 0:
             assert sent < 50 * REQUESTS, "one worker accepted every connection"
             statuses = list(
@@ -89,6 +91,7 @@ def test_counts_sum_over_workers_and_prometheus_scrapes_them(two_workers: Served
             )
             assert statuses == [200] * 8
             sent += 8
+            time.sleep(2 * FLUSH_SECONDS)
     per_worker = _image_counts(two_workers.metrics_dir)
     assert len(per_worker) == 2 and sum(per_worker.values()) == sent, per_worker
 
