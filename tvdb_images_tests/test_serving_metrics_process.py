@@ -27,6 +27,7 @@ pytest_plugins = ["tvdb_images_tests.serving_fixtures"]
 TOKEN = "scrape-token"
 IMAGE = "/api/v1/images/series/101/poster/medium"
 REQUESTS = 40
+HEALTHCHECK_SECONDS = 30
 
 
 @dataclass
@@ -48,6 +49,8 @@ def two_workers(served: ServedData, tmp_path: Path) -> Iterator[Served]:
         "PYTHONUNBUFFERED": "1",
         "METRICS_TOKEN": TOKEN,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        # The supervisor notices a killed worker when a health ping goes unanswered this long.
+        "SERVING_WORKER_HEALTHCHECK_SECONDS": str(HEALTHCHECK_SECONDS),
     }
     process, port = start_api_server(
         "tvdb-images-serve-2", env, cwd=tmp_path, log_dir=tmp_path, extra_args=["--workers", "2"], timeout=120
@@ -113,7 +116,7 @@ def test_counts_sum_over_workers_and_prometheus_scrapes_them(two_workers: Served
     # A worker that dies: the supervisor replaces it and drops its live gauge; its counts stay.
     victim = next(iter(per_worker))
     os.kill(int(victim), signal.SIGKILL)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + HEALTHCHECK_SECONDS + 60
     while (two_workers.metrics_dir / f"gauge_livesum_{victim}.db").exists():
         assert time.monotonic() < deadline, "the dead worker's gauge file is still there"
         time.sleep(0.5)
