@@ -3,6 +3,7 @@ caches and the catalog gauges count, bounded labels, the token, and METRICS_ENAB
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 
 from serving.app import create_app
 from serving.catalog_gauges import CatalogGauges, count_catalog
+from serving.metrics_dir import MULTIPROC_ENV, metrics_directory
 from tvdb_images.catalog.models import Artwork
 from tvdb_images.config import Settings
 from tvdb_images.storage import store_from_settings
@@ -161,3 +163,22 @@ def test_rate_limited_admin_calls_are_counted(embedded_data: ServedData) -> None
     route = "/api/v1/admin/sync/images/missing"
     assert value(text, "tvdb_images_admin_rate_limited_total", {"route": route}) == 1
     assert value(text, "tvdb_images_admin_launches_total") == 0
+
+
+def test_serve_metrics_directory_is_made_emptied_and_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    with metrics_directory(True) as made:
+        assert made is not None and made.is_dir() and os.environ[MULTIPROC_ENV] == str(made)
+    assert not made.exists() and MULTIPROC_ENV not in os.environ
+
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "counter_1.db").write_bytes(b"an earlier run's")
+    monkeypatch.setenv(MULTIPROC_ENV, str(given))
+    with metrics_directory(True) as used:
+        assert used == given and not list(given.glob("*.db"))
+    assert given.is_dir()  # the operator's directory stays
+    with metrics_directory(False) as off:
+        assert off is None and MULTIPROC_ENV not in os.environ
