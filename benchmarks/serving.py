@@ -12,6 +12,8 @@ one without (the streaming path). `wrk` rotates over every size of every artwork
 
 - redirect: GET on the CDN server;
 - stream: GET on the streaming server (bytes come from SeaweedFS through the API);
+- stream metrics off: the same on a third server with METRICS_ENABLED=false, interleaved with
+  `stream`, for the cost of the Prometheus metrics (serving.metrics);
 - not modified: GET with the current ETag in If-None-Match (304, no storage read);
 - trivial ASGI: a bare ASGI app answering 304 on the same uvicorn (workers, loop, httptools): what
   any Python server can do on this machine under the same load;
@@ -54,8 +56,15 @@ from tvdb_images_tests.processes import ManagedProcess, free_port, start_api_ser
 ROOT = Path(__file__).resolve().parents[1]
 LUA = Path(__file__).resolve().parent / "wrk" / "rotate.lua"
 CDN = "https://cdn.example.com/thumbnails"
-PATHS = ("redirect", "stream", "not_modified", "trivial_asgi", "direct_s3")
-EXPECTED = {"redirect": 307, "stream": 200, "not_modified": 304, "trivial_asgi": 304, "direct_s3": 200}
+PATHS = ("redirect", "stream", "stream_metrics_off", "not_modified", "trivial_asgi", "direct_s3")
+EXPECTED = {
+    "redirect": 307,
+    "stream": 200,
+    "stream_metrics_off": 200,
+    "not_modified": 304,
+    "trivial_asgi": 304,
+    "direct_s3": 200,
+}
 
 
 async def trivial_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -209,11 +218,16 @@ def measure_workers(
         processes.append(redirect_api)
         stream_api, stream_base = start_api(stack, work_dir, f"api-stream-{workers}", workers, settings)
         processes.append(stream_api)
+        off_api, off_base = start_api(
+            stack, work_dir, f"api-stream-off-{workers}", workers, {**settings, "METRICS_ENABLED": "false"}
+        )
+        processes.append(off_api)
         trivial, trivial_base = start_trivial(work_dir, workers)
         processes.append(trivial)
         targets = {
             "redirect": (redirect_base, files["api"]),
             "stream": (stream_base, files["api"]),
+            "stream_metrics_off": (off_base, files["api"]),
             "not_modified": (stream_base, files["conditional"]),
             "trivial_asgi": (trivial_base, files["trivial"]),
             "direct_s3": (stack.seaweedfs.endpoint, files["direct"]),
@@ -293,6 +307,11 @@ def main() -> None:
         workers: paths["stream"]["requests_per_second"] / paths["direct_s3"]["requests_per_second"]
         for workers, paths in summary.items()
     }
+    overhead = {
+        workers: 1
+        - paths["stream"]["requests_per_second"] / paths["stream_metrics_off"]["requests_per_second"]
+        for workers, paths in summary.items()
+    }
     result = {
         "machine": context | {"load_average_after": machine()["load_average"]},
         "artworks": args.artworks,
@@ -305,8 +324,13 @@ def main() -> None:
         "settings": dict(args.set),
         "summary": summary,
         "stream_share_of_direct_s3": shares,
+        "metrics_overhead_on_stream": overhead,
         "runs": runs,
-        "targets": {"stream_share_of_direct_s3": 0.5, "p99_ms_redirect_and_304": 50},
+        "targets": {
+            "stream_share_of_direct_s3": 0.5,
+            "p99_ms_redirect_and_304": 50,
+            "metrics_overhead_on_stream": 0.03,
+        },
     }
     rows = [
         [workers, name, s["requests_per_second"], s["mb_per_second"], s["p50_ms"], s["p99_ms"], s["errors"]]
@@ -316,6 +340,9 @@ def main() -> None:
     print(table(["workers", "path", "req/s", "MB/s", "p50 ms", "p99 ms", "errors"], rows))
     for workers, share in shares.items():
         print(f"\nworkers {workers}: streaming = {share:.1%} of direct S3 throughput (target >= 50%)")
+        print(
+            f"workers {workers}: metrics cost {overhead[workers]:.1%} of streaming throughput (target < 3%)"
+        )
     if args.output:
         command = " ".join(["python -m benchmarks.serving", *sys.argv[1:]])
         document = {"benchmark": "serving", "command": command, **result}

@@ -67,6 +67,7 @@ def request_id(request: Request) -> str | None:
 
 
 def error_response(request: Request, error: ApiError) -> JSONResponse:
+    request.scope.setdefault("state", {})["error_code"] = error.code  # for serving.metrics_middleware
     body = ErrorBody(
         status=error.status,
         code=error.code,

@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     serving_worker_healthcheck_seconds: int = Field(
         default=120, ge=5, le=3600, alias="SERVING_WORKER_HEALTHCHECK_SECONDS"
     )
+    # Prometheus metrics at GET /metrics (serving.metrics): on or off, the bearer token a scrape needs
+    # (none: open), and how often each worker recomputes the catalog gauges (one grouped query).
+    metrics_enabled: bool = Field(default=True, alias="METRICS_ENABLED")
+    metrics_token: SecretStr | None = Field(default=None, alias="METRICS_TOKEN")
+    catalog_metrics_seconds: float = Field(default=60.0, ge=1, le=86400, alias="CATALOG_METRICS_SECONDS")
 
     @field_validator("allowed_source_hosts", mode="before")
     @classmethod
