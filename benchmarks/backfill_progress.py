@@ -25,7 +25,7 @@ import dagster as dg
 from benchmarks.common import machine, write_results
 from tvdb_images.catalog import migrate
 from tvdb_images.defs.partitions import artwork_partitions
-from tvdb_images_tests.dagster_ui import dagster_deployment, instance_config
+from tvdb_images_tests.support.dagster_ui import dagster_deployment, instance_config
 
 SYNC_ASSETS = ["missing_artwork", "source_images", "image_renditions"]
 FINISHED = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED", "COMPLETED"}

@@ -39,11 +39,11 @@ from tvdb_images.pipeline.settings import PipelineSettings  # noqa: E402
 from tvdb_images.pipeline.sync import sync_scope  # noqa: E402
 from tvdb_images.storage import Bucket, ObjectStore, store_from_settings  # noqa: E402
 from tvdb_images.storage.layout import SIZES, artwork_storage_path, shard_of  # noqa: E402
-from tvdb_images_tests import services  # noqa: E402
-from tvdb_images_tests.corpus import CORPUS_DIR  # noqa: E402
-from tvdb_images_tests.origins import LoopbackOrigin  # noqa: E402
-from tvdb_images_tests.processes import ManagedProcess, start_api_server  # noqa: E402
-from tvdb_images_tests.serving_data import catalog_lines  # noqa: E402
+from tvdb_images_tests.support import services  # noqa: E402
+from tvdb_images_tests.support.corpus import CORPUS_DIR  # noqa: E402
+from tvdb_images_tests.support.origins import LoopbackOrigin  # noqa: E402
+from tvdb_images_tests.support.processes import ManagedProcess, start_api_server  # noqa: E402
+from tvdb_images_tests.support.serving_data import catalog_lines  # noqa: E402
 
 TOKEN = "benchmark-admin-token"
 ITEMS = [

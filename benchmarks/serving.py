@@ -49,7 +49,7 @@ from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.pipeline.sync import sync_scope
 from tvdb_images.storage import Bucket, store_from_settings
-from tvdb_images_tests.processes import ManagedProcess, free_port, start_api_server
+from tvdb_images_tests.support.processes import ManagedProcess, free_port, start_api_server
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA = Path(__file__).resolve().parent / "wrk" / "rotate.lua"

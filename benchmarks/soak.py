@@ -53,7 +53,7 @@ from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.pipeline.sync import sync_scope
 from tvdb_images.storage import store_from_settings
-from tvdb_images_tests.processes import start_api_server
+from tvdb_images_tests.support.processes import start_api_server
 
 SAMPLE_SECONDS = 5.0
 

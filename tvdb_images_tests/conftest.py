@@ -19,9 +19,9 @@ from tvdb_images.catalog.db import Catalog
 from tvdb_images.storage import Bucket
 from tvdb_images.storage.local import LocalObjectStore
 from tvdb_images.storage.s3 import S3ObjectStore
-from tvdb_images_tests import services
-from tvdb_images_tests.images import generated_corpus
-from tvdb_images_tests.origins import LoopbackOrigin
+from tvdb_images_tests.support import services
+from tvdb_images_tests.support.images import generated_corpus
+from tvdb_images_tests.support.origins import LoopbackOrigin
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
@@ -146,7 +146,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def dagster_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh PostgreSQL database for a Dagster instance, named by DAGSTER_POSTGRES_URL."""
-    from tvdb_images_tests.stack import dagster_postgres_url
+    from tvdb_images_tests.support.stack import dagster_postgres_url
 
     name = services.unique_name("tvdb_images_dagster")
     url = dagster_postgres_url(services.create_database(name))
@@ -156,4 +156,4 @@ def dagster_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 # The catalog after its first sync (test_catalog_removal.py, test_catalog_commands.py).
-from tvdb_images_tests.catalog_life import life, life_cli, life_origin  # noqa: E402, F401
+from tvdb_images_tests.support.catalog_life import life, life_cli, life_origin  # noqa: E402, F401
