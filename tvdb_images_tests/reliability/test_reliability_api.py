@@ -51,8 +51,6 @@ from tvdb_images_tests.support.serving_data import (
     ServedData,
 )
 
-pytest_plugins = ["tvdb_images_tests.support.serving_fixtures"]
-
 GOOD = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 FAKE_DAGSTER = "http://dagster.invalid/graphql"
 ADMIN_ENDPOINTS = [

@@ -15,8 +15,6 @@ from tvdb_images_tests.reliability.test_reliability_serving_edge import IMAGE, e
 from tvdb_images_tests.support.raw_http import RawResponse, request, send
 from tvdb_images_tests.support.serving_data import PRIMARY_POSTER, ServedData
 
-pytest_plugins = ["tvdb_images_tests.support.serving_fixtures"]
-
 PUBLIC = "https://images.example/media"
 APP_ORIGIN = "https://app.example"
 

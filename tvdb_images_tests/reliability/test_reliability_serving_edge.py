@@ -24,8 +24,6 @@ from tvdb_images_tests.support.raw_http import request, send, trickle
 from tvdb_images_tests.support.reliability_log import record
 from tvdb_images_tests.support.serving_data import ADMIN_TOKEN, ServedData
 
-pytest_plugins = ["tvdb_images_tests.support.serving_fixtures"]
-
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 IMAGE = "/api/v1/images/series/101/poster/small"
 

@@ -15,8 +15,6 @@ from fastapi.testclient import TestClient
 from serving.app import create_app
 from tvdb_images_tests.support.serving_data import ADMIN_TOKEN, UNREACHABLE_DAGSTER, ServedData
 
-pytest_plugins = ["tvdb_images_tests.support.serving_fixtures"]
-
 GOOD = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ENDPOINTS = [
     ("post", "/api/v1/admin/sync/images/series/101"),

@@ -26,8 +26,6 @@ from tvdb_images.storage import Bucket
 from tvdb_images_tests.support.private_postgres import PrivatePostgres
 from tvdb_images_tests.support.serving_data import PRIMARY_POSTER, RecordingStore, ServedData
 
-pytest_plugins = ["tvdb_images_tests.support.serving_fixtures"]
-
 POSTER_SMALL = "/api/v1/images/series/101/poster/small"
 
 

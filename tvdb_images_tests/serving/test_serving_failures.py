@@ -18,8 +18,6 @@ from tvdb_images.storage.layout import artwork_storage_path, shard_of
 from tvdb_images.storage.local import LocalObjectStore
 from tvdb_images_tests.support.serving_data import RecordingStore, ServedData
 
-pytest_plugins = ["tvdb_images_tests.support.serving_fixtures"]
-
 
 def test_healthz_and_readyz_when_everything_is_up(served: ServedData) -> None:
     with TestClient(create_app(served.settings, catalog=served.catalog, store=served.store)) as client:

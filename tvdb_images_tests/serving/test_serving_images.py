@@ -31,8 +31,6 @@ from tvdb_images_tests.support.serving_data import (
     ServedData,
 )
 
-pytest_plugins = ["tvdb_images_tests.support.serving_fixtures"]
-
 BOXES = {
     "original": None,
     "large": (1920, 1080),

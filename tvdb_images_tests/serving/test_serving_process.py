@@ -21,8 +21,6 @@ from tvdb_images.storage import Bucket
 from tvdb_images_tests.support.processes import ManagedProcess, start_api_server
 from tvdb_images_tests.support.serving_data import PRIMARY_POSTER, ServedData
 
-pytest_plugins = ["tvdb_images_tests.support.serving_fixtures"]
-
 
 @dataclass
 class Server:

@@ -2,18 +2,15 @@
 generated images on a loopback origin, synced on the embedded default (SQLite + local disk) or on
 production parts (PostgreSQL + SeaweedFS), and helpers that read back rows and stored objects.
 
-Its fixtures (`life_origin`, `life`, `life_cli`) are registered in conftest.py."""
+Its fixtures (`life_origin`, `life`, `life_cli`) are in catalog/conftest.py."""
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -27,9 +24,8 @@ from tvdb_images.pipeline.download import download_sources
 from tvdb_images.pipeline.render import render_stored_sources
 from tvdb_images.storage import Bucket, ObjectStore
 from tvdb_images.storage.layout import shard_of
-from tvdb_images.storage.local import LocalObjectStore
 from tvdb_images_tests.support.builders import settings_for_origin
-from tvdb_images_tests.support.origins import LoopbackOrigin, respond
+from tvdb_images_tests.support.origins import LoopbackOrigin
 
 # (content_type, content_id) -> [(artwork_id, image_type, score)]
 ITEMS: dict[tuple[str, int], list[tuple[int, str, int]]] = {
@@ -53,35 +49,6 @@ def jpeg(seed: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (96 + seed % 7, 64), ((seed * 37) % 256, (seed * 91) % 256, 120)).save(buffer, "JPEG")
     return buffer.getvalue()
-
-
-@pytest.fixture
-def life_origin(tmp_path: Path) -> Iterator[LoopbackOrigin]:
-    directory = tmp_path / "origin"
-    directory.mkdir()
-    for artworks in ITEMS.values():
-        for artwork_id, _, _ in artworks:
-            (directory / f"{artwork_id}.jpg").write_bytes(jpeg(artwork_id))
-    with LoopbackOrigin(directory) as origin:
-        origin.route(
-            f"/{BAD_ARTWORK}.jpg", respond(200, b"<html>sorry</html>", {"Content-Type": "image/jpeg"})
-        )
-        yield origin
-
-
-@pytest.fixture(params=["embedded", "production"])
-def life(request: pytest.FixtureRequest, life_origin: LoopbackOrigin, tmp_path: Path) -> Setup:
-    if request.param == "embedded":
-        names = {Bucket.ORIGINALS: "tvdb-originals", Bucket.THUMBNAILS: "tvdb-thumbnails"}
-        store = LocalObjectStore(tmp_path / "storage", bucket_names=names)
-        store.ensure_buckets()
-        return Setup(request.getfixturevalue("sqlite_catalog"), store, life_origin, "embedded")
-    return Setup(
-        request.getfixturevalue("postgres_catalog"),
-        request.getfixturevalue("s3_store"),
-        life_origin,
-        "production",
-    )
 
 
 def catalog_lines(
@@ -151,11 +118,3 @@ def rendition_rows(catalog: Catalog, artwork_ids: list[int]) -> int:
     with catalog.session() as session:
         query = select(func.count()).select_from(ArtworkRendition)
         return session.scalar(query.where(ArtworkRendition.artwork_id.in_(artwork_ids))) or 0
-
-
-@pytest.fixture
-def life_cli(life: Setup, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Setup:
-    """The parametrized catalog and store, named by the environment the command line reads."""
-    monkeypatch.setenv("DATABASE_URL", life.catalog.url)
-    monkeypatch.setenv("TVDB_IMAGES_DATA_DIR", str(tmp_path / "data"))
-    return life
