@@ -30,6 +30,7 @@ from tvdb_images_tests.support.dagster_api import DagsterAPI
 from tvdb_images_tests.support.dagster_ui import REPOSITORY, DagsterDeployment, dagster_deployment
 from tvdb_images_tests.support.origins import LoopbackOrigin, OriginHandler, serve_file
 from tvdb_images_tests.support.small_catalog import Item, import_items, make_items, write_images
+from tvdb_images_tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -243,13 +244,12 @@ def test_backfill_progress_shows_while_its_runs_finish(ui_stack: UiStack, page) 
     stack = ui_stack
     launched = time.monotonic()
     backfill_id = stack.api.launch_asset_backfill(SYNC_ASSETS, [f"series|{s}" for s in SHARDS])
-    deadline = time.monotonic() + 600
-    progress: dict[str, dict[str, int]] = {}
-    while time.monotonic() < deadline:
+
+    def first_run_counted() -> dict[str, dict[str, int]] | None:
         progress = stack.api.backfill_progress(backfill_id)
-        if progress.get("image_renditions", {}).get("materialized", 0) >= 128:
-            break
-        time.sleep(2)
+        return progress if progress.get("image_renditions", {}).get("materialized", 0) >= 128 else None
+
+    progress = wait_until(first_run_counted, 600, 2, "the first run's 128 partitions were not counted")
     first_counted = time.monotonic() - launched
     backfill = stack.api.backfill(backfill_id)
     assert progress["image_renditions"] == {
@@ -305,10 +305,12 @@ def test_checks_pass_or_fail_per_partition_on_the_checks_page(ui_stack: UiStack,
     run = client.launch_run(
         "rerender_images", {}, {RANGE_START_TAG: item.partition, RANGE_END_TAG: item.partition}
     )
-    deadline = time.monotonic() + 600
-    while client.run(run.run_id).status not in ("SUCCESS", "FAILURE", "CANCELED"):
-        assert time.monotonic() < deadline, stack.deployment.logs()
-        time.sleep(2)
+    wait_until(
+        lambda: client.run(run.run_id).status in ("SUCCESS", "FAILURE", "CANCELED"),
+        600,
+        2,
+        stack.deployment.logs,
+    )
     client.close()
 
     # Dagster's records: failed for that partition, passed for the other 255.

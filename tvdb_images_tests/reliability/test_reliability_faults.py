@@ -52,6 +52,7 @@ from tvdb_images_tests.support.private_postgres import PrivatePostgres
 from tvdb_images_tests.support.processes import ManagedProcess
 from tvdb_images_tests.support.reliability_log import record
 from tvdb_images_tests.support.reliability_setup import import_items, one_partition_items, run_sync_images
+from tvdb_images_tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -256,14 +257,6 @@ def _core_sync(scenario: Scenario, settings: PipelineSettings, store: ObjectStor
         )
 
 
-def _wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} within {timeout:.0f}s")
-        time.sleep(0.05)
-
-
 def _pipeline_settings(origin: LoopbackOrigin, *, render_workers: int = 2) -> PipelineSettings:
     return PipelineSettings.from_settings(
         Settings.model_validate(
@@ -333,18 +326,19 @@ def _wait_until_serving(server: services.SeaweedFS, buckets: dict[Bucket, str], 
         client=client,
     )
     probe = "readiness-probe/ready"  # outside the layout: no partition prefix, never an orphan
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            store.put(Bucket.THUMBNAILS, probe, b"ok", content_type="text/plain")
-            if store.get(Bucket.THUMBNAILS, probe) == b"ok":
-                store.delete(Bucket.THUMBNAILS, [probe])
-                return
-        except StorageError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError("SeaweedFS did not serve reads and writes after its restart")
-        time.sleep(0.1)
+
+    def round_trip() -> bool:
+        store.put(Bucket.THUMBNAILS, probe, b"ok", content_type="text/plain")
+        return store.get(Bucket.THUMBNAILS, probe) == b"ok"
+
+    wait_until(
+        round_trip,
+        timeout,
+        0.1,
+        "SeaweedFS did not serve reads and writes after its restart",
+        ignore=(StorageError,),
+    )
+    store.delete(Bucket.THUMBNAILS, [probe])
 
 
 def test_postgresql_restarted_mid_sync_then_rerun_converges(
@@ -431,8 +425,8 @@ def test_sync_process_killed_mid_partition_then_rerun_converges(
             log_dir=tmp_path,
         ).start()
         try:
-            _wait_for(
-                lambda: scenario.processed() >= 3 or not run.alive(), timeout=120, what="no artwork processed"
+            wait_until(
+                lambda: scenario.processed() >= 3 or not run.alive(), 120, 0.05, "no artwork processed"
             )
             assert run.alive(), f"the run ended before it could be killed:\n{run.log_tail()}"
             run.kill()

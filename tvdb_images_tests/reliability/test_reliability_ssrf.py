@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from pathlib import Path
 from types import TracebackType
 
@@ -32,6 +31,7 @@ from tvdb_images_tests.support.reliability_setup import (
     run_sync_images,
 )
 from tvdb_images_tests.support.services import SeaweedFS
+from tvdb_images_tests.support.waiting import wait_until
 
 
 class InternalTarget:
@@ -132,9 +132,7 @@ def test_catalog_urls_never_reach_internal_addresses(
         )
         # The target does count: one connection made here on purpose is seen.
         socket.create_connection(("127.0.0.1", p2), timeout=2).close()
-        deadline = time.monotonic() + 5
-        while internal.connections < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: internal.connections >= 1, 5, 0.01, "the connection made here was not seen")
         assert internal.connections == 1
 
         assert run_sync_images(settings, "people", shard).success

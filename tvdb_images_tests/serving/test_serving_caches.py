@@ -134,6 +134,12 @@ def test_lookups_never_keep_missing_or_unstored_answers() -> None:
     assert reader.queries == 6  # every request asked the catalog again: stored images show up at once
 
 
+async def refreshed(lookups: CatalogLookups) -> None:
+    """Await the background refreshes the last lookups started (rather than sleep and hope they ended)."""
+    if pending := list(lookups._loading.values()):
+        await asyncio.wait(pending)
+
+
 def test_lookups_refresh_in_the_background_and_drop_answers_that_went_away() -> None:
     clock = Clock()
     reader = CountingReader({1: Stored("old")})
@@ -144,12 +150,12 @@ def test_lookups_refresh_in_the_background_and_drop_answers_that_went_away() -> 
         reader.answers[1] = Stored("new")
         clock.now += 8  # due for refresh, not expired
         during = (await lookups.artwork(1)).name  # answered from memory, refresh started
-        await asyncio.sleep(0.2)
+        await refreshed(lookups)
         after = (await lookups.artwork(1)).name
         del reader.answers[1]
         clock.now += 8
         await lookups.artwork(1)  # starts the refresh that finds it gone
-        await asyncio.sleep(0.2)
+        await refreshed(lookups)
         return during, after, await lookups.artwork(1)
 
     during, after, gone = asyncio.run(scenario())
@@ -168,7 +174,7 @@ def test_a_failed_background_refresh_keeps_serving_until_expiry_then_reports(
         reader.fail = True
         clock.now += 8
         kept = (await lookups.artwork(1)).name
-        await asyncio.sleep(0.2)
+        await refreshed(lookups)
         clock.now += 3  # expired: the next request waits for the catalog and sees its error
         with pytest.raises(RuntimeError, match="catalog down"):
             await lookups.artwork(1)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from tvdb_images_tests.support import services
 from tvdb_images_tests.support.origins import LoopbackOrigin
 from tvdb_images_tests.support.processes import ManagedProcess, free_port
 from tvdb_images_tests.support.serving_data import ADMIN_TOKEN, base_values, catalog_lines, s3_values
+from tvdb_images_tests.support.waiting import wait_until
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ITEM = ("series", 777, 7001, "poster", "tvdb/poster_a.jpg", "eng", 10)
@@ -62,19 +62,21 @@ class DagsterStack:
 
 def _wait_for_code_location(url: str, webserver: ManagedProcess, timeout: float = 60) -> None:
     """The webserver answers before its code server has loaded the definitions: wait for the jobs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def loaded() -> bool:
         if not webserver.alive():
             raise RuntimeError(f"dagster-webserver exited:\n{webserver.log_tail()}")
-        try:
-            data = httpx.post(url, json={"query": JOB_LOCATIONS_QUERY}, timeout=5).json()["data"]
-            nodes = data["repositoriesOrError"].get("nodes") or []
-            if any(job["name"] == "sync_content_item" for node in nodes for job in node["jobs"]):
-                return
-        except (httpx.HTTPError, KeyError, TypeError, ValueError):
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"code location not loaded within {timeout:.0f}s:\n{webserver.log_tail()}")
+        data = httpx.post(url, json={"query": JOB_LOCATIONS_QUERY}, timeout=5).json()["data"]
+        nodes = data["repositoriesOrError"].get("nodes") or []
+        return any(job["name"] == "sync_content_item" for node in nodes for job in node["jobs"])
+
+    wait_until(
+        loaded,
+        timeout,
+        0.5,
+        lambda: f"code location not loaded:\n{webserver.log_tail()}",
+        ignore=(httpx.HTTPError, KeyError, TypeError, ValueError),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -125,17 +127,16 @@ def dagster_stack(
 
 
 def _wait_for_task(client: TestClient, status_url: str, timeout: float = 50) -> dict:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
     seen = []
-    while time.monotonic() < deadline:
+
+    def finished() -> dict | None:  # type: ignore[type-arg]
         task = client.get(status_url, headers=ADMIN)
         assert task.status_code == 200, task.text
         body = task.json()
         seen.append(body["status"])
-        if body["finished"]:
-            return body | {"seen": seen}
-        time.sleep(0.5)
-    raise TimeoutError(f"task {status_url} not finished after {timeout:.0f}s (saw {seen})")
+        return body | {"seen": seen} if body["finished"] else None
+
+    return wait_until(finished, timeout, 0.5, lambda: f"task {status_url} not finished (saw {seen})")
 
 
 def test_admin_sync_runs_in_dagster_and_the_image_is_then_served(dagster_stack: DagsterStack) -> None:

@@ -65,6 +65,7 @@ from tvdb_images_tests.support.stack import (
     tag_concurrency_limit,
     workspace_for_native_run,
 )
+from tvdb_images_tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -125,16 +126,21 @@ class NativeStack:
         """Run the service's compose healthcheck natively until it passes, as Docker would."""
         check = self.commands[service].healthcheck
         assert check is not None, f"{service} has no healthcheck"
-        deadline = time.monotonic() + timeout
-        while True:
-            result = subprocess.run(
+        results: list[subprocess.CompletedProcess[str]] = []
+
+        def passes() -> bool:
+            run = subprocess.run(
                 check, env=self.env(service), cwd=self.app_dir, capture_output=True, text=True, timeout=30
             )
-            if result.returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{service} healthcheck {check} failed: {result.stdout}{result.stderr}")
-            time.sleep(1)
+            results.append(run)
+            return run.returncode == 0
+
+        wait_until(
+            passes,
+            timeout,
+            1,
+            lambda: f"{service} healthcheck {check} failed: {results[-1].stdout}{results[-1].stderr}",
+        )
 
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):
@@ -334,20 +340,19 @@ def _admin_sync(api_url: str, entry: CatalogEntry) -> str:
 
 
 def _wait_for_task(api_url: str, task_id: str, *, timeout: float) -> dict:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    while True:
+    seen: list[dict] = []  # type: ignore[type-arg]
+
+    def finished() -> dict | None:  # type: ignore[type-arg]
         response = httpx.get(
             f"{api_url}/api/v1/admin/tasks/{task_id}",
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
             timeout=30,
         )
         assert response.status_code == 200, response.text
-        task = response.json()
-        if task["finished"]:
-            return task
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"task {task_id} not finished after {timeout:.0f}s: {task}")
-        time.sleep(1)
+        seen.append(response.json())
+        return seen[-1] if seen[-1]["finished"] else None
+
+    return wait_until(finished, timeout, 1, lambda: f"task {task_id} not finished: {seen[-1]}")
 
 
 def _timestamp(value: str | None) -> float:

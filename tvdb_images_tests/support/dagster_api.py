@@ -3,11 +3,12 @@ follow it and its runs, and read materialization metadata."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from tvdb_images_tests.support.waiting import wait_until
 
 LAUNCH_BACKFILL = """
 mutation LaunchBackfill($params: LaunchBackfillParams!) {
@@ -207,18 +208,22 @@ class DagsterAPI:
 
     def wait_for_backfill(self, backfill_id: str, *, timeout: float) -> Backfill:
         """Poll until the daemon has finished the backfill: it is complete and none of its runs is live."""
-        deadline = time.monotonic() + timeout
-        while True:
-            backfill = self.backfill(backfill_id)
-            runs_done = all(run.status in ("SUCCESS", "FAILURE", "CANCELED") for run in backfill.runs)
-            if backfill.status in FINISHED_BACKFILL and runs_done:
-                return backfill
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"backfill {backfill_id} still {backfill.status} after {timeout:.0f}s: "
-                    f"{[(run.run_id[:8], run.status) for run in backfill.runs]}"
-                )
-            time.sleep(1)
+        seen: list[Backfill] = []
+
+        def finished() -> Backfill | None:
+            seen.append(self.backfill(backfill_id))
+            runs_done = all(run.status in ("SUCCESS", "FAILURE", "CANCELED") for run in seen[-1].runs)
+            return seen[-1] if seen[-1].status in FINISHED_BACKFILL and runs_done else None
+
+        return wait_until(
+            finished,
+            timeout,
+            1,
+            lambda: (
+                f"backfill {backfill_id} still {seen[-1].status}: "
+                f"{[(run.run_id[:8], run.status) for run in seen[-1].runs]}"
+            ),
+        )
 
     def materializations(self, asset: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """The latest materializations of an asset, each with its partition and metadata by label."""

@@ -5,7 +5,6 @@ started on free loopback ports and stopped by the pids started here."""
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import yaml
 
 from tvdb_images_tests.support.dagster_api import DagsterAPI
 from tvdb_images_tests.support.processes import ManagedProcess, free_port
+from tvdb_images_tests.support.waiting import wait_until
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 EMBEDDED_INSTANCE = REPOSITORY / "dagster.yaml"
@@ -54,19 +54,16 @@ def instance_config(**overrides: object) -> dict[str, object]:
 
 
 def _wait_daemons_healthy(api: DagsterAPI, daemon: ManagedProcess, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
     statuses: list[dict[str, object]] = []
-    while time.monotonic() < deadline:
+    wanted = {"BACKFILL", "QUEUED_RUN_COORDINATOR", "SCHEDULER", "SENSOR"}
+
+    def healthy() -> bool:
         if not daemon.alive():
             raise RuntimeError(f"dagster-daemon exited:\n{daemon.log_tail()}")
-        data = api.query(DAEMON_HEALTH)
-        statuses = data["instance"]["daemonHealth"]["allDaemonStatuses"]
-        wanted = {"BACKFILL", "QUEUED_RUN_COORDINATOR", "SCHEDULER", "SENSOR"}
-        healthy = {s["daemonType"] for s in statuses if s["healthy"]}
-        if wanted <= healthy:
-            return
-        time.sleep(1)
-    raise TimeoutError(f"daemons not healthy after {timeout:.0f}s: {statuses}\n{daemon.log_tail()}")
+        statuses[:] = api.query(DAEMON_HEALTH)["instance"]["daemonHealth"]["allDaemonStatuses"]
+        return wanted <= {s["daemonType"] for s in statuses if s["healthy"]}
+
+    wait_until(healthy, timeout, 1, lambda: f"daemons not healthy: {statuses}\n{daemon.log_tail()}")
 
 
 @contextmanager

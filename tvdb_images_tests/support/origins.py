@@ -25,6 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
+from tvdb_images_tests.support.waiting import wait_until
+
 Behaviour = Callable[["OriginHandler"], None]
 
 
@@ -151,10 +153,11 @@ class LoopbackOrigin:
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait until no request is being handled (e.g. a streaming one noticed its client left)."""
-        ends = time.monotonic() + timeout
-        while self.in_flight and time.monotonic() < ends:
-            time.sleep(0.01)
-        return not self.in_flight
+        try:
+            wait_until(lambda: not self.in_flight, timeout, 0.01, "requests still in flight")
+        except TimeoutError:
+            return False
+        return True
 
     def _dispatch(self, handler: OriginHandler) -> None:
         path = handler.route_path

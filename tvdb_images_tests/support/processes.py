@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
 
 from tvdb_images_tests.support.services import port_open
+from tvdb_images_tests.support.waiting import wait_until
 
 
 def free_port() -> int:
@@ -72,27 +72,31 @@ class ManagedProcess:
 
     def wait_http(self, url: str, *, timeout: float = 90, ok: Sequence[int] = (200,)) -> None:
         """Wait until `url` answers with one of `ok`, failing early with the log if the process died."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(url, timeout=2).status_code in ok:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(f"{self.name} did not answer {url} within {timeout:.0f}s:\n{self.log_tail()}")
+
+        def answers() -> bool:
+            self._check_alive()
+            return httpx.get(url, timeout=2).status_code in ok
+
+        wait_until(
+            answers,
+            timeout,
+            0.3,
+            lambda: f"{self.name} did not answer {url}:\n{self.log_tail()}",
+            ignore=(httpx.HTTPError,),
+        )
 
     def wait_port(self, port: int, *, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")  # type: ignore[union-attr]
-            if port_open("127.0.0.1", port):
-                return
-            time.sleep(0.3)
-        raise TimeoutError(f"{self.name} did not listen on {port} within {timeout:.0f}s:\n{self.log_tail()}")
+
+        def listens() -> bool:
+            self._check_alive()
+            return port_open("127.0.0.1", port)
+
+        wait_until(listens, timeout, 0.3, lambda: f"{self.name} did not listen on {port}:\n{self.log_tail()}")
+
+    def _check_alive(self) -> None:
+        """Fail a wait at once, with the log, when the process has died."""
+        if not self.alive():
+            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")  # type: ignore[union-attr]
 
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM the process group this object started, then SIGKILL it if it lingers."""

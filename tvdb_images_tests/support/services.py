@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+
+from tvdb_images_tests.support.waiting import wait_until
 
 PG_ADMIN_URL = os.environ.get("TVDB_IMAGES_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 S3_ACCESS_KEY = "tvdb-images-test"
@@ -50,15 +51,6 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
-
-
-def wait_for(predicate, *, timeout: float, interval: float = 0.2, what: str = "service") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
 
 
 def weed_binary() -> str:
@@ -97,7 +89,7 @@ class SeaweedFS:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
-        wait_for(lambda: not port_open("127.0.0.1", self.s3_port), timeout=15, what="SeaweedFS shutdown")
+        wait_until(lambda: not port_open("127.0.0.1", self.s3_port), 15, 0.2, "SeaweedFS did not shut down")
 
     def start(self) -> None:
         """Start it again on the same ports and data directory (after `stop`)."""
@@ -150,7 +142,7 @@ def start_seaweedfs(data_dir: Path, *, base_port: int | None = None, timeout: fl
     server = SeaweedFS(process, endpoint, S3_ACCESS_KEY, S3_SECRET_KEY, data_dir, log_path, base)
 
     try:
-        wait_for(lambda: _s3_ready(server), timeout=timeout, interval=0.3, what="SeaweedFS S3")
+        wait_until(lambda: _s3_ready(server), timeout, 0.3, "SeaweedFS S3 not ready")
     except BaseException:
         server.stop()
         raise
