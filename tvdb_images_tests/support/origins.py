@@ -20,11 +20,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
+from tvdb_images_tests.support.loopback import LoopbackHTTPServer, LoopbackServer
 from tvdb_images_tests.support.waiting import wait_until
 
 Behaviour = Callable[["OriginHandler"], None]
@@ -35,7 +35,7 @@ class OriginHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"  # keep-alive, like real image hosts
     disable_nagle_algorithm = True  # headers and body go out as separate writes
-    server: _OriginServer
+    server: LoopbackHTTPServer
 
     @property
     def origin(self) -> LoopbackOrigin:
@@ -72,19 +72,14 @@ class OriginHandler(BaseHTTPRequestHandler):
         return True
 
 
-class _OriginServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-    origin: LoopbackOrigin
-
-
-class LoopbackOrigin:
+class LoopbackOrigin(LoopbackServer):
     """A test HTTP server on 127.0.0.1:<ephemeral port>; start/stop it or use it as a context manager."""
 
-    host = "127.0.0.1"
+    handler = OriginHandler
+    poll_interval = 0.01
 
     def __init__(self, directory: Path | str | None = None) -> None:
+        super().__init__()
         self.directory = Path(directory).resolve() if directory is not None else None
         self.routes: dict[str, Behaviour] = {}
         self.stopping = threading.Event()
@@ -93,51 +88,12 @@ class LoopbackOrigin:
         self._lock = threading.Lock()
         self._in_flight = 0
         self.max_in_flight = 0
-        self._server: _OriginServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------------
-
-    def start(self) -> LoopbackOrigin:
-        server = _OriginServer((self.host, 0), OriginHandler)
-        server.origin = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
-        self.stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self.stopping.set()  # behaviours that stall or trickle end now
+        super().stop()
 
-    def __enter__(self) -> LoopbackOrigin:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    # -- addressing and bookkeeping --------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "origin not started"
-        return int(self._server.server_address[1])
-
-    @property
-    def netloc(self) -> str:
-        """The "127.0.0.1:port" allow-list entry for this origin."""
-        return f"{self.host}:{self.port}"
-
-    def url(self, path: str = "/", *, host: str | None = None) -> str:
-        return f"http://{host or self.host}:{self.port}{path}"
+    # -- bookkeeping -------------------------------------------------------------------------------
 
     def route(self, path: str, behaviour: Behaviour) -> None:
         self.routes[path] = behaviour

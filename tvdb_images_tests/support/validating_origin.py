@@ -18,9 +18,10 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
+
+from tvdb_images_tests.support.loopback import LoopbackHTTPServer, LoopbackServer
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Resource:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
-    server: _Server
+    server: LoopbackHTTPServer
 
     def do_GET(self) -> None:
         self._answer(head=False)
@@ -104,24 +105,16 @@ def _not_modified(request_headers, resource: Resource) -> bool:  # type: ignore[
         return False
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-    origin: ValidatingOrigin
-
-
-class ValidatingOrigin:
+class ValidatingOrigin(LoopbackServer):
     """In-memory files on 127.0.0.1:<ephemeral port>, with validators and conditional GET."""
 
-    host = "127.0.0.1"
+    handler = _Handler
 
     def __init__(self) -> None:
+        super().__init__()
         self.resources: dict[str, Resource] = {}
         self.requests: Counter[tuple[str, str, int]] = Counter()
         self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     def put(
         self,
@@ -155,38 +148,3 @@ class ValidatingOrigin:
     def reset_counts(self) -> None:
         with self._lock:
             self.requests.clear()
-
-    # -- lifecycle and addressing ------------------------------------------------------------------
-
-    def start(self) -> ValidatingOrigin:
-        server = _Server((self.host, 0), _Handler)
-        server.origin = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> ValidatingOrigin:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def netloc(self) -> str:
-        assert self._server is not None, "origin not started"
-        return f"{self.host}:{self._server.server_address[1]}"
-
-    def url(self, path: str) -> str:
-        return f"http://{self.netloc}{path}"
