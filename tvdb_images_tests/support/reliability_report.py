@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tvdb_images_tests.support.reliability_log import RESULTS_ENV, read_rows
+from tvdb_images_tests.support.reliability_tables import TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 RELIABILITY = ROOT / "tvdb_images_tests" / "reliability"
@@ -122,136 +123,8 @@ def render(rows: list[dict[str, Any]], *, summary: str, seconds: float) -> str:
         f"of {count('head_vs_get')} |",
         "",
     ]
-    out += _section(
-        "Bad images",
-        "The corpus's `bad/` files and generated variants, served from a loopback origin under names and "
-        "Content-Types that lie, in one partition with mislabelled good images, through the `sync_images` "
-        "job on PostgreSQL + SeaweedFS. *Pillow open/decode* count how often the bytes reached "
-        "`Image.open` (a header read) and any `load` (a decode); *requests* is after two runs.",
-        by_section.get("bad_input", []),
-        [
-            "input",
-            "served_as",
-            "expected",
-            "recorded",
-            "objects_stored",
-            "pillow_open",
-            "pillow_decode",
-            "requests",
-        ],
-    )
-    out += _section(
-        "Hostile origins",
-        "One partition, three `sync_images` runs, FETCH_TOTAL_TIMEOUT_SECONDS=2, FETCH_MAX_RETRIES=1, "
-        "ARTWORK_MAX_ATTEMPTS=2, MAX_IMAGE_FILE_SIZE_MB=1. Retryable causes are tried again by the second "
-        "run and then left; nothing is requested by the third.",
-        by_section.get("hostile_origin", []),
-        ["case", "recorded", "requests_run_1", "requests_after_3_runs", "attempts"],
-    )
-    out += _section(
-        "Run time under hostile origins",
-        "Wall time of the whole Dagster run; the bound is computed from the fetch settings (every attempt "
-        "to its deadline plus backoff, per slot of FETCH_CONCURRENCY_PER_HOST) plus 20 s for the rest.",
-        by_section.get("hostile_origin_run", []),
-        ["run", "seconds", "bound"],
-    )
-    out += _section(
-        "SSRF",
-        "ALLOWED_SOURCE_HOSTS lists the origin by its IP literal and port, plus the host *name* "
-        "`localhost` on the internal port. INTERNAL is a second loopback server that counts TCP "
-        "connections.",
-        by_section.get("ssrf", []),
-        ["case", "url", "recorded"],
-    )
-    out += _section("", "", by_section.get("ssrf_target", []), ["target", "connections"])
-    out += _section(
-        "Faults with the real services",
-        "24 artworks in one partition; the fault lands mid-render. Right after the faulted run, the "
-        "objects written but never recorded are counted (*unrecorded objects*) and a cleanup with grace 0 "
-        "runs (*deleted by cleanup then*: 0, since their artwork is still in work). Then one ordinary "
-        "rerun, and: every referenced key checked with HEAD (*missing objects*), artwork left unfinished "
-        "(*unsettled rows*), orphan cleanup with grace 0 (*orphans removed*: must equal the unreferenced "
-        "objects listed before it), sources recorded as stored before the fault fetched again "
-        "(*refetched*) and recorded renditions rewritten (*rerendered*).",
-        faults,
-        [
-            "fault",
-            "faulted_run",
-            "after_faulted_run",
-            "unrecorded_objects",
-            "deleted_by_cleanup_then",
-            "after_rerun",
-            "unsettled_rows",
-            "missing_objects",
-            "orphans_removed",
-            "refetched",
-            "rerendered",
-        ],
-    )
-    out += _section(
-        "Orphan cleanup alongside a sync (hypothesis)",
-        "Interleavings of sync writes and catalog records (possibly never made: a killed run), URL and "
-        "format changes, time passing, and cleanup with a one-hour grace period, with sync steps injected "
-        "between cleanup's phases (after listing; after reading references, before its re-check). "
-        "Checked at every delete and after every step.",
-        by_section.get("cleanup_property", []),
-        ["backend", "examples", "steps", "cleanups", "objects_deleted", "violations"],
-    )
-    out += _section(
-        "The API under attack (schemathesis)",
-        "Generated requests (positive and negative) for every operation of `create_app()`'s OpenAPI "
-        "schema, admin operations both without and with the token, against data from real syncs. "
-        "*Storage keys touched* are the object-store calls the requests caused; all must be layout keys.",
-        by_section.get("schemathesis", []),
-        [
-            "setup",
-            "operations",
-            "requests",
-            "by_status",
-            "server_errors",
-            "storage_keys_touched",
-            "keys_outside_layout",
-        ],
-    )
-    out += _section("Admin endpoints", "", by_section.get("admin", []), ["check", "requests", "outcome"])
-    out += _section(
-        "The serving API at its edges",
-        "`tvdb-images serve` as a real uvicorn process over PostgreSQL + SeaweedFS data from a real sync "
-        "(the embedded setup where only the HTTP layer matters), spoken to over plain sockets; admin "
-        "launches against a real dagster-webserver. *item* is the point of the hardening issue each "
-        "case checks: 1 start under CPU pressure, 2 idempotent launches, 5 rate limits, 6 one URL per "
-        "image, 7 behind a proxy and in a browser, 8 what a request may cost.",
-        by_section.get("serving_edge", []),
-        ["item", "case", "observed"],
-    )
-    out += _section(
-        "The catalog's life after its first sync",
-        "A new file behind an unchanged URL (revalidation with conditional requests), a source that "
-        "changes to a refused file under each STALE_IMAGE_POLICY (checked through the API), a forced "
-        "refresh, and removal and pruning followed by orphan cleanup. *Missing objects*: catalog "
-        "references with no object; *unreferenced objects*: objects of the partition no row references "
-        "(withdrawn images' objects wait there for orphan cleanup).",
-        by_section.get("catalog_life", []),
-        ["case", "setup", "observed", "missing_objects", "unreferenced_objects"],
-    )
-    out += _section(
-        "Objects lost from storage",
-        "Three synced artworks on PostgreSQL + SeaweedFS, objects deleted by hand; *found missing* is "
-        "what the comparison `catalog_objects_exist` makes (one listing of the partitions' prefixes "
-        "against the catalog) reported for that artwork; it is then repaired by the next ordinary sync "
-        "of its scope, with no operator step in between.",
-        by_section.get("lost_object", []),
-        ["case", "found_missing", "repaired_by", "missing_after", "listed_objects", "listing_ms"],
-    )
-    out += _section(
-        "HEAD against GET",
-        "A real `tvdb-images serve` per setup: renditions read whole into the byte cache (*cached*), "
-        "streamed (SERVING_BYTE_CACHE_MB=0), and S3 that refuses connections (*storage_down*). "
-        "*Headers equal* compares every header but `Date` and the request id (and, for errors, the "
-        "length of a body that names the request id).",
-        by_section.get("head_vs_get", []),
-        ["server", "case", "get", "head", "headers_equal", "head_body_bytes"],
-    )
+    for table in TABLES:
+        out += _section(table.title, table.text, by_section.get(table.section, []), table.columns)
     soaks = sorted((ROOT / "benchmarks" / "results").glob("soak*.json"))
     for path in soaks:
         out += _soak_section(path)
@@ -286,6 +159,15 @@ def _load() -> str:
     return " / ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
+WORKER_COLUMNS = [
+    "worker",
+    "RSS MB first / last minute",
+    "open fds first / last",
+    "PostgreSQL connections first / last",
+    "S3 connections first / last",
+]
+
+
 def _soak_section(path: Path) -> list[str]:
     """The last `python -m benchmarks.soak` run, from its results file (a benchmark, not a test)."""
     soak = json.loads(path.read_text(encoding="utf-8"))
@@ -309,30 +191,25 @@ def _soak_section(path: Path) -> list[str]:
         f"- catalog database connections (all clients): at most {first['database_connections_max']} in the "
         f"first minute, {last['database_connections_max']} in the last, {idle['database_connections']} "
         "once the load stopped.",
-        "",
-        "| worker | RSS MB first / last minute | open fds first / last | PostgreSQL connections first / last "
-        "| S3 connections first / last |",
-        "|---|---|---|---|---|",
-    ]
-    lines.insert(
-        -3,
         "*S3 connections* are the workers' pooled keep-alive connections to SeaweedFS: open while images "
         "are read from storage (with the default byte cache only until it holds the working set), closed "
         "by the server once idle.\n",
-    )
+        "",
+    ]
+    workers = []
     for pid, f in first["workers"].items():
         end = last["workers"].get(pid, {"rss_mb": "exited", "fds": "-", "postgres": "-", "s3": "-"})
-        lines.append(
-            f"| {pid} | {f['rss_mb']} / {end.get('rss_mb')} | {f['fds']} / {end.get('fds')} | "
-            f"{f['postgres']} / {end.get('postgres')} | {f['s3']} / {end.get('s3')} |"
+        workers.append(
+            [pid, *(f"{f[name]} / {end.get(name)}" for name in ("rss_mb", "fds", "postgres", "s3"))]
         )
-    lines += ["", "| minute | req/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|"]
-    for m in soak["per_minute"]:
-        lines.append(
-            f"| {m['minute']} | {m['requests_per_second']:.0f} | {m['p50_us'] / 1000:.1f} | "
-            f"{m['p99_us'] / 1000:.1f} | {m['errors']} |"
-        )
-    return [*lines, ""]
+    minutes = [_minute_row(m) for m in soak["per_minute"]]
+    minute_columns = ["minute", "req/s", "p50 ms", "p99 ms", "errors"]
+    return [*lines, *_table(WORKER_COLUMNS, workers), "", *_table(minute_columns, minutes), ""]
+
+
+def _minute_row(m: dict[str, Any]) -> list[Any]:
+    ms = [f"{m[name] / 1000:.1f}" for name in ("p50_us", "p99_us")]
+    return [m["minute"], f"{m['requests_per_second']:.0f}", *ms, m["errors"]]
 
 
 def _section(title: str, text: str, rows: list[dict[str, Any]], columns: Iterable[str]) -> list[str]:
@@ -342,11 +219,13 @@ def _section(title: str, text: str, rows: list[dict[str, Any]], columns: Iterabl
         lines += [text, ""]
     if not rows:
         return [*lines, "_(no rows recorded)_", ""]
-    lines.append("| " + " | ".join(column.replace("_", " ") for column in columns) + " |")
-    lines.append("|" + "---|" * len(columns))
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(row.get(column, "")) for column in columns) + " |")
-    return [*lines, ""]
+    headers = [column.replace("_", " ") for column in columns]
+    return [*lines, *_table(headers, [[row.get(column, "") for column in columns] for row in rows]), ""]
+
+
+def _table(headers: list[str], rows: Iterable[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return lines + ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
 
 
 def _cell(value: Any) -> str:
