@@ -27,7 +27,7 @@ from benchmarks import contenders, format_quality
 from benchmarks.common import cpu_seconds, machine, median, table, write_results
 from benchmarks.similarity import ssim
 from tvdb_images.imaging import SIZE_BOXES
-from tvdb_images_tests.corpus import CORPUS_DIR
+from tvdb_images_tests.support.corpus import CORPUS_DIR
 
 SIZES = list(SIZE_BOXES)
 TARGETS = {"vs_naive": 1.8, "vs_pyvips": 1.5, "of_limit": 0.85, "bytes_within": 0.02, "ssim": 0.98}
