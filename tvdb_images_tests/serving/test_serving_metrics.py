@@ -21,7 +21,6 @@ from tvdb_images_tests.support.metrics_support import IMAGE_ROUTE, label_values,
 from tvdb_images_tests.support.processes import free_port
 from tvdb_images_tests.support.serving_data import ServedData
 
-
 IMAGE = "/api/v1/images/series/101/poster/medium"
 
 

@@ -22,7 +22,6 @@ from tvdb_images_tests.support.processes import ManagedProcess, start_api_server
 from tvdb_images_tests.support.prometheus_stack import prometheus_stack
 from tvdb_images_tests.support.serving_data import ServedData
 
-
 TOKEN = "scrape-token"
 IMAGE = "/api/v1/images/series/101/poster/medium"
 REQUESTS = 40
