@@ -40,7 +40,7 @@ from dagster_postgres import (
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 from sqlalchemy import BigInteger, DateTime, Engine, String, Text, column, values
 
-from tvdb_images.defs.check_events import PlannedChecksSerializedOnce
+from tvdb_images.deployment.check_events import PlannedChecksSerializedOnce
 
 POOL_RECYCLE_SECONDS = 3600
 MAX_OVERFLOW = 4
