@@ -1,5 +1,6 @@
 """The few Dagster GraphQL calls an operator's script (or the stack test) makes: launch an asset backfill,
-follow it and its runs, and read materialization metadata."""
+follow it and its runs, and read materialization metadata. They go through serving's client
+(`DagsterClient.query`), the project's one GraphQL client."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+from serving.dagster_client import DagsterClient
 
 LAUNCH_BACKFILL = """
 mutation LaunchBackfill($params: LaunchBackfillParams!) {
@@ -82,7 +83,7 @@ FINISHED_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAIL
 
 
 class GraphQLError(RuntimeError):
-    pass
+    """Dagster answered, but not with what was asked for (an error type in place of the result)."""
 
 
 @dataclass(frozen=True)
@@ -101,23 +102,11 @@ class Backfill:
     runs: list[BackfillRun]
 
 
-class DagsterAPI:
-    """A client for the webserver's /graphql endpoint."""
+@dataclass
+class DagsterAPI(DagsterClient):
+    """Serving's client for the webserver's /graphql endpoint, with the backfill calls of the tests."""
 
-    def __init__(self, graphql_url: str, *, timeout: float = 30) -> None:
-        self.url = graphql_url
-        self.timeout = timeout
-
-    def query(self, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = httpx.post(
-            self.url, json={"query": document, "variables": variables or {}}, timeout=self.timeout
-        )
-        if response.status_code != 200:
-            raise GraphQLError(f"HTTP {response.status_code} from {self.url}: {response.text[:3000]}")
-        body = response.json()
-        if body.get("errors"):
-            raise GraphQLError(str(body["errors"]))
-        return body["data"]
+    timeout: float = 30.0
 
     def launch_asset_backfill(
         self,
