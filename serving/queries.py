@@ -30,6 +30,7 @@ from tvdb_images.catalog.db import create_catalog_engine
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
 from tvdb_images.catalog.selection import primary_order_by
 from tvdb_images.catalog.signatures import MIRROR_SIGNATURE
+from tvdb_images.retrying import retrying
 from tvdb_images.storage import Bucket
 from tvdb_images.storage.layout import SIZES
 
@@ -212,19 +213,25 @@ class CatalogReader:
             self._owned.dispose()
 
     def _rows(self, statement: Select[Any], values: dict[str, Any]) -> Sequence[Any]:
-        try:
-            return self._execute(statement, values)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            # The server closed a pooled connection (restart, failover, idle timeout); SQLAlchemy has
-            # invalidated the pool, so a second try gets a fresh connection.
-            log.warning("catalog connection was dropped (%s); retrying once", exc.orig)
-            return self._execute(statement, values)
+        return _RECONNECT(self._execute, statement, values)
 
     def _execute(self, statement: Select[Any], values: dict[str, Any]) -> Sequence[Any]:
         with self._engine.connect() as connection:
             return connection.execute(statement, values).all()
+
+
+def _connection_dropped(exc: BaseException) -> bool:
+    """The server closed a pooled connection (restart, failover, idle timeout): SQLAlchemy has
+    invalidated the pool, so another try gets a fresh connection."""
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _log_reconnect(attempt: int, exc: BaseException, delay: float) -> None:
+    log.warning("catalog connection was dropped (%s); retrying once", getattr(exc, "orig", exc))
+
+
+# Tried again once, at once: a second drop in a row is an outage, answered 503.
+_RECONNECT = retrying(attempts=2, retry_on=_connection_dropped, on_retry=_log_reconnect)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -12,8 +12,8 @@ from pathlib import Path
 from tvdb_images.config import ConfigError, Settings
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
-# The top-level dagster.yaml, shipped in the package (tvdb_images/defs/dagster.yaml links to it).
-EMBEDDED_INSTANCE_YAML = PACKAGE_DIR / "defs" / "dagster.yaml"
+# The top-level dagster.yaml, shipped in the package (tvdb_images/deployment/dagster.yaml links to it).
+EMBEDDED_INSTANCE_YAML = PACKAGE_DIR / "deployment" / "dagster.yaml"
 # The workspace file of a source checkout; it names the code location `tvdb_images`.
 CHECKOUT_WORKSPACE_YAML = PACKAGE_DIR.parent / "workspace.yaml"
 CODE_LOCATION_NAME = "tvdb_images"

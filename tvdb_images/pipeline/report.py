@@ -61,21 +61,6 @@ class Tally:
         self.seconds_by_phase[phase] += seconds
         self.cpu_seconds_by_phase[phase] += cpu_seconds
 
-    def _merge(self, other: Tally) -> None:
-        self._add(
-            succeeded=other.succeeded,
-            skipped=other.skipped,
-            bytes_in=other.bytes_in,
-            bytes_out=other.bytes_out,
-            objects_written=other.objects_written,
-        )
-        self.failed += other.failed
-        self.failures_by_cause.update(other.failures_by_cause)
-        for cause, detail in other.failure_examples.items():
-            self.failure_examples.setdefault(cause, detail)
-        self.seconds_by_phase.update(other.seconds_by_phase)
-        self.cpu_seconds_by_phase.update(other.cpu_seconds_by_phase)
-
     def tally_dict(self) -> dict[str, Any]:
         return {
             "succeeded": self.succeeded,
@@ -168,12 +153,6 @@ class StageReport(Tally):
             yield
         finally:
             self.add_time(phase, time.perf_counter() - start, time.thread_time() - cpu_start)
-
-    def merge(self, other: StageReport) -> None:
-        self._merge(other)
-        self.elapsed_seconds += other.elapsed_seconds
-        for name, tally in other.by_partition.items():
-            self.by_partition.setdefault(name, Tally())._merge(tally)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -12,8 +12,8 @@ from dagster_postgres import PostgresEventLogStorage
 from sqlalchemy import event
 
 from tvdb_images.defs.check_results import CheckOutcome, partition_evaluations
-from tvdb_images.defs.instance_storage import BatchingEventLogStorage
 from tvdb_images.defs.partitions import artwork_backfill_policy, artwork_partitions, run_partitions
+from tvdb_images.deployment.instance_storage import BatchingEventLogStorage
 from tvdb_images_tests.support.private_postgres import PrivatePostgres
 from tvdb_images_tests.support.ranged_runs import run_over_a_range, what_the_ui_reads, write_home
 from tvdb_images_tests.support.stack import deployed_dagster_storage

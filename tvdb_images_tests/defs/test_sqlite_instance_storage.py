@@ -18,7 +18,10 @@ from sqlalchemy import select
 from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
 from tvdb_images.defs.partitions import artwork_partitions
-from tvdb_images.defs.sqlite_instance_storage import BatchingSqliteEventLogStorage, BatchingSqliteStorage
+from tvdb_images.deployment.sqlite_instance_storage import (
+    BatchingSqliteEventLogStorage,
+    BatchingSqliteStorage,
+)
 from tvdb_images_tests.support.ranged_runs import run_over_a_range, what_the_ui_reads, write_home
 from tvdb_images_tests.support.stack import deployed_dagster_storage
 

@@ -36,12 +36,11 @@ def test_each_thread_counts_its_own_cpu_only() -> None:
     assert report.cpu_seconds_by_phase["upload"] < 0.05
 
 
-def test_merged_reports_add_cpu_by_phase() -> None:
-    first, second = StageReport(stage="render"), StageReport(stage="render")
-    first.add_time("render", 2.0, 1.5)
-    second.add_time("render", 1.0, 0.5)
-    first.merge(second)
-    assert first.seconds_by_phase["render"] == 3.0 and first.cpu_seconds_by_phase["render"] == 2.0
+def test_time_of_a_phase_adds_up_over_its_occurrences() -> None:
+    report = StageReport(stage="render")
+    report.add_time("render", 2.0, 1.5)
+    report.add_time("render", 1.0, 0.5)
+    assert report.seconds_by_phase["render"] == 3.0 and report.cpu_seconds_by_phase["render"] == 2.0
 
 
 def test_work_on_a_thread_counts_for_the_partition_it_is_working_on() -> None:
@@ -77,11 +76,11 @@ def test_work_on_a_thread_counts_for_the_partition_it_is_working_on() -> None:
     )
 
 
-def test_merged_reports_keep_each_partition_apart() -> None:
-    first, second = StageReport(stage="download"), StageReport(stage="download")
-    first.add_success("series|00", bytes_in=10)
-    second.add_success("series|00", bytes_in=5)
-    second.add_failure("empty", "0 bytes", "people|ff")
-    first.merge(second)
-    assert first.by_partition["series|00"].succeeded == 2 and first.by_partition["series|00"].bytes_in == 15
-    assert first.by_partition["people|ff"].failed == 1 and first.failed == 1
+def test_each_partition_keeps_its_own_counts() -> None:
+    report = StageReport(stage="download")
+    report.add_success("series|00", bytes_in=10)
+    report.add_success("series|00", bytes_in=5)
+    report.add_failure("empty", "0 bytes", "people|ff")
+    assert report.by_partition["series|00"].succeeded == 2 and report.by_partition["series|00"].bytes_in == 15
+    assert report.by_partition["people|ff"].failed == 1 and not report.by_partition["series|00"].failed
+    assert (report.succeeded, report.failed, report.bytes_in) == (2, 1, 15)

@@ -25,8 +25,11 @@ CLEANUP_ALL = "/api/v1/admin/sync/images/cleanup"
 
 
 def _graphql(stack: DagsterStack, query: str, **variables: Any) -> dict[str, Any]:
-    response = httpx.post(stack.graphql_url, json={"query": query, "variables": variables}, timeout=60)
-    return response.json()["data"]
+    client = DagsterClient(stack.graphql_url, timeout=60)
+    try:
+        return client.query(query, variables)
+    finally:
+        client.close()
 
 
 def _runs_tagged(stack: DagsterStack, key: str, value: str) -> list[str]:

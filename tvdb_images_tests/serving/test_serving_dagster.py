@@ -170,8 +170,11 @@ def test_admin_sync_runs_in_dagster_and_the_image_is_then_served(dagster_stack: 
 
 
 def _graphql(stack: DagsterStack, query: str, **variables: str) -> dict:  # type: ignore[type-arg]
-    response = httpx.post(stack.graphql_url, json={"query": query, "variables": variables}, timeout=30)
-    return response.json()["data"]
+    client = DagsterClient(stack.graphql_url, timeout=30)
+    try:
+        return client.query(query, variables)
+    finally:
+        client.close()
 
 
 def test_cleanup_and_missing_syncs_launch_runs(dagster_stack: DagsterStack) -> None:

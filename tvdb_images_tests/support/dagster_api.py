@@ -1,12 +1,13 @@
 """The few Dagster GraphQL calls an operator's script (or the stack test) makes: launch an asset backfill,
-follow it and its runs, and read materialization metadata."""
+follow it and its runs, and read materialization metadata. They go through serving's client
+(`DagsterClient.query`), the project's one GraphQL client."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+from serving.dagster_client import DagsterClient
 
 from tvdb_images_tests.support.waiting import wait_until
 
@@ -83,7 +84,7 @@ FINISHED_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAIL
 
 
 class GraphQLError(RuntimeError):
-    pass
+    """Dagster answered, but not with what was asked for (an error type in place of the result)."""
 
 
 @dataclass(frozen=True)
@@ -102,23 +103,11 @@ class Backfill:
     runs: list[BackfillRun]
 
 
-class DagsterAPI:
-    """A client for the webserver's /graphql endpoint."""
+@dataclass
+class DagsterAPI(DagsterClient):
+    """Serving's client for the webserver's /graphql endpoint, with the backfill calls of the tests."""
 
-    def __init__(self, graphql_url: str, *, timeout: float = 30) -> None:
-        self.url = graphql_url
-        self.timeout = timeout
-
-    def query(self, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = httpx.post(
-            self.url, json={"query": document, "variables": variables or {}}, timeout=self.timeout
-        )
-        if response.status_code != 200:
-            raise GraphQLError(f"HTTP {response.status_code} from {self.url}: {response.text[:3000]}")
-        body = response.json()
-        if body.get("errors"):
-            raise GraphQLError(str(body["errors"]))
-        return body["data"]
+    timeout: float = 30.0
 
     def launch_asset_backfill(
         self,

@@ -17,6 +17,14 @@ events to the storage in batches: dagster-postgres writes a batch of materializa
 statement, and this storage does the same for the batch of "planned" events a run records when it
 starts, which dagster-postgres would otherwise write one by one, several round trips each, and for the
 batch of per-partition check evaluations a ranged run's checks record (tvdb_images/defs/check_results.py).
+
+It relies on dagster-postgres internals (`_engine`, `_connect`, `_store_asset_event`, ...);
+tvdb_images_tests/test_deployment_internals.py fails, naming what changed, when an upgrade moves them.
+Upstream issues whose fixes would retire it: planned events written one by one when a run is created,
+https://github.com/dagster-io/dagster/issues/33831 (fix proposed in
+https://github.com/dagster-io/dagster/pull/33832, batching planned asset and check events in
+dagster-postgres); a new connection per event, https://github.com/dagster-io/dagster/issues/20325
+(pool settings in dagster.yaml: https://github.com/dagster-io/dagster/issues/33935).
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from dagster_postgres import (
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 from sqlalchemy import BigInteger, DateTime, Engine, String, Text, column, values
 
-from tvdb_images.defs.check_events import PlannedChecksSerializedOnce
+from tvdb_images.deployment.check_events import PlannedChecksSerializedOnce
 
 POOL_RECYCLE_SECONDS = 3600
 MAX_OVERFLOW = 4

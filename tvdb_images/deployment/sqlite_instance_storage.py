@@ -7,14 +7,20 @@ database and another to the index database, so `dagster job launch` over every p
 minutes before its run was even queued (docs/operations.md, "One run over a whole range").
 
 This storage stores such a batch with one connection and transaction per database, as
-tvdb_images/defs/instance_storage.py does for PostgreSQL, and remembers which tables exist (the
+tvdb_images/deployment/instance_storage.py does for PostgreSQL, and remembers which tables exist (the
 SQLite storage opens a connection to ask for every partitioned event); the planned events of asset
-checks are serialized once, not once per partition (tvdb_images/defs/check_events.py). Everything
+checks are serialized once, not once per partition (tvdb_images/deployment/check_events.py). Everything
 else is Dagster's own `DagsterSqliteStorage`, with the same files under the same base directory,
 so an existing DAGSTER_HOME keeps its history. Dagster hands events to a storage in batches only
 when `DAGSTER_EVENT_BATCH_SIZE` is set; loading this storage sets it (unless the environment already
 does), so every process that opens the instance (`dagster dev`, `dagster job launch`, run workers)
 batches. Selected in the top-level dagster.yaml under `storage: custom:`.
+
+Like the PostgreSQL storage it relies on Dagster internals (tvdb_images_tests/test_deployment_internals.py
+names any an upgrade changes). The upstream issue whose fix would retire it:
+https://github.com/dagster-io/dagster/issues/33831 (planned events written one by one when a run is
+created; the proposed fix, https://github.com/dagster-io/dagster/pull/33832, hands them to the storage
+in batches always, and batches them in dagster-postgres only).
 """
 
 from __future__ import annotations
@@ -42,8 +48,8 @@ from dagster._core.storage.sqlite_storage import (
 from dagster._serdes import ConfigurableClassData
 from dagster._utils import mkdir_p
 
-from tvdb_images.defs.check_events import PlannedChecksSerializedOnce
-from tvdb_images.defs.instance_storage import ExistingTablesRemembered, _is_planned_asset_event
+from tvdb_images.deployment.check_events import PlannedChecksSerializedOnce
+from tvdb_images.deployment.instance_storage import ExistingTablesRemembered, _is_planned_asset_event
 
 # The image's value for PostgreSQL (Dockerfile): a full-range run's planned events in four batches.
 EVENT_BATCH_SIZE = 1000
