@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from serving.dagster_client import DagsterClient
-
 from tvdb_images_tests.support.waiting import wait_until
 
 LAUNCH_BACKFILL = """
