@@ -81,7 +81,8 @@ def program(name: str) -> str:
 
 
 def dagster_ui_command(settings: Settings, home: Path) -> str:
-    """The shell command that opens the Dagster UI on the demo's instance and data."""
+    """The shell command that opens the Dagster UI on the demo's instance and data: `tvdb-images ui`,
+    which prepares DAGSTER_HOME before it starts `dagster dev` on the workspace."""
     workspace = workspace_file(settings)
     return " ".join(
         [
@@ -90,10 +91,8 @@ def dagster_ui_command(settings: Settings, home: Path) -> str:
             "&&",
             f"DAGSTER_HOME={shlex.quote(str(home))}",
             f"TVDB_IMAGES_DATA_DIR={shlex.quote(str(settings.data_dir.resolve()))}",
-            shlex.quote(program("dagster")),
-            "dev",
-            "-w",
-            shlex.quote(workspace.name),
+            shlex.quote(program("tvdb-images")),
+            "ui",
         ]
     )
 

@@ -23,6 +23,7 @@ from tvdb_images.demo import origin as origin_module
 from tvdb_images.demo import run as run_module
 from tvdb_images.demo.catalog import DemoCatalog, write_demo_catalog
 from tvdb_images.demo.home import EMBEDDED_INSTANCE_YAML, prepare_dagster_home
+from tvdb_images.ui import dagster_dev_argv
 from tvdb_images_tests.support.processes import ManagedProcess, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -138,12 +139,20 @@ def test_the_printed_dagster_command_names_the_location_the_workspace_names(
     settings = load_settings()
     home = prepare_dagster_home(settings, say=lambda _line: None)
     command = home_module.dagster_ui_command(settings, home)
-    dagster = home_module.program("dagster")
     assert command == (
         f"cd {REPO_ROOT} && DAGSTER_HOME={home} TVDB_IMAGES_DATA_DIR={settings.data_dir.resolve()} "
-        f"{dagster} dev -w workspace.yaml"
+        f"{home_module.program('tvdb-images')} ui"
     )
-    assert Path(dagster).is_absolute() and Path(dagster).exists()  # works without activating the venv
+    # `tvdb-images ui` runs `dagster dev` on the same workspace, by paths that need no activated venv.
+    dagster = home_module.program("dagster")
+    assert dagster_dev_argv(settings, host="127.0.0.1", port=3000)[:4] == [
+        dagster,
+        "dev",
+        "-w",
+        str(REPO_ROOT / "workspace.yaml"),
+    ]
+    for script in (dagster, home_module.program("tvdb-images")):
+        assert Path(script).is_absolute() and Path(script).exists()
     launched = subprocess.run(
         [
             dagster,

@@ -144,7 +144,11 @@ def test_sync_images_over_a_partition_range(
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.ephemeral()
     job = defs.resolve_job_def("sync_images")
-    for start, end in partition_ranges(partitions, chunk=256):
+    # Grouped as the demo groups them: ranges of nearby partitions with work, partitions without work
+    # between them (a run records ~9 events per partition it spans, whether it has work or not).
+    ranges = partition_ranges(partitions, chunk=256, max_gap=8)
+    assert len(ranges) < len(partitions)
+    for start, end in ranges:
         result = job.execute_in_process(instance=instance, tags={RANGE_START_TAG: start, RANGE_END_TAG: end})
         assert result.success
         # The asset checks ran and passed for the run's partitions.
@@ -161,7 +165,7 @@ def test_sync_images_over_a_partition_range(
     renditions = instance.fetch_materializations(dg.AssetKey("image_renditions"), limit=5000).records
     by_partition = {r.partition_key: r.asset_materialization.metadata for r in renditions}
     assert len(by_partition) == len(renditions)  # each partition once
-    assert {str(partition_key(ct, shard)) for ct, shard in partitions} <= set(by_partition)
+    assert {str(partition_key(ct, shard)) for ct, shard in partitions} < set(by_partition)  # and empty ones
     expected: Counter[str] = Counter(
         str(partition_key(e.content_type, shard_of(e.content_type, e.content_id))) for e in good
     )
@@ -205,7 +209,7 @@ def test_sync_images_over_a_partition_range(
     catalog.dispose()
 
     # A second pass over the same partitions has nothing to do.
-    start, end = partition_ranges(partitions, chunk=256)[0]
+    start, end = ranges[0]
     again = job.execute_in_process(instance=instance, tags={RANGE_START_TAG: start, RANGE_END_TAG: end})
     assert again.success
     records = instance.fetch_materializations(dg.AssetKey("source_images"), limit=5000).records

@@ -12,17 +12,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
 
 from serving.negotiation import parse_accept
-from tvdb_images_tests.support.processes import ManagedProcess, free_port, start_api_server
+from tvdb_images_tests.support.processes import ManagedProcess, free_port
 from tvdb_images_tests.support.raw_http import request, send, trickle
 from tvdb_images_tests.support.reliability_log import record
-from tvdb_images_tests.support.serving_data import ADMIN_TOKEN, ServedData
+from tvdb_images_tests.support.serving_data import ADMIN_TOKEN, ServedData, serve
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 IMAGE = "/api/v1/images/series/101/poster/small"
@@ -30,19 +29,6 @@ IMAGE = "/api/v1/images/series/101/poster/small"
 
 def edge(item: int, case: str, observed: object) -> None:
     record("serving_edge", item=item, case=case, observed=observed)
-
-
-@contextmanager
-def serve(
-    data: ServedData, tmp_path: Path, extra_env: dict[str, str] | None = None, *, args: Sequence[str] = ()
-) -> Iterator[tuple[int, ManagedProcess]]:
-    env = {**os.environ, **data.env, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
-    name = f"serve-{len(list(tmp_path.glob('serve-*.log')))}"
-    process, port = start_api_server(name, env, cwd=tmp_path, log_dir=tmp_path, extra_args=args, timeout=120)
-    try:
-        yield port, process
-    finally:
-        process.stop()
 
 
 # -- 1: starting under CPU pressure -----------------------------------------------------------------

@@ -17,6 +17,9 @@ the API:
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +40,7 @@ from tvdb_images.pipeline.sync import sync_scope
 from tvdb_images.storage import Bucket, ObjectStore, store_from_settings
 from tvdb_images_tests.support import services
 from tvdb_images_tests.support.origins import LoopbackOrigin
+from tvdb_images_tests.support.processes import ManagedProcess, start_api_server
 
 ADMIN_TOKEN = "serving-test-admin-token-0123456789"
 UNREACHABLE_DAGSTER = "http://127.0.0.1:9/graphql"  # discard port: connection refused at once
@@ -172,3 +176,17 @@ class RecordingStore:
             return attribute(bucket, key, *args, **kwargs)
 
         return recorded
+
+
+@contextmanager
+def serve(
+    data: ServedData, tmp_path: Path, extra_env: dict[str, str] | None = None, *, args: Sequence[str] = ()
+) -> Iterator[tuple[int, ManagedProcess]]:
+    """A real `tvdb-images serve` on a free loopback port for the data, stopped on exit."""
+    env = {**os.environ, **data.env, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    name = f"serve-{len(list(tmp_path.glob('serve-*.log')))}"
+    process, port = start_api_server(name, env, cwd=tmp_path, log_dir=tmp_path, extra_args=args, timeout=120)
+    try:
+        yield port, process
+    finally:
+        process.stop()
