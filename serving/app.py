@@ -15,7 +15,7 @@ from serving.dagster_client import DagsterClient
 from serving.docs import OPENAPI_PATH, install_docs
 from serving.errors import install_error_handlers
 from serving.http_policy import HttpPolicyMiddleware
-from serving.routes import admin, artwork, health, images, stats
+from serving.routes import admin, artwork, health, images, popular, stats
 from serving.state import ServingState
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.config import Settings, load_settings
@@ -42,7 +42,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with state.views.running():  # view counts: flushed periodically and at shutdown
+            yield
         state.close()
 
     app = FastAPI(
@@ -73,6 +74,7 @@ def create_app(
     _add_middleware(app, settings)
     for router in (images.router, artwork.router, stats.router, admin.router, health.router):
         app.include_router(router)
+    app.include_router(popular.router)
     if settings.api_docs:
         install_docs(app)
     return app

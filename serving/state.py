@@ -1,6 +1,7 @@
 """What one API process shares between requests: settings, the catalog (a session factory for the
 admin and stats endpoints, a cached reader for the image and metadata ones), the object store and its
-byte cache, the Dagster client, the admin rate limiter and a few threads for bounded readiness probes."""
+byte cache, the Dagster client, the admin rate limiter, the view counter (serving.views) and a few
+threads for bounded readiness probes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from serving.lookups import CatalogLookups, TtlCache
 from serving.queries import CatalogReader
 from serving.ratelimit import TokenBucketLimiter, worker_count
 from serving.stats_cache import StatsCache
+from serving.views import ViewAnalytics
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.config import Settings
 from tvdb_images.storage import ObjectStore, store_from_settings
@@ -30,6 +32,7 @@ class ServingState:
     lookups: CatalogLookups
     byte_cache: RenditionByteCache
     launcher: Launcher
+    views: ViewAnalytics
     probes: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
     )
@@ -70,6 +73,12 @@ class ServingState:
             ),
             byte_cache=RenditionByteCache.with_megabytes(settings.serving_byte_cache_mb),
             launcher=Launcher(dagster, catalog.engine),
+            views=ViewAnalytics(
+                catalog,
+                enabled=settings.view_analytics,
+                interval=settings.view_flush_seconds,
+                max_keys=settings.view_max_keys,
+            ),
             _owned=owned,
         )
 
