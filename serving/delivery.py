@@ -51,9 +51,7 @@ async def deliver(
     store: ObjectStore,
     byte_cache: RenditionByteCache,
 ) -> Response:
-    response = await _answer(
-        request, artwork, wanted, settings=settings, store=store, byte_cache=byte_cache
-    )
+    response = await _answer(request, artwork, wanted, settings=settings, store=store, byte_cache=byte_cache)
     if request.method == "GET" and response.status_code in COUNTED_STATUSES:
         request.app.state.serving.views.record(artwork.id, wanted.size)  # serving.views: what counts
     return response

@@ -48,9 +48,7 @@ def test_flushes_add_to_the_stored_counts_and_the_popular_list_ranks_them(any_ca
     second = ViewBatch({(DAY, 1, "medium"): 4, (DAY, 1, "large"): 1, (NEXT, 3, "small"): 9}, {}, DURING)
     assert _flush(any_catalog, "w2", second, set()) == {DAY, NEXT}
     with any_catalog.session() as session:
-        stored = {
-            (r.day, r.artwork_id, r.size): r.count for r in session.scalars(select(ArtworkViewCount))
-        }
+        stored = {(r.day, r.artwork_id, r.size): r.count for r in session.scalars(select(ArtworkViewCount))}
         ranked = popular_artwork(session, since=DAY, until=DAY)
         series_only = popular_artwork(session, since=DAY, until=NEXT, content_type="series", limit=1)
         both_days = popular_artwork(session, since=DAY, until=NEXT, image_type="poster")
@@ -68,7 +66,10 @@ def test_flushes_add_to_the_stored_counts_and_the_popular_list_ranks_them(any_ca
         (3, 1, {"small": 1}),
     ]
     assert [(p.artwork_id, p.views) for p in series_only] == [(1, 8)]
-    assert [(p.artwork_id, p.content_type, p.views) for p in both_days] == [(3, "movies", 10), (1, "series", 8)]
+    assert [(p.artwork_id, p.content_type, p.views) for p in both_days] == [
+        (3, "movies", 10),
+        (1, "series", 8),
+    ]
     assert (totals.views, totals.artworks, totals.negative_rows) == (14, 3, 0)
     assert totals.by_size == {"large": 1, "medium": 7, "small": 6}
     assert totals.by_content_type == {"movies": 1, "series": 13}
@@ -105,7 +106,9 @@ def test_a_day_is_complete_once_every_worker_flushed_past_its_end_or_stopped(any
     assert any("the workers flushed 5 views but artwork_views holds 3" in p for p in bad.problems())
 
 
-def test_concurrent_flushes_of_the_same_keys_lose_nothing_and_never_deadlock(postgres_catalog: Catalog) -> None:
+def test_concurrent_flushes_of_the_same_keys_lose_nothing_and_never_deadlock(
+    postgres_catalog: Catalog,
+) -> None:
     """Workers flush overlapping keys at the same time; key-ordered upserts keep every increment."""
     keys = [(DAY, artwork_id, size) for artwork_id in range(1, 200) for size in ("small", "medium")]
     errors: list[BaseException] = []
@@ -115,7 +118,7 @@ def test_concurrent_flushes_of_the_same_keys_lose_nothing_and_never_deadlock(pos
             for _ in range(10):
                 counts = dict.fromkeys(keys[::order], 1)  # the other worker's keys in reverse order
                 _flush(postgres_catalog, name, ViewBatch(counts, {}, DURING), set())
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(f"w{i}", 1 if i % 2 else -1)) for i in range(4)]

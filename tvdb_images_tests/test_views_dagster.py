@@ -101,7 +101,9 @@ def test_views_that_land_after_the_materialization_fail_a_later_check(counted: C
     with dg.DagsterInstance.ephemeral() as instance:
         assert _run(counted, instance).success
         with counted.session() as session:  # a late flush of a worker that stopped afterwards
-            flush_views(session, "worker-late", ViewBatch({(DAY, 7002, "small"): 4}, {}, DURING), set(), stopped=True)
+            flush_views(
+                session, "worker-late", ViewBatch({(DAY, 7002, "small"): 4}, {}, DURING), set(), stopped=True
+            )
         checked = _run(counted, instance, selection=dg.AssetSelection.checks(artwork_views_complete))
     (evaluation,) = checked.get_asset_check_evaluations()
     assert not evaluation.passed

@@ -117,11 +117,17 @@ def test_views_land_after_a_flush_and_a_killed_worker_loses_at_most_one_interval
     # A view is in a flushed batch at most one interval (plus the time a flush takes) after it was
     # counted; allow a second for that on a loaded machine.
     at_risk = sum(1 for moment in answered if killed_at - INTERVAL - 1.0 <= moment <= killed_at)
-    print(f"views during the crash: {len(answered)} answered, {stored} stored, {lost} lost, {at_risk} at risk")
+    print(
+        f"views during the crash: {len(answered)} answered, {stored} stored, {lost} lost, {at_risk} at risk"
+    )
     assert 0 <= lost <= at_risk
     assert len(answered) > at_risk  # traffic before the window was counted, not only lost
 
-    flushes = {worker: stopped for worker, stopped in _flushes(production_data).items() if worker not in workers_before}
+    flushes = {
+        worker: stopped
+        for worker, stopped in _flushes(production_data).items()
+        if worker not in workers_before
+    }
     killed = [worker for worker in flushes if f":{victim}:" in worker]
     assert all(not flushes[worker] for worker in killed)  # never flushed at shutdown: the day says so
     assert all(stopped for worker, stopped in flushes.items() if worker not in killed)

@@ -160,7 +160,9 @@ class DayCompleteness:
                 "after that flush, at most one VIEW_FLUSH_SECONDS interval, are lost)"
             )
         if self.dropped:
-            found.append(f"{self.dropped} views were not counted: a worker's counter was full (VIEW_MAX_KEYS)")
+            found.append(
+                f"{self.dropped} views were not counted: a worker's counter was full (VIEW_MAX_KEYS)"
+            )
         if self.flushed_views != self.stored_views:
             found.append(
                 f"the workers flushed {self.flushed_views} views but artwork_views holds {self.stored_views}"

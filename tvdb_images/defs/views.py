@@ -45,7 +45,9 @@ def totals_metadata(totals: DayTotals) -> dict[str, dg.MetadataValue]:
     metadata: dict[str, dg.MetadataValue] = {
         "views": dg.MetadataValue.int(totals.views),
         "artworks": dg.MetadataValue.int(totals.artworks),
-        "top_views_share": dg.MetadataValue.float(round(top_views / totals.views, 4) if totals.views else 0.0),
+        "top_views_share": dg.MetadataValue.float(
+            round(top_views / totals.views, 4) if totals.views else 0.0
+        ),
         "top_artwork": dg.MetadataValue.md(_top_table(totals.top)),
         "views_by_content_type": dg.MetadataValue.md(_count_table("content type", totals.by_content_type)),
     }
