@@ -16,7 +16,7 @@ from serving.docs import OPENAPI_PATH, install_docs
 from serving.errors import install_error_handlers
 from serving.http_policy import HttpPolicyMiddleware
 from serving.metrics_middleware import MetricsMiddleware
-from serving.routes import admin, artwork, health, images, metrics, stats
+from serving.routes import admin, artwork, health, images, metrics, popular, stats
 from serving.state import ServingState
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.config import Settings, load_settings
@@ -43,7 +43,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with state.views.running():  # view counts: flushed periodically and at shutdown
+            yield
         state.close()
 
     app = FastAPI(
@@ -76,6 +77,7 @@ def create_app(
         app.include_router(router)
     if state.metrics is not None:
         app.include_router(metrics.router)
+    app.include_router(popular.router)
     if settings.api_docs:
         install_docs(app)
     return app

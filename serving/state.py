@@ -1,7 +1,7 @@
 """What one API process shares between requests: settings, the catalog (a session factory for the
 admin and stats endpoints, a cached reader for the image and metadata ones), the object store and its
-byte cache, the Dagster client, the admin rate limiter, the metrics and a few threads for bounded
-readiness probes."""
+byte cache, the Dagster client, the admin rate limiter, the view counter (serving.views), the
+metrics and a few threads for bounded readiness probes."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from serving.metrics import ServingMetrics
 from serving.queries import CatalogReader
 from serving.ratelimit import TokenBucketLimiter, worker_count
 from serving.stats_cache import StatsCache
+from serving.views import ViewAnalytics
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.config import Settings
 from tvdb_images.storage import ObjectStore, store_from_settings
@@ -34,6 +35,7 @@ class ServingState:
     lookups: CatalogLookups
     byte_cache: RenditionByteCache
     launcher: Launcher
+    views: ViewAnalytics
     metrics: ServingMetrics | None = None  # None with METRICS_ENABLED=false
     probes: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
@@ -81,6 +83,12 @@ class ServingState:
             byte_cache=RenditionByteCache.with_megabytes(settings.serving_byte_cache_mb, recorder),
             launcher=Launcher(dagster, catalog.engine),
             metrics=metrics,
+            views=ViewAnalytics(
+                catalog,
+                enabled=settings.view_analytics,
+                interval=settings.view_flush_seconds,
+                max_keys=settings.view_max_keys,
+            ),
             _owned=owned,
         )
 

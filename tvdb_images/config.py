@@ -143,6 +143,12 @@ class Settings(BaseSettings):
     metrics_enabled: bool = Field(default=True, alias="METRICS_ENABLED")
     metrics_token: SecretStr | None = Field(default=None, alias="METRICS_TOKEN")
     catalog_metrics_seconds: float = Field(default=60.0, ge=1, le=86400, alias="CATALOG_METRICS_SECONDS")
+    # View analytics (serving/views.py): count image views per artwork and size in memory, flushed to
+    # the catalog's artwork_views every VIEW_FLUSH_SECONDS and at shutdown (a killed worker loses at
+    # most one interval); at most VIEW_MAX_KEYS distinct (day, artwork, size) per worker between flushes.
+    view_analytics: bool = Field(default=True, alias="VIEW_ANALYTICS")
+    view_flush_seconds: float = Field(default=10.0, ge=0.1, le=3600, alias="VIEW_FLUSH_SECONDS")
+    view_max_keys: int = Field(default=100_000, ge=1, le=10_000_000, alias="VIEW_MAX_KEYS")
 
     @field_validator("allowed_source_hosts", mode="before")
     @classmethod

@@ -16,6 +16,7 @@ from tvdb_images.defs.revalidation import REVALIDATION_ASSETS, REVALIDATION_JOBS
 from tvdb_images.defs.schedules import ALL_SCHEDULES
 from tvdb_images.defs.sensors import ALL_SENSORS
 from tvdb_images.defs.stale_checks import STALE_CHECKS
+from tvdb_images.defs.views import VIEW_ASSETS, VIEW_CHECKS, VIEW_JOBS, VIEW_SCHEDULES
 from tvdb_images.preflight import check_s3_credentials
 
 
@@ -27,10 +28,10 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or load_settings()
     check_s3_credentials(settings)
     return dg.Definitions(
-        assets=with_backend_kinds(ARTWORK_ASSETS + REVALIDATION_ASSETS, settings),
-        asset_checks=ARTWORK_CHECKS + STALE_CHECKS,
-        jobs=ALL_JOBS + REVALIDATION_JOBS,
-        schedules=ALL_SCHEDULES + REVALIDATION_SCHEDULES,
+        assets=with_backend_kinds(ARTWORK_ASSETS + REVALIDATION_ASSETS + VIEW_ASSETS, settings),
+        asset_checks=ARTWORK_CHECKS + STALE_CHECKS + VIEW_CHECKS,
+        jobs=ALL_JOBS + REVALIDATION_JOBS + VIEW_JOBS,
+        schedules=ALL_SCHEDULES + REVALIDATION_SCHEDULES + VIEW_SCHEDULES,
         sensors=ALL_SENSORS,
         resources=resources_from_settings(settings),
         # A run's steps depend on each other and share one catalog engine: running them in one process

@@ -25,6 +25,7 @@ def _assert_no_drift(url: str) -> None:
     engine.dispose()
     assert diff == []
     assert {"series", "movies", "episodes", "seasons", "people", "artwork", "artwork_renditions"} <= tables
+    assert {"artwork_views", "artwork_view_flushes"} <= tables
 
 
 def test_alembic_command_from_repo_root_on_sqlite(tmp_path: Path) -> None:
@@ -36,7 +37,7 @@ def test_alembic_command_from_repo_root_on_sqlite(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     _assert_no_drift(url)
-    assert migrate.current_revision(url) == "0002"
+    assert migrate.current_revision(url) == "0003"
 
 
 def test_migrations_up_and_down_on_postgresql(postgres_url: str) -> None:

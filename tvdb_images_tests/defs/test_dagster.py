@@ -91,12 +91,14 @@ def test_definitions_load_and_are_complete() -> None:
         "sync_missing_artwork",
         "refresh_storage_stats",
         "revalidate_sources",
+        "artwork_views_daily_job",
     }
     assert {s.name for s in repository.schedule_defs} == {
         "nightly_sync",
         "weekly_cleanup",
         "daily_storage_stats",
         "daily_source_revalidation",
+        "artwork_views_daily_schedule",
     }
     assert {s.name for s in repository.sensor_defs} == {
         "catalog_changes_sensor",
@@ -111,10 +113,16 @@ def test_definitions_load_and_are_complete() -> None:
         "orphaned_images",
         "storage_stats",
         "source_revalidation",
+        "artwork_views_daily",
     }
     assert len(artwork_partitions.get_partition_keys()) == 5 * 256
     checks = {key.name for key in graph.asset_check_keys}
-    assert checks == {"catalog_objects_exist", "processed_artwork_complete", "no_stale_images"}
+    assert checks == {
+        "catalog_objects_exist",
+        "processed_artwork_complete",
+        "no_stale_images",
+        "artwork_views_complete",
+    }
 
 
 def test_a_run_process_keeps_its_loaded_code_out_of_full_collections(tmp_path: Path) -> None:
