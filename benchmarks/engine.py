@@ -2,6 +2,7 @@
 
     python -m benchmarks.engine [--runs 7] [--method 4] [--sweep-methods 0,1,2,3,4,5,6] [--sweep-runs 3]
                                 [--avif-qualities 40,50,60,70,80,85 [--webp-quality 85]] [--skip-comparison]
+    python -m benchmarks.engine --crops [--crop-renditions card:342x513,...] [--runs 7]  (benchmarks.crops)
 
 Every contender makes the same five sizes of every `tvdb/` corpus file as WebP at quality 85 with
 the same `method`, in one process, interleaved file by file and run by run so that machine load falls
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import contenders, format_quality
+from benchmarks import contenders, crops, format_quality
 from benchmarks.common import cpu_seconds, machine, median, table, write_results
 from benchmarks.similarity import ssim
 from tvdb_images.imaging import SIZE_BOXES
@@ -282,11 +283,21 @@ def main() -> None:
     parser.add_argument(
         "--skip-comparison", action="store_true", help="only the AVIF sweep (results/format_quality.json)"
     )
+    parser.add_argument(
+        "--crops", action="store_true", help="only the crops' cost per artwork (results/crops.json)"
+    )
+    parser.add_argument("--crop-renditions", default=crops.DEFAULT_CROPS, help="CROP_RENDITIONS to time")
     args = parser.parse_args()
 
     files = corpus(args.corpus)
     context = machine()
     print(f"{len(files)} files from {args.corpus}; load average {context['load_average']}", flush=True)
+    if args.crops:
+        measured = crops.run(files, args.crop_renditions, args.runs)
+        print(crops.report(measured))
+        after = {"load_average_after": machine()["load_average"]}
+        print(f"wrote {write_results('crops', {'machine': context | after, **measured})}")
+        return
     qualities = [int(q) for q in args.avif_qualities.split(",") if q.strip()]
     if qualities:
         matched = format_quality.sweep(files, args.webp_quality, qualities)

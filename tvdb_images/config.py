@@ -17,7 +17,13 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from tvdb_images.registry import DEFAULT_OUTPUT_FORMAT, OUTPUT_FORMAT_NAMES
+from tvdb_images.registry import (
+    DEFAULT_OUTPUT_FORMAT,
+    OUTPUT_FORMAT_NAMES,
+    RenditionSize,
+    parse_crop_renditions,
+    size_table,
+)
 
 CONTENT_TYPES: tuple[str, ...] = ("episodes", "movies", "people", "seasons", "series")
 IMAGE_TYPES: tuple[str, ...] = ("poster", "banner", "fanart", "image", "thumbnail", "clearlogo", "clearart")
@@ -73,6 +79,11 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=50_000_000, gt=0, alias="MAX_IMAGE_PIXELS")
     max_image_frames: int = Field(default=100, gt=0, alias="MAX_IMAGE_FRAMES")
     render_workers: int = Field(default=0, ge=0, le=64, alias="RENDER_WORKERS")
+    # Exact-box crops placed on the image's content, "name:WIDTHxHEIGHT,...", stored and served beside
+    # the five sizes (registry.parse_crop_renditions says what is accepted).
+    crop_renditions: Annotated[tuple[RenditionSize, ...], NoDecode] = Field(
+        default=(), alias="CROP_RENDITIONS"
+    )
 
     allowed_source_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_ALLOWED_SOURCE_HOSTS), alias="ALLOWED_SOURCE_HOSTS"
@@ -149,6 +160,11 @@ class Settings(BaseSettings):
     view_analytics: bool = Field(default=True, alias="VIEW_ANALYTICS")
     view_flush_seconds: float = Field(default=10.0, ge=0.1, le=3600, alias="VIEW_FLUSH_SECONDS")
     view_max_keys: int = Field(default=100_000, ge=1, le=10_000_000, alias="VIEW_MAX_KEYS")
+
+    @field_validator("crop_renditions", mode="before")
+    @classmethod
+    def _parse_crops(cls, value: object) -> object:
+        return parse_crop_renditions(value) if isinstance(value, str) else value
 
     @field_validator("allowed_source_hosts", mode="before")
     @classmethod
@@ -247,6 +263,16 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_local_storage_dir(self) -> Path:
         return (self.local_storage_dir or self.data_dir / "storage").resolve()
+
+    @property
+    def crop_names(self) -> tuple[str, ...]:
+        """The configured crop renditions (CROP_RENDITIONS), in their order."""
+        return tuple(row.name for row in self.crop_renditions)
+
+    @property
+    def rendition_sizes(self) -> tuple[RenditionSize, ...]:
+        """The registry's size table with this deployment's crop rows joined to it."""
+        return size_table(self.crop_renditions)
 
     @property
     def max_image_bytes(self) -> int:

@@ -3,26 +3,67 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Path, Query
+from fastapi import FastAPI, Path, Query
 from pydantic import BeforeValidator
 
 from serving.conditional import VERSION_PATTERN
-from serving.schemas import ContentType, ImageType, Size
+from serving.errors import ApiError
+from serving.schemas import ContentType, ImageType
+from tvdb_images.registry import CROP_NAME_PATTERN, SIZE_NAMES
 
 # Catalog ids are BIGINT: anything outside 0 .. 2**63-1 cannot name a row.
 MAX_ID = 2**63 - 1
 
 ContentTypePath = Annotated[ContentType, Path(description="Kind of content item.")]
 ImageTypePath = Annotated[ImageType, Path(description="Kind of artwork.")]
+# The five sizes, or a crop this deployment configures (CROP_RENDITIONS): the pattern admits any
+# crop-shaped name, `checked_size` refuses (422) those not configured, and `document_sizes` writes this
+# deployment's names into /openapi.json as the parameter's enum.
 SizePath = Annotated[
-    Size,
+    str,
     Path(
+        pattern=f"^{CROP_NAME_PATTERN}$",
         description="`original` (source dimensions), `large` (fits 1920x1080), `medium` (1280x720), "
-        "`small` (640x360) or `thumbnail` (300x169); never upscaled."
+        "`small` (640x360) or `thumbnail` (300x169), never upscaled; or a crop this deployment "
+        "configures (CROP_RENDITIONS: the exact box, placed on the image's content).",
     ),
 ]
+
+
+def checked_size(size: str, crops: tuple[str, ...]) -> str:
+    """`size` if it is one of the five sizes or a configured crop; otherwise 422 naming the choices."""
+    if size in SIZE_NAMES or size in crops:
+        return size
+    choices = ", ".join([*SIZE_NAMES, *crops])
+    message = f"must be one of {choices}"
+    raise ApiError(
+        422,
+        "invalid_parameter",
+        f"invalid path parameter 'size': {message}",
+        parameter="size",
+        details={"errors": [{"in": "path", "name": "size", "message": message}]},
+    )
+
+
+def document_sizes(app: FastAPI, crops: tuple[str, ...]) -> None:
+    """List the sizes this deployment serves (the five, then its crops) as every `size` path
+    parameter's enum in the app's OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    for parameter in operation.get("parameters", []):
+                        if parameter.get("in") == "path" and parameter.get("name") == "size":
+                            parameter["schema"] = {"type": "string", "enum": [*SIZE_NAMES, *crops], "title": "Size"}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 _CANONICAL_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    JSON,
     Integer,
     MetaData,
     String,
@@ -155,6 +156,9 @@ class Artwork(Base):
     # origin now serves other bytes), cleared when renditions of the current source are recorded. An
     # artwork with renditions and a `stale_since` is served as the last good image, marked stale.
     stale_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where each crop rendition (CROP_RENDITIONS) sits in the upright source, so a client can reproduce
+    # it: {"card": {"x": 620, "y": 0, "width": 600, "height": 900}, ...}; None without crops.
+    crop_windows: Mapped[dict[str, dict[str, int]] | None] = mapped_column(JSON)
 
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = _now_column()

@@ -14,13 +14,23 @@ renditions are still images.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 
 from PIL import Image
 
-from tvdb_images.registry import DEFAULT_OUTPUT_FORMAT, OUTPUT_ENCODINGS, OUTPUT_FORMATS, SOURCE_FORMATS
+from tvdb_images.registry import (
+    DEFAULT_OUTPUT_FORMAT,
+    FIT_CROP,
+    OUTPUT_ENCODINGS,
+    OUTPUT_FORMATS,
+    SOURCE_FORMATS,
+    RenditionSize,
+)
 
+from . import crop
+from .crop import CropWindow
 from .encode import encode
 from .pixels import decode, exif_orientation, to_working, upright_size
 from .resize import FULL_SCALE, Cascade, Step, plan_steps, resample
@@ -53,6 +63,7 @@ class RenderSettings:
     webp_method: int = 4
     avif_speed: int = 8
     sizes: tuple[str, ...] = tuple(SIZE_BOXES)
+    crops: tuple[RenditionSize, ...] = ()  # CROP_RENDITIONS rows, made after the sizes
 
     def __post_init__(self) -> None:
         if self.format not in OUTPUT_FORMATS:
@@ -65,6 +76,13 @@ class RenderSettings:
         if unknown or not sizes:
             raise ValueError(f"sizes must be a non-empty selection of {list(SIZE_BOXES)}, got {sizes}")
         object.__setattr__(self, "sizes", sizes)
+        crops = tuple(RenditionSize(*row) for row in self.crops)
+        names = [row.name for row in crops]
+        if any(row.fit != FIT_CROP or row.box is None or row.name in SIZE_BOXES for row in crops):
+            raise ValueError(f"crops must be crop rows named apart from {list(SIZE_BOXES)}, got {crops}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"crop names must be unique, got {names}")
+        object.__setattr__(self, "crops", crops)
 
 
 @dataclass(frozen=True)
@@ -77,12 +95,13 @@ class Rendition:
     extension: str
     data: bytes
     shared_with: str | None = None  # name of the larger size whose identical output this reuses
+    crop: CropWindow | None = None  # a crop rendition's window, in upright source pixels
 
 
 @dataclass(frozen=True)
 class RenderResult:
     source: SourceInfo
-    renditions: tuple[Rendition, ...]  # one per requested size, in SIZE_BOXES order
+    renditions: tuple[Rendition, ...]  # one per requested size, in SIZE_BOXES order, then the crops
 
 
 def render_renditions(data: bytes, settings: RenderSettings, limits: ValidationLimits) -> RenderResult:
@@ -105,7 +124,9 @@ def render_renditions(data: bytes, settings: RenderSettings, limits: ValidationL
         upright = upright_size(source.width, source.height, orientation)
         targets = [(name, fit_inside(*upright, SIZE_BOXES[name])) for name in names]
         steps = plan_steps(targets, (source.width, source.height), orientation, reduced_decoding=scalable)
-        renditions = _encode_all(steps, decodes, upright, settings, cascade=not scalable)
+        # Crops first, while the full-scale decode is fresh (the `original` step reuses it).
+        crops = _crop_all(decodes, settings, release=all(step.scale != FULL_SCALE for step in steps))
+        renditions = _encode_all(steps, decodes, upright, settings, cascade=not scalable) + crops
     finally:
         decodes.close()
     return RenderResult(source=source, renditions=renditions)
@@ -122,7 +143,39 @@ def render_settings_signature(settings: RenderSettings) -> str:
     signature = f"{settings.format}-q{settings.quality}-{effort}-v{ENGINE_VERSION}"
     if set(settings.sizes) != set(SIZE_BOXES):
         signature += "-" + "".join(name[0] for name in SIZE_BOXES if name in settings.sizes)
+    if settings.crops:
+        # Adding, removing or changing a crop (or how windows are chosen) renders the artwork again.
+        spec = ",".join(f"{r.name}:{r.box[0]}x{r.box[1]}" for r in settings.crops if r.box)
+        signature += f"-c{hashlib.sha256(f'{crop.CROP_VERSION}|{spec}'.encode()).hexdigest()[:8]}"
     return signature
+
+
+def _crop_all(decodes: _Decodes, settings: RenderSettings, *, release: bool) -> tuple[Rendition, ...]:
+    """The crop renditions, from the full-scale upright pixels; one saliency map serves them all."""
+    if not settings.crops:
+        return ()
+    output = OUTPUT_FORMATS[settings.format]
+    pixels = decodes.working(FULL_SCALE)
+    content = crop.saliency_map(pixels)
+    renditions = []
+    for row in settings.crops:
+        assert row.box is not None  # checked by RenderSettings
+        image, window = crop.crop_to_box(pixels, row.box, content)
+        renditions.append(
+            Rendition(
+                size=row.name,
+                width=image.width,
+                height=image.height,
+                format=output.name,
+                mime=output.mime,
+                extension=output.extension,
+                data=encode(image, settings),
+                crop=window,
+            )
+        )
+    if release:
+        decodes.release(FULL_SCALE)
+    return tuple(renditions)
 
 
 def _encode_all(

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Rendered:
     renditions: tuple[StoredRendition, ...]
+    crop_windows: dict[str, tuple[int, int, int, int]] | None = None  # None: leave the recorded ones
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,8 @@ def _render_one(
         # and the retry overwrites the same keys.
         return RenderFailed("storage_error", str(exc), retryable=True, source_kept=True)
     report.add_bytes(bytes_in=len(data), bytes_out=out_bytes, objects_written=written)
-    return Rendered(renditions=tuple(stored))
+    windows = {r.size: tuple(r.crop) for r in result.renditions if r.crop is not None}
+    return Rendered(renditions=tuple(stored), crop_windows=windows)  # type: ignore[arg-type]
 
 
 def _mirror_one(task: RenderTask, store: ObjectStore) -> Rendered | RenderFailed:
@@ -209,6 +211,8 @@ def _delete_source(store: ObjectStore, task: RenderTask) -> bool:
 def _record(task: RenderTask, outcome: Rendered, signature: str):  # type: ignore[no-untyped-def]
     def apply(session: Session) -> None:
         results.record_renditions(session, task, outcome.renditions, signature=signature)
+        if outcome.crop_windows is not None:
+            results.record_crop_windows(session, task.artwork_id, outcome.crop_windows)
 
     return apply
 

@@ -42,6 +42,11 @@ class PipelineSettings:
     stale_image_policy: str = "serve"  # "serve" (the last good image, marked stale) or "withdraw"
 
     @property
+    def crop_names(self) -> tuple[str, ...]:
+        """The configured crop renditions (CROP_RENDITIONS), in their order."""
+        return tuple(row.name for row in self.render.crops)
+
+    @property
     def signature(self) -> str:
         """Identifies the rendition settings; renditions made with another signature are stale."""
         return render_settings_signature(self.render) if self.optimization_enabled else MIRROR_SIGNATURE
@@ -61,6 +66,7 @@ class PipelineSettings:
                 format=settings.image_format,
                 quality=quality,
                 webp_method=webp_method,
+                crops=settings.crop_renditions,
             ),
             limits=ValidationLimits(
                 max_bytes=settings.max_image_bytes,
