@@ -156,7 +156,9 @@ def parse_crop_renditions(text: str) -> tuple[RenditionSize, ...]:
         if any(row.name == name for row in rows):
             raise ValueError(f"crop {name!r} is given twice")
         if not (CROP_BOX_MIN <= width <= CROP_BOX_MAX and CROP_BOX_MIN <= height <= CROP_BOX_MAX):
-            raise ValueError(f"crop {name!r}: each side must be {CROP_BOX_MIN}..{CROP_BOX_MAX}, got {width}x{height}")
+            raise ValueError(
+                f"crop {name!r}: each side must be {CROP_BOX_MIN}..{CROP_BOX_MAX}, got {width}x{height}"
+            )
         rows.append(RenditionSize(name, (width, height), FIT_CROP))
     return tuple(rows)
 

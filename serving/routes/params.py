@@ -6,11 +6,11 @@ import re
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, StringConstraints
 
 from serving.conditional import VERSION_PATTERN
 from serving.errors import ApiError
-from serving.schemas import ContentType, ImageType
+from serving.schemas import ContentType, ImageType, Size
 from tvdb_images.registry import CROP_NAME_PATTERN, SIZE_NAMES
 
 # Catalog ids are BIGINT: anything outside 0 .. 2**63-1 cannot name a row.
@@ -18,13 +18,13 @@ MAX_ID = 2**63 - 1
 
 ContentTypePath = Annotated[ContentType, Path(description="Kind of content item.")]
 ImageTypePath = Annotated[ImageType, Path(description="Kind of artwork.")]
-# The five sizes, or a crop this deployment configures (CROP_RENDITIONS): the pattern admits any
-# crop-shaped name, `checked_size` refuses (422) those not configured, and `document_sizes` writes this
-# deployment's names into /openapi.json as the parameter's enum.
+# One of the five sizes (the `Size` enum), or a crop this deployment configures (CROP_RENDITIONS):
+# the second branch admits any crop-shaped name, `checked_size` refuses (422) those not configured, and
+# `document_sizes` writes this deployment's crop names into /openapi.json in place of the pattern.
+CropName = Annotated[str, StringConstraints(pattern=f"^{CROP_NAME_PATTERN}$")]
 SizePath = Annotated[
-    str,
+    Size | CropName,
     Path(
-        pattern=f"^{CROP_NAME_PATTERN}$",
         description="`original` (source dimensions), `large` (fits 1920x1080), `medium` (1280x720), "
         "`small` (640x360) or `thumbnail` (300x169), never upscaled; or a crop this deployment "
         "configures (CROP_RENDITIONS: the exact box, placed on the image's content).",
@@ -32,8 +32,10 @@ SizePath = Annotated[
 ]
 
 
-def checked_size(size: str, crops: tuple[str, ...]) -> str:
-    """`size` if it is one of the five sizes or a configured crop; otherwise 422 naming the choices."""
+def checked_size(value: Size | str, crops: tuple[str, ...]) -> str:
+    """The size's name if it is one of the five sizes or a configured crop; otherwise 422 naming the
+    choices."""
+    size = str(value)
     if size in SIZE_NAMES or size in crops:
         return size
     choices = ", ".join([*SIZE_NAMES, *crops])
@@ -48,8 +50,8 @@ def checked_size(size: str, crops: tuple[str, ...]) -> str:
 
 
 def document_sizes(app: FastAPI, crops: tuple[str, ...]) -> None:
-    """List the sizes this deployment serves (the five, then its crops) as every `size` path
-    parameter's enum in the app's OpenAPI document."""
+    """Document every `size` path parameter as what this deployment serves: the `Size` enum, or one
+    of its crops (an enum of their names); without crops, the `Size` enum alone."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -59,11 +61,20 @@ def document_sizes(app: FastAPI, crops: tuple[str, ...]) -> None:
                 for operation in path.values():
                     for parameter in operation.get("parameters", []):
                         if parameter.get("in") == "path" and parameter.get("name") == "size":
-                            parameter["schema"] = {"type": "string", "enum": [*SIZE_NAMES, *crops], "title": "Size"}
+                            parameter["schema"] = _size_schema(crops)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _size_schema(crops: tuple[str, ...]) -> dict[str, Any]:
+    sizes = {"$ref": "#/components/schemas/Size"}
+    if not crops:
+        return sizes
+    return {"anyOf": [sizes, {"type": "string", "enum": list(crops), "title": "Crop"}], "title": "Size"}
+
+
 _CANONICAL_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
 

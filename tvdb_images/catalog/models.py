@@ -10,13 +10,13 @@ import enum
 from datetime import date, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Date,
     DateTime,
     ForeignKey,
     Index,
-    JSON,
     Integer,
     MetaData,
     String,

@@ -61,8 +61,10 @@ def output_size(window: tuple[int, int], box: tuple[int, int]) -> tuple[int, int
 def saliency_map(image: Image.Image) -> np.ndarray:
     """Content per pixel of a small copy of `image` (float32, longest side at most `MAP_SIDE`)."""
     scale = max(image.width, image.height) / MAP_SIDE
-    size = (max(1, round(image.width / scale)), max(1, round(image.height / scale))) if scale > 1 else image.size
-    small = image.resize(size, Image.Resampling.BOX, reducing_gap=3.0) if size != image.size else image
+    small = image
+    if scale > 1:
+        size = (max(1, round(image.width / scale)), max(1, round(image.height / scale)))
+        small = image.resize(size, Image.Resampling.BOX, reducing_gap=3.0)
     alpha = None
     if small.mode in ("RGBA", "LA"):
         alpha = np.asarray(small.getchannel("A"), dtype=np.float32) / 255.0
@@ -123,14 +125,11 @@ def _best_position(content: np.ndarray, win_w: float, win_h: float) -> tuple[flo
 
 
 def _sobel(grey: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude, separably: smooth across, difference along (edges repeated)."""
     padded = np.pad(grey, 1, mode="edge")
-    gx = (
-        padded[:-2, 2:] + 2 * padded[1:-1, 2:] + padded[2:, 2:] - padded[:-2, :-2] - 2 * padded[1:-1, :-2] - padded[2:, :-2]
-    )
-    gy = (
-        padded[2:, :-2] + 2 * padded[2:, 1:-1] + padded[2:, 2:] - padded[:-2, :-2] - 2 * padded[:-2, 1:-1] - padded[:-2, 2:]
-    )
-    return np.hypot(gx, gy) / 8.0
+    rows = padded[:-2] + 2 * padded[1:-1] + padded[2:]
+    cols = padded[:, :-2] + 2 * padded[:, 1:-1] + padded[:, 2:]
+    return np.hypot(rows[:, 2:] - rows[:, :-2], cols[2:] - cols[:-2]) / 8.0
 
 
 def _above_median(values: np.ndarray) -> np.ndarray:

@@ -107,7 +107,8 @@ def test_sync_stores_each_crop_beside_the_sizes(crop_data: CropData) -> None:
             image = decoded(crop_data.store.get(Bucket.THUMBNAILS, rendition.storage_key))
             assert image.size == (rendition.width, rendition.height)
             window = row.crop_windows[name]
-            assert kept(crop_data.masks[artwork_id], tuple(window.values())) >= 0.9, (name, window)
+            box = (window["x"], window["y"], window["width"], window["height"])
+            assert kept(crop_data.masks[artwork_id], box) >= 0.9, (name, window)
             if artwork_id == SMALL:  # never upscaled: the box clamped to the source, in its shape
                 assert image.width <= 200 and image.height <= 150
                 assert (window["width"], window["height"]) == image.size
@@ -139,15 +140,23 @@ def test_endpoints_serve_crops_by_name_and_refuse_unknown_names(crop_data: CropD
         assert client.get(f"/api/v1/images/artwork/{FANART}/huge").status_code == 422
 
         schema = client.get("/openapi.json").json()
-        sizes = [
-            parameter["schema"]["enum"]
+        documented = [
+            parameter["schema"]
             for path in schema["paths"].values()
             for operation in path.values()
             for parameter in operation.get("parameters", [])
             if parameter["name"] == "size"
         ]
-        expected = ["original", "large", "medium", "small", "thumbnail", "card", "still", "avatar"]
-        assert len(sizes) == 4 and all(enum == expected for enum in sizes)
+        sizes, crops = ({"$ref": "#/components/schemas/Size"}, {"type": "string", "enum": list(BOXES)})
+        assert len(documented) == 4
+        assert all(d["anyOf"][0] == sizes and d["anyOf"][1].items() >= crops.items() for d in documented)
+        assert schema["components"]["schemas"]["Size"]["enum"] == [
+            "original",
+            "large",
+            "medium",
+            "small",
+            "thumbnail",
+        ]
 
 
 def test_a_deployment_without_the_crop_does_not_serve_it(crop_data: CropData) -> None:
@@ -156,6 +165,8 @@ def test_a_deployment_without_the_crop_does_not_serve_it(crop_data: CropData) ->
     with TestClient(app) as client:
         assert client.get("/api/v1/images/series/901/fanart/card").status_code == 422
         assert client.get("/api/v1/images/series/901/fanart/small").status_code == 200
+        documented = client.get("/openapi.json").json()["paths"]["/api/v1/images/artwork/{artwork_id}/{size}"]
+        assert documented["get"]["parameters"][1]["schema"] == {"$ref": "#/components/schemas/Size"}
 
 
 def test_bad_crop_setting_is_one_clear_line() -> None:
@@ -164,12 +175,13 @@ def test_bad_crop_setting_is_one_clear_line() -> None:
 
 
 def test_changed_crops_render_exactly_the_configured_ones(crop_data: CropData) -> None:
-    """Last test of the module: it changes the stored artwork."""
+    """Last test of the module: it changes the stored artwork. A `rerender_images` run (rerender_stale)
+    with the new CROP_RENDITIONS renders every artwork again, into exactly the configured crops."""
     before = artwork(crop_data, FANART).render_signature
     changed = crop_data.settings.model_copy(update={"crop_renditions": parse_crop_renditions("card:300x450")})
     pipeline = PipelineSettings.from_settings(changed)
     assert pipeline.signature != before
-    report = render_stored_sources(crop_data.catalog, crop_data.store, pipeline, Scope())
+    report = render_stored_sources(crop_data.catalog, crop_data.store, pipeline, Scope(), include_stale=True)
     assert report.succeeded == len(PICTURES), report.as_dict()
     row = artwork(crop_data, FANART)
     assert row.render_signature == pipeline.signature
@@ -178,5 +190,5 @@ def test_changed_crops_render_exactly_the_configured_ones(crop_data: CropData) -
     card = next(r for r in row.renditions if r.size == "card")
     assert (card.width, card.height) == (300, 450)
     # Nothing left to do at that signature.
-    again = render_stored_sources(crop_data.catalog, crop_data.store, pipeline, Scope())
+    again = render_stored_sources(crop_data.catalog, crop_data.store, pipeline, Scope(), include_stale=True)
     assert again.succeeded == 0
