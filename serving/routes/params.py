@@ -6,7 +6,14 @@ import re
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query
-from pydantic import BeforeValidator, StringConstraints
+from pydantic import (
+    BeforeValidator,
+    StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
 
 from serving.conditional import VERSION_PATTERN
 from serving.errors import ApiError
@@ -22,8 +29,21 @@ ImageTypePath = Annotated[ImageType, Path(description="Kind of artwork.")]
 # the second branch admits any crop-shaped name, `checked_size` refuses (422) those not configured, and
 # `document_sizes` writes this deployment's crop names into /openapi.json in place of the pattern.
 CropName = Annotated[str, StringConstraints(pattern=f"^{CROP_NAME_PATTERN}$")]
+_SIZES_IN_WORDS = ", ".join(f"'{name}'" for name in SIZE_NAMES[:-1]) + f" or '{SIZE_NAMES[-1]}'"
+
+
+def _one_size_error(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    """One error for the parameter, not one per branch of the union (whose locations would name the
+    branches instead of `size`)."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError("size", f"Input should be {_SIZES_IN_WORDS}, or a crop's name") from None
+
+
 SizePath = Annotated[
     Size | CropName,
+    WrapValidator(_one_size_error),
     Path(
         description="`original` (source dimensions), `large` (fits 1920x1080), `medium` (1280x720), "
         "`small` (640x360) or `thumbnail` (300x169), never upscaled; or a crop this deployment "
