@@ -20,7 +20,9 @@ BASE = (40, 80, 120)
 RED = (255, 0, 0)
 
 
-def _png(path: Path, size: tuple[int, int] = (100, 50), colour: tuple[int, ...] = (*RED, 255), mode="RGBA") -> Path:  # type: ignore[no-untyped-def]
+def _png(
+    path: Path, size: tuple[int, int] = (100, 50), colour: tuple[int, ...] = (*RED, 255), mode: str = "RGBA"
+) -> Path:
     Image.new(mode, size, colour).save(path, "PNG")
     return path
 
@@ -127,7 +129,9 @@ def test_signature_follows_the_file_and_every_parameter(tmp_path: Path) -> None:
     # Same content, another path, loaded again: same signature.
     copy = tmp_path / "copy"
     copy.mkdir()
-    again = load_watermark(_png(copy / "other.png"), sizes=("small", "large"), position="top-left", margin=10, scale=0.1)
+    again = load_watermark(
+        _png(copy / "other.png"), sizes=("small", "large"), position="top-left", margin=10, scale=0.1
+    )
     assert render_settings_signature(RenderSettings(watermark=again)) == signed
     changed = [
         _mark(tmp_path, sizes=("large",)),
@@ -137,23 +141,34 @@ def test_signature_follows_the_file_and_every_parameter(tmp_path: Path) -> None:
         _mark(tmp_path, scale=0.2),
     ]
     _png(tmp_path / "blue.png", colour=(0, 0, 255, 255))
-    changed.append(load_watermark(tmp_path / "blue.png", sizes=("large", "small"), position="top-left", margin=10, scale=0.1))
+    changed.append(
+        load_watermark(
+            tmp_path / "blue.png", sizes=("large", "small"), position="top-left", margin=10, scale=0.1
+        )
+    )
     signatures = {render_settings_signature(RenderSettings(watermark=m)) for m in changed}
     assert len(signatures) == len(changed) and signed not in signatures
 
 
 def _settings(tmp_path: Path, image: Path, **extra: object) -> Settings:
-    values = {"WATERMARK_IMAGE": str(image), "WATERMARK_SIZES": "large,thumbnail", "TVDB_IMAGES_DATA_DIR": str(tmp_path)}
+    values = {
+        "WATERMARK_IMAGE": str(image),
+        "WATERMARK_SIZES": "large,thumbnail",
+        "TVDB_IMAGES_DATA_DIR": str(tmp_path),
+    }
     return Settings.model_validate({**values, **extra})
 
 
 def test_settings_reach_the_pipeline(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, _png(tmp_path / "mark.png"), WATERMARK_POSITION="Center", WATERMARK_OPACITY="0.3")
+    settings = _settings(
+        tmp_path, _png(tmp_path / "mark.png"), WATERMARK_POSITION="Center", WATERMARK_OPACITY="0.3"
+    )
     pipeline = PipelineSettings.from_settings(settings)
     mark = pipeline.render.watermark
     assert mark is not None and mark.sizes == ("large", "thumbnail") and mark.position == "center"
     assert mark.opacity == 0.3 and "-w" in pipeline.signature
-    assert PipelineSettings.from_settings(Settings.model_validate({})).render.watermark is None  # off by default
+    default = PipelineSettings.from_settings(Settings.model_validate({}))
+    assert default.render.watermark is None  # off by default
     mirror = _settings(tmp_path, tmp_path / "absent.png", ENABLE_IMAGE_OPTIMIZATION="false")
     assert watermark_from_settings(mirror) is None  # no renditions, nothing to watermark
 
@@ -195,7 +210,9 @@ def test_a_bad_watermark_file_is_one_line_naming_the_setting(tmp_path: Path, mak
         ({"WATERMARK_SIZES": ""}, "WATERMARK_SIZES: WATERMARK_IMAGE is set but no size is listed"),
     ],
 )
-def test_bad_watermark_parameters_are_refused_at_load(tmp_path: Path, values: dict[str, str], needle: str) -> None:
+def test_bad_watermark_parameters_are_refused_at_load(
+    tmp_path: Path, values: dict[str, str], needle: str
+) -> None:
     from tvdb_images.config import load_settings
 
     environment = {"WATERMARK_IMAGE": str(tmp_path / "mark.png"), "WATERMARK_SIZES": "large", **values}

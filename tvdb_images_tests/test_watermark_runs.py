@@ -81,7 +81,9 @@ def test_rerender_re_renders_what_the_watermark_changes(
     pk = _import(catalog, origin, 31, 310)
     instance = dg.DagsterInstance.ephemeral()
     plain = build_definitions(_settings(tmp_path, origin, catalog))
-    assert plain.resolve_job_def("sync_images").execute_in_process(instance=instance, partition_key=pk).success
+    assert (
+        plain.resolve_job_def("sync_images").execute_in_process(instance=instance, partition_key=pk).success
+    )
     before_signature, before = _renditions(catalog, 310)
 
     mark = _mark(tmp_path / "mark.png", (255, 0, 0, 255))
@@ -130,7 +132,7 @@ def test_a_watermark_gone_bad_fails_the_run_before_any_step_works(
     assert statuses == [ArtworkStatus.PENDING]  # nothing downloaded, nothing recorded
 
     # Loading the code location with the bad file stops at once, with the same line.
-    with pytest.raises(ConfigError, match="^WATERMARK_IMAGE: .*does not decode"):
+    with pytest.raises(ConfigError, match=r"^WATERMARK_IMAGE: .*does not decode"):
         build_definitions(_watermarked(tmp_path, origin, catalog, mark))
 
 
@@ -138,7 +140,9 @@ def test_a_watermark_gone_bad_fails_the_run_before_any_step_works(
 def test_a_bad_watermark_stops_the_cli_at_start(tmp_path: Path, command: list[str]) -> None:
     opaque = tmp_path / "opaque.png"
     Image.new("RGB", (50, 20), (255, 0, 0)).save(opaque, "PNG")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "DATABASE_", "DAGSTER_", "STORAGE_"))}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("S3_", "DATABASE_", "DAGSTER_", "STORAGE_"))
+    }
     env = {
         **clean,
         "TVDB_IMAGES_DATA_DIR": str(tmp_path / "data"),

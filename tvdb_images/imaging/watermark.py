@@ -65,7 +65,9 @@ class Watermark:
             raise WatermarkError(f"scale must be in (0, 1], got {self.scale!r}")
         unknown = [size for size in self.sizes if size not in SIZE_BOXES]
         if unknown or not self.sizes:
-            raise WatermarkError(f"sizes must be a non-empty selection of {list(SIZE_BOXES)}, got {self.sizes}")
+            raise WatermarkError(
+                f"sizes must be a non-empty selection of {list(SIZE_BOXES)}, got {self.sizes}"
+            )
 
     @property
     def tag(self) -> str:
@@ -98,7 +100,8 @@ def load_watermark(
     image = _decode(data, path)
     if image.width > MAX_WATERMARK_SIDE or image.height > MAX_WATERMARK_SIDE:
         raise WatermarkError(
-            f"{path} is {image.width}x{image.height}; at most {MAX_WATERMARK_SIDE}x{MAX_WATERMARK_SIDE} is allowed"
+            f"{path} is {image.width}x{image.height}; "
+            f"at most {MAX_WATERMARK_SIDE}x{MAX_WATERMARK_SIDE} is allowed"
         )
     if not _has_alpha(image):
         raise WatermarkError(f"{path} has no alpha channel (save it as a PNG with transparency)")
@@ -113,7 +116,9 @@ def load_watermark(
     )
 
 
-def placement(output: tuple[int, int], mark: tuple[int, int], watermark: Watermark) -> tuple[int, int, int, int]:
+def placement(
+    output: tuple[int, int], mark: tuple[int, int], watermark: Watermark
+) -> tuple[int, int, int, int]:
     """(left, top, width, height) of the scaled watermark on an `output`-sized rendition.
 
     Its width is `scale` times the rendition's, its aspect ratio kept, shrunk to fit inside the margins;
@@ -140,15 +145,19 @@ def placement(output: tuple[int, int], mark: tuple[int, int], watermark: Waterma
 def apply_watermark(pixels: Image.Image, watermark: Watermark) -> Image.Image:
     """A new image: `pixels` with the watermark composited on ("over"); `pixels` is left untouched.
 
-    Alpha is kept where the rendition has it (RGBA/LA stay RGBA, its alpha unchanged outside the
+    Alpha is kept where the rendition has it (RGBA/LA become RGBA, alpha unchanged outside the
     watermark's box); an opaque rendition stays opaque (RGB). Greyscale becomes colour, because the
-    watermark may be coloured.
+    watermark may be coloured. Only the watermark's box is converted and composited: over a whole
+    1080p frame the conversions alone cost ~25 ms, the box ~1 ms.
     """
-    has_alpha = pixels.mode in ("RGBA", "LA")
-    base = pixels.convert("RGBA") if pixels.mode != "RGBA" else pixels.copy()
     left, top, mark = _scaled(watermark, pixels.size)
-    base.alpha_composite(mark, dest=(left, top))
-    return base if has_alpha else base.convert("RGB")
+    box = (left, top, left + mark.width, top + mark.height)
+    mode = "RGBA" if pixels.mode in ("RGBA", "LA") else "RGB"
+    region = pixels.crop(box).convert("RGBA")
+    region.alpha_composite(mark)
+    result = pixels.copy() if pixels.mode == mode else pixels.convert(mode)
+    result.paste(region if mode == "RGBA" else region.convert("RGB"), box)
+    return result
 
 
 @lru_cache(maxsize=64)
