@@ -298,11 +298,14 @@ def load_settings(**overrides: object) -> Settings:
 def format_validation_error(exc: ValidationError) -> str:
     lines = ["invalid configuration:"]
     for error in exc.errors():
-        location = ".".join(str(part) for part in error.get("loc", ())) or "settings"
-        name = _env_name(location)
+        message = str(error.get("msg")).removeprefix("Value error, ")
+        if not error.get("loc"):  # a check across settings: its message names them
+            lines.append(f"  {message}")
+            continue
+        name = _env_name(".".join(str(part) for part in error["loc"]))
         given = error.get("input")
         shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
-        lines.append(f"  {name}: {error.get('msg')}{shown}")
+        lines.append(f"  {name}: {message}{shown}")
     return "\n".join(lines)
 
 

@@ -216,8 +216,9 @@ def test_bad_watermark_parameters_are_refused_at_load(
     from tvdb_images.config import load_settings
 
     environment = {"WATERMARK_IMAGE": str(tmp_path / "mark.png"), "WATERMARK_SIZES": "large", **values}
-    with pytest.raises(ConfigError, match=needle):
+    with pytest.raises(ConfigError, match=needle) as caught:
         load_settings(**environment)
+    assert "Value error" not in str(caught.value) and "SETTINGS" not in str(caught.value)
     with pytest.raises(ConfigError, match="WATERMARK_IMAGE: not set"):
         load_settings(WATERMARK_SIZES="large")
 
