@@ -2,6 +2,7 @@
 
     python -m benchmarks.engine [--runs 7] [--method 4] [--sweep-methods 0,1,2,3,4,5,6] [--sweep-runs 3]
                                 [--avif-qualities 40,50,60,70,80,85 [--webp-quality 85]] [--skip-comparison]
+                                [--watermark large,medium,small,thumbnail]
 
 Every contender makes the same five sizes of every `tvdb/` corpus file as WebP at quality 85 with
 the same `method`, in one process, interleaved file by file and run by run so that machine load falls
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import contenders, format_quality
+from benchmarks import contenders, format_quality, watermark_cost
 from benchmarks.common import cpu_seconds, machine, median, table, write_results
 from benchmarks.similarity import ssim
 from tvdb_images.imaging import SIZE_BOXES
@@ -280,7 +281,12 @@ def main() -> None:
     )
     parser.add_argument("--webp-quality", type=int, default=85, help="the WebP quality to match")
     parser.add_argument(
-        "--skip-comparison", action="store_true", help="only the AVIF sweep (results/format_quality.json)"
+        "--skip-comparison",
+        action="store_true",
+        help="only the AVIF sweep and/or the watermark cost (results/format_quality.json, watermark.json)",
+    )
+    parser.add_argument(
+        "--watermark", default="", help="comma-separated sizes: the cost of a watermark on them per artwork"
     )
     args = parser.parse_args()
 
@@ -294,6 +300,12 @@ def main() -> None:
         after = {"load_average_after": machine()["load_average"]}
         path = write_results("format_quality", {"machine": context | after, **matched})
         print(f"wrote {path}")
+    marked_sizes = [size.strip() for size in args.watermark.split(",") if size.strip()]
+    if marked_sizes:
+        cost = watermark_cost.measure(files, marked_sizes, args.method, args.runs)
+        print(watermark_cost.report(cost))
+        after = {"load_average_after": machine()["load_average"]}
+        print(f"wrote {write_results('watermark', {'machine': context | after, **cost})}")
     if args.skip_comparison:
         return
     result = main_comparison(files, args.method, args.runs)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from tvdb_images.registry import DEFAULT_OUTPUT_FORMAT, OUTPUT_FORMAT_NAMES
+from tvdb_images.registry import DEFAULT_OUTPUT_FORMAT, OUTPUT_FORMAT_NAMES, SIZE_NAMES
 
 CONTENT_TYPES: tuple[str, ...] = ("episodes", "movies", "people", "seasons", "series")
 IMAGE_TYPES: tuple[str, ...] = ("poster", "banner", "fanart", "image", "thumbnail", "clearlogo", "clearart")
@@ -26,6 +26,7 @@ IMAGE_TYPES: tuple[str, ...] = ("poster", "banner", "fanart", "image", "thumbnai
 # adds it to ALLOWED_SOURCE_HOSTS.
 DEFAULT_ALLOWED_SOURCE_HOSTS: tuple[str, ...] = ("artworks.thetvdb.com", "thetvdb.com", "www.thetvdb.com")
 AVIF_QUALITY_DEFAULT = 70
+WATERMARK_POSITIONS: tuple[str, ...] = ("top-left", "top-right", "bottom-left", "bottom-right", "center")
 
 
 class ConfigError(RuntimeError):
@@ -73,6 +74,17 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=50_000_000, gt=0, alias="MAX_IMAGE_PIXELS")
     max_image_frames: int = Field(default=100, gt=0, alias="MAX_IMAGE_FRAMES")
     render_workers: int = Field(default=0, ge=0, le=64, alias="RENDER_WORKERS")
+    # Optional watermark (off unless WATERMARK_IMAGE is set): a PNG with alpha composited onto the
+    # listed sizes at render time; the file itself is checked at start (preflight.check_watermark).
+    watermark_image: Path | None = Field(default=None, alias="WATERMARK_IMAGE")
+    watermark_position: Literal[WATERMARK_POSITIONS] = Field(  # type: ignore[valid-type]
+        default="bottom-right", alias="WATERMARK_POSITION"
+    )
+    watermark_opacity: float = Field(default=0.5, ge=0, le=1, alias="WATERMARK_OPACITY")
+    # >= 1: pixels; below 1: a fraction of the rendition's shorter side.
+    watermark_margin: float = Field(default=0.02, ge=0, le=10000, alias="WATERMARK_MARGIN")
+    watermark_scale: float = Field(default=0.2, gt=0, le=1, alias="WATERMARK_SCALE")
+    watermark_sizes: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="WATERMARK_SIZES")
 
     allowed_source_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_ALLOWED_SOURCE_HOSTS), alias="ALLOWED_SOURCE_HOSTS"
@@ -157,6 +169,28 @@ class Settings(BaseSettings):
             return [part.strip().lower() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("watermark_image", mode="before")
+    @classmethod
+    def _blank_path_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("watermark_sizes", mode="before")
+    @classmethod
+    def _split_sizes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("watermark_sizes")
+    @classmethod
+    def _check_sizes(cls, value: list[str]) -> list[str]:
+        unknown = [size for size in value if size not in SIZE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown size {', '.join(unknown)}; sizes are {', '.join(SIZE_NAMES)}")
+        return [size for size in SIZE_NAMES if size in value]
+
     @field_validator("cors_allow_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
@@ -225,6 +259,7 @@ class Settings(BaseSettings):
         "storage_backend",
         "source_revalidate_without_validators",
         "stale_image_policy",
+        "watermark_position",
         mode="before",
     )
     @classmethod
@@ -235,6 +270,16 @@ class Settings(BaseSettings):
     def _check_s3(self) -> Settings:
         if self.storage_backend == "s3" and self.s3_bucket_originals == self.s3_bucket_thumbnails:
             raise ValueError("S3_BUCKET_ORIGINALS and S3_BUCKET_THUMBNAILS must name different buckets")
+        return self
+
+    @model_validator(mode="after")
+    def _check_watermark(self) -> Settings:
+        if self.watermark_image is not None and not self.watermark_sizes:
+            raise ValueError(
+                "WATERMARK_SIZES: WATERMARK_IMAGE is set but no size is listed (e.g. large,medium)"
+            )
+        if self.watermark_image is None and self.watermark_sizes:
+            raise ValueError("WATERMARK_IMAGE: not set, but WATERMARK_SIZES lists sizes to watermark")
         return self
 
     @cached_property
@@ -264,11 +309,14 @@ def load_settings(**overrides: object) -> Settings:
 def format_validation_error(exc: ValidationError) -> str:
     lines = ["invalid configuration:"]
     for error in exc.errors():
-        location = ".".join(str(part) for part in error.get("loc", ())) or "settings"
-        name = _env_name(location)
+        message = str(error.get("msg")).removeprefix("Value error, ")
+        if not error.get("loc"):  # a check across settings: its message names them
+            lines.append(f"  {message}")
+            continue
+        name = _env_name(".".join(str(part) for part in error["loc"]))
         given = error.get("input")
         shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
-        lines.append(f"  {name}: {error.get('msg')}{shown}")
+        lines.append(f"  {name}: {message}{shown}")
     return "\n".join(lines)
 
 

@@ -26,6 +26,7 @@ from .pixels import decode, exif_orientation, to_working, upright_size
 from .resize import FULL_SCALE, Cascade, Step, plan_steps, resample
 from .sizes import SIZE_BOXES, fit_inside
 from .validate import SourceInfo, ValidationLimits, open_source
+from .watermark import Watermark, apply_watermark
 
 __all__ = [
     "ENGINE_VERSION",
@@ -53,6 +54,7 @@ class RenderSettings:
     webp_method: int = 4
     avif_speed: int = 8
     sizes: tuple[str, ...] = tuple(SIZE_BOXES)
+    watermark: Watermark | None = None  # composited onto `watermark.sizes` only (imaging.watermark)
 
     def __post_init__(self) -> None:
         if self.format not in OUTPUT_FORMATS:
@@ -116,12 +118,17 @@ def render_settings_signature(settings: RenderSettings) -> str:
 
     A selection of sizes other than all of them adds their initials ("-lmst"), because the cascade
     (and JPEG reduced decoding when `original` is left out) depends on which sizes are made.
+    A watermark adds "-w" and a hash of its file and parameters ("-w3f9c0a12be"). The signature is
+    per artwork, and every artwork has every size, so a watermark change re-renders every artwork: the
+    sizes it does not touch come out byte-identical to the same keys (the encoders are deterministic).
     """
     encoding = OUTPUT_ENCODINGS[settings.format]
     effort = f"{encoding.effort_tag}{getattr(settings, encoding.effort_setting)}"
     signature = f"{settings.format}-q{settings.quality}-{effort}-v{ENGINE_VERSION}"
     if set(settings.sizes) != set(SIZE_BOXES):
         signature += "-" + "".join(name[0] for name in SIZE_BOXES if name in settings.sizes)
+    if settings.watermark is not None:
+        signature += f"-w{settings.watermark.tag}"
     return signature
 
 
@@ -136,10 +143,14 @@ def _encode_all(
     output = OUTPUT_FORMATS[settings.format]
     last_use = {step.scale: index for index, step in enumerate(steps)}
     full: Cascade | None = None
-    encoded: dict[tuple[int, int], tuple[str, bytes]] = {}
+    watermark = settings.watermark
+    # Keyed by size and whether the size is watermarked: equal dimensions share one encoding only
+    # when both or neither carry the watermark.
+    encoded: dict[tuple[tuple[int, int], bool], tuple[str, bytes]] = {}
     renditions = []
     for index, step in enumerate(steps):
-        shared = encoded.get(step.size)
+        marked = watermark is not None and step.name in watermark.sizes
+        shared = encoded.get((step.size, marked))
         if shared is None:
             pixels = decodes.working(step.scale)
             if cascade:
@@ -147,8 +158,10 @@ def _encode_all(
                 resized = full.resized(step.size)
             else:
                 resized = resample(pixels, step.size, step.scale, upright)
+            if marked and watermark is not None:
+                resized = apply_watermark(resized, watermark)  # a new image: the cascade keeps clean pixels
             data = encode(resized, settings)
-            encoded[step.size] = (step.name, data)
+            encoded[(step.size, marked)] = (step.name, data)
             shared_with = None
         else:
             shared_with, data = shared

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from tvdb_images.catalog.signatures import MIRROR_SIGNATURE
-from tvdb_images.config import Settings
+from tvdb_images.config import ConfigError, Settings
 from tvdb_images.fetch import FetchPolicy
 from tvdb_images.imaging import RenderSettings, ValidationLimits, render_settings_signature
+from tvdb_images.imaging.watermark import Watermark, WatermarkError, load_watermark
 
-__all__ = ["MIRROR_SIGNATURE", "PipelineSettings", "RunOverrides"]
+__all__ = ["MIRROR_SIGNATURE", "PipelineSettings", "RunOverrides", "watermark_from_settings"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class PipelineSettings:
                 format=settings.image_format,
                 quality=quality,
                 webp_method=webp_method,
+                watermark=watermark_from_settings(settings),
             ),
             limits=ValidationLimits(
                 max_bytes=settings.max_image_bytes,
@@ -88,6 +90,27 @@ class PipelineSettings:
             revalidate_without_validators=settings.source_revalidate_without_validators,
             stale_image_policy=settings.stale_image_policy,
         )
+
+
+def watermark_from_settings(settings: Settings) -> Watermark | None:
+    """The watermark the settings name, read and checked now; None when WATERMARK_IMAGE is unset.
+
+    A file that cannot be used is a ConfigError of one line naming WATERMARK_IMAGE, raised wherever the
+    pipeline's settings are built: at a command's preflight, the code location's load, and a run's start.
+    """
+    if settings.watermark_image is None or not settings.enable_image_optimization:
+        return None
+    try:
+        return load_watermark(
+            settings.watermark_image,
+            sizes=tuple(settings.watermark_sizes),
+            position=settings.watermark_position,
+            opacity=settings.watermark_opacity,
+            margin=settings.watermark_margin,
+            scale=settings.watermark_scale,
+        )
+    except WatermarkError as exc:
+        raise ConfigError(f"WATERMARK_IMAGE: {exc}") from None
 
 
 def _given(override: int | None, setting: int) -> int:
