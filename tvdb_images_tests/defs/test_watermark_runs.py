@@ -20,7 +20,7 @@ from tvdb_images.catalog.importer import import_catalog_lines
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
 from tvdb_images.config import ConfigError, Settings
 from tvdb_images.definitions import build_definitions
-from tvdb_images.defs.partitions import partition_key
+from tvdb_images.partition_keys import partition_key
 from tvdb_images.storage.layout import shard_of
 from tvdb_images_tests.support.origins import LoopbackOrigin
 
