@@ -15,6 +15,7 @@ renditions are still images.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image
@@ -82,17 +83,24 @@ class Rendition:
 @dataclass(frozen=True)
 class RenderResult:
     source: SourceInfo
-    renditions: tuple[Rendition, ...]  # one per requested size, in SIZE_BOXES order
+    renditions: tuple[Rendition, ...]  # one per requested size and format, in SIZE_BOXES order
 
 
-def render_renditions(data: bytes, settings: RenderSettings, limits: ValidationLimits) -> RenderResult:
+def render_renditions(
+    data: bytes, settings: RenderSettings | Sequence[RenderSettings], limits: ValidationLimits
+) -> RenderResult:
     """Validate `data` and render the requested sizes; raises ImageRejected for refused input.
 
     Pixels come out upright (EXIF orientation applied), in sRGB, with alpha only where the source
     has transparent pixels, and without metadata. Sizes whose dimensions equal a larger size's are
     encoded once and marked `shared_with` that size (a 1920x1080 source is its own `large`).
+
+    Several settings (one per output format, with the same sizes) render every size in each format
+    from the one decode and the one resize of each size: renditions come size by size, each size in
+    the settings' order.
     """
-    names = [name for name in SIZE_BOXES if name in settings.sizes]
+    formats = _one_per_format((settings,) if isinstance(settings, RenderSettings) else tuple(settings))
+    names = [name for name in SIZE_BOXES if name in formats[0].sizes]
     source, image = open_source(data, limits)
     decodes = _Decodes(data, source, image)
     try:
@@ -105,7 +113,7 @@ def render_renditions(data: bytes, settings: RenderSettings, limits: ValidationL
         upright = upright_size(source.width, source.height, orientation)
         targets = [(name, fit_inside(*upright, SIZE_BOXES[name])) for name in names]
         steps = plan_steps(targets, (source.width, source.height), orientation, reduced_decoding=scalable)
-        renditions = _encode_all(steps, decodes, upright, settings, cascade=not scalable)
+        renditions = _encode_all(steps, decodes, upright, formats, cascade=not scalable)
     finally:
         decodes.close()
     return RenderResult(source=source, renditions=renditions)
@@ -125,18 +133,25 @@ def render_settings_signature(settings: RenderSettings) -> str:
     return signature
 
 
+def _one_per_format(formats: tuple[RenderSettings, ...]) -> tuple[RenderSettings, ...]:
+    if not formats or len({f.format for f in formats}) != len(formats):
+        raise ValueError(f"one RenderSettings per output format, got {[f.format for f in formats]}")
+    if len({frozenset(f.sizes) for f in formats}) != 1:
+        raise ValueError("every output format's RenderSettings must select the same sizes")
+    return formats
+
+
 def _encode_all(
     steps: list[Step],
     decodes: _Decodes,
     upright: tuple[int, int],
-    settings: RenderSettings,
+    formats: tuple[RenderSettings, ...],
     *,
     cascade: bool,
 ) -> tuple[Rendition, ...]:
-    output = OUTPUT_FORMATS[settings.format]
     last_use = {step.scale: index for index, step in enumerate(steps)}
     full: Cascade | None = None
-    encoded: dict[tuple[int, int], tuple[str, bytes]] = {}
+    encoded: dict[tuple[int, int], tuple[str, tuple[bytes, ...]]] = {}
     renditions = []
     for index, step in enumerate(steps):
         shared = encoded.get(step.size)
@@ -147,25 +162,27 @@ def _encode_all(
                 resized = full.resized(step.size)
             else:
                 resized = resample(pixels, step.size, step.scale, upright)
-            data = encode(resized, settings)
-            encoded[step.size] = (step.name, data)
+            encodings = tuple(encode(resized, settings) for settings in formats)
+            encoded[step.size] = (step.name, encodings)
             shared_with = None
         else:
-            shared_with, data = shared
+            shared_with, encodings = shared
         if last_use[step.scale] == index:
             decodes.release(step.scale)  # a 4K decode need not outlive its last size
-        renditions.append(
-            Rendition(
-                size=step.name,
-                width=step.size[0],
-                height=step.size[1],
-                format=output.name,
-                mime=output.mime,
-                extension=output.extension,
-                data=data,
-                shared_with=shared_with,
+        for settings, data in zip(formats, encodings, strict=True):
+            output = OUTPUT_FORMATS[settings.format]
+            renditions.append(
+                Rendition(
+                    size=step.name,
+                    width=step.size[0],
+                    height=step.size[1],
+                    format=output.name,
+                    mime=output.mime,
+                    extension=output.extension,
+                    data=data,
+                    shared_with=shared_with,
+                )
             )
-        )
     return tuple(renditions)
 
 
