@@ -1,7 +1,9 @@
 """Rendition engine on one core, side by side with plain Pillow, pyvips and the encoder's limit.
 
     python -m benchmarks.engine [--runs 7] [--method 4] [--sweep-methods 0,1,2,3,4,5,6] [--sweep-runs 3]
-                                [--avif-qualities 40,50,60,70,80,85 [--webp-quality 85]] [--skip-comparison]
+                                [--avif-qualities 40,50,60,70,80,85 [--webp-quality 85]]
+                                [--avif-speeds 4,6,8,10 [--avif-quality 70] [--avif-runs 3]]
+                                [--skip-comparison]
 
 Every contender makes the same five sizes of every `tvdb/` corpus file as WebP at quality 85 with
 the same `method`, in one process, interleaved file by file and run by run so that machine load falls
@@ -23,9 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import contenders, format_quality
+from benchmarks import avif_cost, contenders, format_quality
 from benchmarks.common import cpu_seconds, machine, median, table, write_results
 from benchmarks.similarity import ssim
+from tvdb_images.config import AVIF_QUALITY_DEFAULT
 from tvdb_images.imaging import SIZE_BOXES
 from tvdb_images_tests.corpus import CORPUS_DIR
 
@@ -280,7 +283,14 @@ def main() -> None:
     )
     parser.add_argument("--webp-quality", type=int, default=85, help="the WebP quality to match")
     parser.add_argument(
-        "--skip-comparison", action="store_true", help="only the AVIF sweep (results/format_quality.json)"
+        "--avif-speeds", default="", help="comma-separated AVIF speeds: AVIF's cost per artwork next to WebP"
+    )
+    parser.add_argument("--avif-quality", type=int, default=AVIF_QUALITY_DEFAULT, help="for --avif-speeds")
+    parser.add_argument("--avif-runs", type=int, default=3, help="for --avif-speeds")
+    parser.add_argument(
+        "--skip-comparison",
+        action="store_true",
+        help="only the AVIF parts (results/format_quality.json, results/avif_cost.json)",
     )
     args = parser.parse_args()
 
@@ -293,6 +303,15 @@ def main() -> None:
         print(format_quality.report(matched))
         after = {"load_average_after": machine()["load_average"]}
         path = write_results("format_quality", {"machine": context | after, **matched})
+        print(f"wrote {path}")
+    speeds = [int(s) for s in args.avif_speeds.split(",") if s.strip()]
+    if speeds:
+        cost = avif_cost.run(
+            files, speeds, avif_quality=args.avif_quality, webp_quality=args.webp_quality, runs=args.avif_runs
+        )
+        print(avif_cost.report(cost))
+        after = {"load_average_after": machine()["load_average"]}
+        path = write_results("avif_cost", {"machine": context | after, **cost})
         print(f"wrote {path}")
     if args.skip_comparison:
         return
