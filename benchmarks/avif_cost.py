@@ -27,11 +27,26 @@ from tvdb_images.imaging import ValidationLimits, render_renditions
 from tvdb_images.imaging.encode import encode
 from tvdb_images.imaging.render import RenderSettings
 
+ENCODER_HEADERS = (
+    "encoding",
+    "CPU ms/artwork",
+    "vs WebP",
+    "bytes",
+    "vs WebP",
+    "SSIM mean",
+    "SSIM min",
+    "smaller than WebP",
+)
 LIMITS = ValidationLimits(max_bytes=100_000_000, max_pixels=100_000_000, max_frames=100)
 
 
 def run(
-    files: dict[str, bytes], speeds: list[int], *, avif_quality: int = AVIF_QUALITY_DEFAULT, webp_quality: int = 85, runs: int = 3
+    files: dict[str, bytes],
+    speeds: list[int],
+    *,
+    avif_quality: int = AVIF_QUALITY_DEFAULT,
+    webp_quality: int = 85,
+    runs: int = 3,
 ) -> dict[str, Any]:
     webp = RenderSettings(format="webp", quality=webp_quality)
     avifs = {speed: RenderSettings(format="avif", quality=avif_quality, avif_speed=speed) for speed in speeds}
@@ -64,7 +79,8 @@ def _encoders(files: dict[str, bytes], encoders: dict[str, RenderSettings], runs
                     times.append(cpu_seconds() - started)
             seconds[label].append(median(times))
             sizes[label].extend(len(output) for output in outputs)
-            similarity[label].extend(v for o, p in zip(outputs, prepared.pixels, strict=True) if (v := ssim(o, p)) is not None)
+            pairs = zip(outputs, prepared.pixels, strict=True)
+            similarity[label].extend(v for o, p in pairs if (v := ssim(o, p)) is not None)
         print(f"  encoders: {name}", flush=True)
     webp_seconds, webp_bytes = sum(seconds["webp"]), sum(sizes["webp"])
     return {
@@ -82,7 +98,9 @@ def _encoders(files: dict[str, bytes], encoders: dict[str, RenderSettings], runs
     }
 
 
-def _engine(files: dict[str, bytes], engines: dict[str, tuple[RenderSettings, ...]], runs: int) -> dict[str, Any]:
+def _engine(
+    files: dict[str, bytes], engines: dict[str, tuple[RenderSettings, ...]], runs: int
+) -> dict[str, Any]:
     seconds: dict[str, list[float]] = {name: [] for name in engines}
     order = list(engines)
     for name, data in files.items():
@@ -129,7 +147,7 @@ def report(result: dict[str, Any]) -> str:
     return (
         f"## Encoders per artwork (WebP q{result['webp_quality']} m4, AVIF q{result['avif_quality']};"
         f" {result['artworks']} artworks, median of {result['runs']} runs)\n\n"
-        + table(["encoding", "CPU ms/artwork", "vs WebP", "bytes", "vs WebP", "SSIM mean", "SSIM min", "smaller than WebP"], rows)
+        + table(ENCODER_HEADERS, rows)
         + "\n\n## The engine per artwork (render_renditions: decode, resize, encode every format)\n\n"
         + table(["IMAGE_FORMATS", "CPU ms/artwork", "vs webp alone"], engine_rows)
     )

@@ -250,13 +250,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_format_shorthand(self) -> Settings:
-        given = self.model_fields_set
-        if "image_formats" in given and "image_format" in given and self.image_formats is not None:
-            if self.image_format != self.image_formats[0]:
-                raise ValueError(
-                    f"IMAGE_FORMAT={self.image_format} disagrees with IMAGE_FORMATS={','.join(self.image_formats)}"
-                    " (set only IMAGE_FORMATS, whose first format is the one IMAGE_FORMAT names)"
-                )
+        given, listed = self.model_fields_set, self.image_formats
+        if {"image_formats", "image_format"} <= given and listed and self.image_format != listed[0]:
+            raise ValueError(
+                f"IMAGE_FORMAT={self.image_format} disagrees with IMAGE_FORMATS={','.join(listed)}"
+                " (set only IMAGE_FORMATS, whose first format is the one IMAGE_FORMAT names)"
+            )
         return self
 
     @property

@@ -41,7 +41,11 @@ def test_the_list_and_its_one_format_shorthand(monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.parametrize(
     ("formats", "shorthand", "named"),
-    [("webp,jpeg", None, "IMAGE_FORMATS"), ("webp,webp", None, "IMAGE_FORMATS"), ("webp,avif", "avif", "IMAGE_FORMAT")],
+    [
+        ("webp,jpeg", None, "IMAGE_FORMATS"),
+        ("webp,webp", None, "IMAGE_FORMATS"),
+        ("webp,avif", "avif", "IMAGE_FORMAT"),
+    ],
 )
 def test_a_bad_list_stops_the_program_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, formats: str, shorthand: str | None, named: str
@@ -76,7 +80,8 @@ def test_every_size_in_each_format_from_one_render() -> None:
     assert [(r.size, r.format) for r in both] == [(s, f) for s in SIZES for f in ("webp", "avif")]
     for rendition in both:
         with Image.open(io.BytesIO(rendition.data)) as image:
-            assert (image.format.lower(), image.size) == (rendition.format, (rendition.width, rendition.height))
+            assert image.format.lower() == rendition.format
+            assert image.size == (rendition.width, rendition.height)
     # The same bytes as rendering each format alone: one decode and resize serve both.
     for settings in formats:
         alone = render_renditions(source.getvalue(), settings, limits).renditions
@@ -88,7 +93,10 @@ def test_every_size_in_each_format_from_one_render() -> None:
 
 
 def _task(status: str, signature: str | None) -> RenderTask:
-    return RenderTask(1, "series", 1, "poster", "series/0a/1b/1/poster", "jpeg", "c" * 64, status=status, render_signature=signature)
+    path = "series/0a/1b/1/poster"
+    return RenderTask(
+        1, "series", 1, "poster", path, "jpeg", "c" * 64, status=status, render_signature=signature
+    )
 
 
 def test_a_rerender_renders_only_the_formats_not_current(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -76,10 +76,14 @@ def imported(postgres_catalog: Catalog, origin: LoopbackOrigin) -> Catalog:
 PARTITION = partition_key(ITEM[0], shard_of(*ITEM))
 
 
-def _run(settings: Settings, job: str, instance: dg.DagsterInstance, **config: object) -> dg.ExecuteInProcessResult:
+def _run(
+    settings: Settings, job: str, instance: dg.DagsterInstance, **config: object
+) -> dg.ExecuteInProcessResult:
     run_config = {"ops": {"orphaned_images": {"config": config}}} if config else None
-    result = build_definitions(settings).resolve_job_def(job).execute_in_process(
-        instance=instance, partition_key=PARTITION, run_config=run_config
+    result = (
+        build_definitions(settings)
+        .resolve_job_def(job)
+        .execute_in_process(instance=instance, partition_key=PARTITION, run_config=run_config)
     )
     assert result.success
     failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
@@ -170,6 +174,7 @@ def _check_negotiation(settings: Settings, rows: dict, *, avif_stored: bool) -> 
     with TestClient(create_app(settings)) as client:
         for artwork_id, (image_type, _) in ARTWORK.items():
             for size in SIZES:
+                url = f"/api/v1/images/{ITEM[0]}/{ITEM[1]}/{image_type}/{size}"
                 webp = rows[(artwork_id, size, "webp")]
                 avif = rows.get((artwork_id, size, "avif"))
                 smaller = "avif" if avif is not None and avif.bytes < webp.bytes else "webp"
@@ -184,7 +189,7 @@ def _check_negotiation(settings: Settings, rows: dict, *, avif_stored: bool) -> 
                 }
                 for accept, image_format in expected.items():
                     headers = {"Accept": accept} if accept is not None else {}
-                    answer = client.get(f"/api/v1/images/{ITEM[0]}/{ITEM[1]}/{image_type}/{size}", headers=headers)
+                    answer = client.get(url, headers=headers)
                     assert answer.status_code == 200, (accept, answer.text)
                     assert answer.headers["content-type"] == f"image/{image_format}", (size, accept)
                     assert answer.headers["vary"] == "Accept"

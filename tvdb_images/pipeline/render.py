@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from tvdb_images.catalog import queue, results
 from tvdb_images.catalog.db import Catalog
+from tvdb_images.catalog.models import ArtworkStatus
 from tvdb_images.catalog.queue import RenderTask
 from tvdb_images.catalog.results import StoredRendition
-from tvdb_images.catalog.models import ArtworkStatus
 from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.signatures import split_signature
 from tvdb_images.catalog.stale import settle_refused
@@ -181,7 +181,9 @@ def _render_one(
     return Rendered(renditions=tuple(stored), kept_formats=kept)
 
 
-def formats_to_render(task: RenderTask, settings: PipelineSettings) -> tuple[tuple[RenderSettings, ...], tuple[str, ...]]:
+def formats_to_render(
+    task: RenderTask, settings: PipelineSettings
+) -> tuple[tuple[RenderSettings, ...], tuple[str, ...]]:
     """The listed formats this artwork needs rendered, and those whose stored renditions are current.
 
     A processed artwork's signature names the format signatures it is stored with: a format whose
