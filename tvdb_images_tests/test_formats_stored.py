@@ -86,7 +86,12 @@ def _run(
         .execute_in_process(instance=instance, partition_key=PARTITION, run_config=run_config)
     )
     assert result.success
-    failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    evaluations = result.get_asset_check_evaluations()
+    assert job == "cleanup_orphans" or {e.check_name for e in evaluations} >= {
+        "catalog_objects_exist",
+        "processed_artwork_complete",
+    }
+    failed = [e.check_name for e in evaluations if not e.passed]
     assert not failed, failed
     return result
 
@@ -171,6 +176,7 @@ def test_both_formats_are_stored_served_dropped_and_added_back_exactly(
 
 def _check_negotiation(settings: Settings, rows: dict, *, avif_stored: bool) -> None:  # type: ignore[type-arg]
     """Each Accept header gets the format the rules name, the stored bytes, and `Vary: Accept`."""
+    sent: set[str] = set()
     with TestClient(create_app(settings)) as client:
         for artwork_id, (image_type, _) in ARTWORK.items():
             for size in SIZES:
@@ -193,9 +199,11 @@ def _check_negotiation(settings: Settings, rows: dict, *, avif_stored: bool) -> 
                     assert answer.status_code == 200, (accept, answer.text)
                     assert answer.headers["content-type"] == f"image/{image_format}", (size, accept)
                     assert answer.headers["vary"] == "Accept"
+                    sent.add(image_format)
                     chosen = rows[(artwork_id, size, image_format)]
                     assert hashlib.sha256(answer.content).hexdigest() == chosen.checksum
                     assert answer.headers["etag"] == f'"{chosen.checksum}"'
+    assert sent == ({"webp", "avif"} if avif_stored else {"webp"})
 
 
 def _unchanged(before: dict[str, ObjectInfo], after: dict[str, ObjectInfo], keys: set[str]) -> bool:
