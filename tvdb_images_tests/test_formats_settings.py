@@ -9,9 +9,15 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from sqlalchemy import delete
 
-from tvdb_images.catalog.models import ArtworkStatus
+from tvdb_images.catalog import queue, results
+from tvdb_images.catalog.db import Catalog
+from tvdb_images.catalog.importer import import_catalog_lines
+from tvdb_images.catalog.models import Artwork, ArtworkRendition, ArtworkStatus
 from tvdb_images.catalog.queue import RenderTask
+from tvdb_images.catalog.references import processed_completeness
+from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.signatures import split_signature
 from tvdb_images.config import ConfigError, load_settings
 from tvdb_images.imaging import render_renditions
@@ -115,3 +121,68 @@ def test_a_rerender_renders_only_the_formats_not_current(monkeypatch: pytest.Mon
     assert plan(processed, "webp-q70-m4-v2") == (["webp", "avif"], ())  # another WebP quality
     assert plan(processed, "mirror") == (["webp", "avif"], ())
     assert plan(downloaded, f"{webp}+{avif}") == (["webp", "avif"], ())  # a new source: everything
+
+
+def test_recording_keeps_the_listed_formats_drops_the_others_and_checks_completeness(
+    sqlite_catalog: Catalog,
+) -> None:
+    """What `record_renditions` leaves for each case of a changed list, and how completeness counts
+    an artwork stored in several formats (every size of each)."""
+    line = '{"content_type": "series", "id": 5, "artworks": [{"id": 50, "type": "poster", "url": "https://artworks.thetvdb.com/p.jpg"}]}'
+    import_catalog_lines(sqlite_catalog, [line])
+    with sqlite_catalog.session() as session:
+        queue.assign_missing_layout(session)
+        artwork = session.get(Artwork, 50)
+        path, shard = artwork.storage_path, artwork.shard
+        task = RenderTask(50, "series", 5, "poster", path, "jpeg", "c" * 64, source_url=artwork.source_url)
+    webp, avif = "webp-q85-m4-v2", "avif-q70-s8-v2"
+
+    def stored(image_format: str, signature: str) -> list[results.StoredRendition]:
+        return [
+            results.StoredRendition(
+                size,
+                image_format,
+                f"{path}/{size}.{image_format}",
+                f"https://cdn.invalid/{path}/{size}.{image_format}",
+                1,
+                1,
+                9,
+                f"image/{image_format}",
+                "0" * 64,
+                render_signature=signature,
+            )
+            for size in SIZES
+        ]
+
+    def record(renditions: list, signature: str, keep: tuple[str, ...], primary: str) -> dict[str, set[str]]:  # type: ignore[type-arg]
+        with sqlite_catalog.session() as session:
+            results.record_renditions(
+                session, task, renditions, signature=signature, keep_formats=keep, primary_format=primary
+            )
+        with sqlite_catalog.session() as session:
+            artwork = session.get(Artwork, 50)
+            assert artwork.render_signature == signature
+            assert artwork.local_image_url.endswith(f"/original.{primary}")
+            formats: dict[str, set[str]] = {}
+            for r in artwork.renditions:
+                formats.setdefault(r.format, set()).add(r.render_signature)
+            return formats
+
+    assert record(stored("webp", webp), webp, (), "webp") == {"webp": {webp}}
+    assert record(stored("avif", avif), f"{webp}+{avif}", ("webp",), "webp") == {
+        "webp": {webp},
+        "avif": {avif},
+    }
+    assert record([], f"{avif}+{webp}", ("avif", "webp"), "avif") == {"webp": {webp}, "avif": {avif}}
+    with sqlite_catalog.session() as session:
+        complete = processed_completeness(session, Scope())
+    assert complete.processed == {("series", shard): 1} and not complete.incomplete
+    with sqlite_catalog.session() as session:
+        session.execute(
+            delete(ArtworkRendition).where(
+                ArtworkRendition.format == "avif", ArtworkRendition.size == "small"
+            )
+        )
+    with sqlite_catalog.session() as session:
+        assert processed_completeness(session, Scope()).incomplete == {("series", shard): [50]}
+    assert record([], webp, ("webp",), "webp") == {"webp": {webp}}  # AVIF dropped from the list
