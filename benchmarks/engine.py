@@ -2,7 +2,8 @@
 
     python -m benchmarks.engine [--runs 7] [--method 4] [--sweep-methods 0,1,2,3,4,5,6] [--sweep-runs 3]
                                 [--avif-qualities 40,50,60,70,80,85 [--webp-quality 85]]
-                                [--avif-speeds 4,6,8,10 [--avif-quality 70] [--avif-runs 3]]
+                                [--avif-speeds 4,6,8,10 [--avif-quality 70] [--avif-runs 3]
+                                 [--avif-engine-speeds 8]]
                                 [--skip-comparison]
 
 Every contender makes the same five sizes of every `tvdb/` corpus file as WebP at quality 85 with
@@ -287,6 +288,7 @@ def main() -> None:
     )
     parser.add_argument("--avif-quality", type=int, default=AVIF_QUALITY_DEFAULT, help="for --avif-speeds")
     parser.add_argument("--avif-runs", type=int, default=3, help="for --avif-speeds")
+    parser.add_argument("--avif-engine-speeds", default="", help="the engine part's speeds (default: all)")
     parser.add_argument(
         "--skip-comparison",
         action="store_true",
@@ -307,7 +309,12 @@ def main() -> None:
     speeds = [int(s) for s in args.avif_speeds.split(",") if s.strip()]
     if speeds:
         cost = avif_cost.run(
-            files, speeds, avif_quality=args.avif_quality, webp_quality=args.webp_quality, runs=args.avif_runs
+            files,
+            speeds,
+            avif_quality=args.avif_quality,
+            webp_quality=args.webp_quality,
+            runs=args.avif_runs,
+            engine_speeds=[int(s) for s in args.avif_engine_speeds.split(",") if s.strip()] or None,
         )
         print(avif_cost.report(cost))
         after = {"load_average_after": machine()["load_average"]}
