@@ -1,8 +1,10 @@
 """Rendition engine on one core, side by side with plain Pillow, pyvips and the encoder's limit.
 
     python -m benchmarks.engine [--runs 7] [--method 4] [--sweep-methods 0,1,2,3,4,5,6] [--sweep-runs 3]
-                                [--avif-qualities 40,50,60,70,80,85 [--webp-quality 85]] [--skip-comparison]
-                                [--watermark large,medium,small,thumbnail]
+                                [--avif-qualities 40,50,60,70,80,85 [--webp-quality 85]]
+                                [--avif-speeds 4,6,8,10 [--avif-quality 70] [--avif-runs 3]
+                                 [--avif-engine-speeds 8]]
+                                [--skip-comparison] [--watermark large,medium,small,thumbnail]
 
 Every contender makes the same five sizes of every `tvdb/` corpus file as WebP at quality 85 with
 the same `method`, in one process, interleaved file by file and run by run so that machine load falls
@@ -24,9 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import contenders, format_quality, watermark_cost
+from benchmarks import avif_cost, contenders, format_quality, watermark_cost
 from benchmarks.common import cpu_seconds, machine, median, table, write_results
 from benchmarks.similarity import ssim
+from tvdb_images.config import AVIF_QUALITY_DEFAULT
 from tvdb_images.imaging import SIZE_BOXES
 from tvdb_images_tests.support.corpus import CORPUS_DIR
 
@@ -281,9 +284,15 @@ def main() -> None:
     )
     parser.add_argument("--webp-quality", type=int, default=85, help="the WebP quality to match")
     parser.add_argument(
+        "--avif-speeds", default="", help="comma-separated AVIF speeds: AVIF's cost per artwork next to WebP"
+    )
+    parser.add_argument("--avif-quality", type=int, default=AVIF_QUALITY_DEFAULT, help="for --avif-speeds")
+    parser.add_argument("--avif-runs", type=int, default=3, help="for --avif-speeds")
+    parser.add_argument("--avif-engine-speeds", default="", help="the engine part's speeds (default: all)")
+    parser.add_argument(
         "--skip-comparison",
         action="store_true",
-        help="only the AVIF sweep and/or the watermark cost (results/format_quality.json, watermark.json)",
+        help="only the AVIF parts and/or the watermark cost (format_quality, avif_cost, watermark.json)",
     )
     parser.add_argument(
         "--watermark", default="", help="comma-separated sizes: the cost of a watermark on them per artwork"
@@ -306,6 +315,20 @@ def main() -> None:
         print(watermark_cost.report(cost))
         after = {"load_average_after": machine()["load_average"]}
         print(f"wrote {write_results('watermark', {'machine': context | after, **cost})}")
+    speeds = [int(s) for s in args.avif_speeds.split(",") if s.strip()]
+    if speeds:
+        cost = avif_cost.run(
+            files,
+            speeds,
+            avif_quality=args.avif_quality,
+            webp_quality=args.webp_quality,
+            runs=args.avif_runs,
+            engine_speeds=[int(s) for s in args.avif_engine_speeds.split(",") if s.strip()] or None,
+        )
+        print(avif_cost.report(cost))
+        after = {"load_average_after": machine()["load_average"]}
+        path = write_results("avif_cost", {"machine": context | after, **cost})
+        print(f"wrote {path}")
     if args.skip_comparison:
         return
     result = main_comparison(files, args.method, args.runs)

@@ -27,6 +27,7 @@ IMAGE_TYPES: tuple[str, ...] = ("poster", "banner", "fanart", "image", "thumbnai
 DEFAULT_ALLOWED_SOURCE_HOSTS: tuple[str, ...] = ("artworks.thetvdb.com", "thetvdb.com", "www.thetvdb.com")
 AVIF_QUALITY_DEFAULT = 70
 WATERMARK_POSITIONS: tuple[str, ...] = ("top-left", "top-right", "bottom-left", "bottom-right", "center")
+AVIF_SPEED_DEFAULT = 8
 
 
 class ConfigError(RuntimeError):
@@ -62,13 +63,20 @@ class Settings(BaseSettings):
     s3_bucket_thumbnails: str = Field(default="tvdb-thumbnails", alias="S3_BUCKET_THUMBNAILS")
     cdn_base_url: str | None = Field(default=None, alias="CDN_BASE_URL")
 
+    # The output formats every size is rendered to, the first one's URLs in the seed's `local_*_url`
+    # columns. IMAGE_FORMATS lists them ("webp,avif"); IMAGE_FORMAT is the one-format shorthand.
     image_format: Literal[OUTPUT_FORMAT_NAMES] = Field(  # type: ignore[valid-type]
         default=DEFAULT_OUTPUT_FORMAT, alias="IMAGE_FORMAT"
+    )
+    image_formats: Annotated[list[Literal[OUTPUT_FORMAT_NAMES]], NoDecode] | None = Field(  # type: ignore[valid-type]
+        default=None, alias="IMAGE_FORMATS"
     )
     image_quality: int = Field(default=85, ge=1, le=100, alias="IMAGE_QUALITY")
     # AVIF's own quality, chosen so that AVIF looks like WebP at the default IMAGE_QUALITY.
     image_quality_avif: int = Field(default=AVIF_QUALITY_DEFAULT, ge=1, le=100, alias="IMAGE_QUALITY_AVIF")
     webp_method: int = Field(default=4, ge=0, le=6, alias="WEBP_METHOD")
+    # libavif's speed (0 slowest/smallest .. 10 fastest), chosen by measurement (docs/performance.md).
+    avif_speed: int = Field(default=AVIF_SPEED_DEFAULT, ge=0, le=10, alias="AVIF_SPEED")
     enable_image_optimization: bool = Field(default=True, alias="ENABLE_IMAGE_OPTIMIZATION")
     max_image_file_size_mb: float = Field(default=20.0, gt=0, le=1024, alias="MAX_IMAGE_FILE_SIZE_MB")
     max_image_pixels: int = Field(default=50_000_000, gt=0, alias="MAX_IMAGE_PIXELS")
@@ -191,6 +199,20 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown size {', '.join(unknown)}; sizes are {', '.join(SIZE_NAMES)}")
         return [size for size in SIZE_NAMES if size in value]
 
+    @field_validator("image_formats", mode="before")
+    @classmethod
+    def _split_formats(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()] or None
+        return value
+
+    @field_validator("image_formats")
+    @classmethod
+    def _check_formats(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError(f"lists a format twice: {','.join(value)}")
+        return value
+
     @field_validator("cors_allow_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
@@ -281,6 +303,20 @@ class Settings(BaseSettings):
         if self.watermark_image is None and self.watermark_sizes:
             raise ValueError("WATERMARK_IMAGE: not set, but WATERMARK_SIZES lists sizes to watermark")
         return self
+
+    def _check_format_shorthand(self) -> Settings:
+        given, listed = self.model_fields_set, self.image_formats
+        if {"image_formats", "image_format"} <= given and listed and self.image_format != listed[0]:
+            raise ValueError(
+                f"IMAGE_FORMAT={self.image_format} disagrees with IMAGE_FORMATS={','.join(listed)}"
+                " (set only IMAGE_FORMATS, whose first format is the one IMAGE_FORMAT names)"
+            )
+        return self
+
+    @property
+    def output_formats(self) -> tuple[str, ...]:
+        """The formats renditions are stored in, in IMAGE_FORMATS order (IMAGE_FORMAT alone: one)."""
+        return tuple(self.image_formats) if self.image_formats else (self.image_format,)
 
     @cached_property
     def resolved_database_url(self) -> str:

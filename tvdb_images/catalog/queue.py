@@ -44,6 +44,10 @@ class RenderTask:
     source_width: int | None = None
     source_height: int | None = None
     source_url: str | None = None
+    # What is stored now: a processed artwork's signature names its current formats (`+`-joined), so
+    # a changed IMAGE_FORMATS renders only the formats it adds.
+    status: str | None = None
+    render_signature: str | None = None
 
     @property
     def original_key(self) -> str:

@@ -15,6 +15,7 @@ renditions are still images.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image
@@ -84,17 +85,24 @@ class Rendition:
 @dataclass(frozen=True)
 class RenderResult:
     source: SourceInfo
-    renditions: tuple[Rendition, ...]  # one per requested size, in SIZE_BOXES order
+    renditions: tuple[Rendition, ...]  # one per requested size and format, in SIZE_BOXES order
 
 
-def render_renditions(data: bytes, settings: RenderSettings, limits: ValidationLimits) -> RenderResult:
+def render_renditions(
+    data: bytes, settings: RenderSettings | Sequence[RenderSettings], limits: ValidationLimits
+) -> RenderResult:
     """Validate `data` and render the requested sizes; raises ImageRejected for refused input.
 
     Pixels come out upright (EXIF orientation applied), in sRGB, with alpha only where the source
     has transparent pixels, and without metadata. Sizes whose dimensions equal a larger size's are
     encoded once and marked `shared_with` that size (a 1920x1080 source is its own `large`).
+
+    Several settings (one per output format, with the same sizes) render every size in each format
+    from the one decode and the one resize of each size: renditions come size by size, each size in
+    the settings' order.
     """
-    names = [name for name in SIZE_BOXES if name in settings.sizes]
+    formats = _one_per_format((settings,) if isinstance(settings, RenderSettings) else tuple(settings))
+    names = [name for name in SIZE_BOXES if name in formats[0].sizes]
     source, image = open_source(data, limits)
     decodes = _Decodes(data, source, image)
     try:
@@ -107,7 +115,7 @@ def render_renditions(data: bytes, settings: RenderSettings, limits: ValidationL
         upright = upright_size(source.width, source.height, orientation)
         targets = [(name, fit_inside(*upright, SIZE_BOXES[name])) for name in names]
         steps = plan_steps(targets, (source.width, source.height), orientation, reduced_decoding=scalable)
-        renditions = _encode_all(steps, decodes, upright, settings, cascade=not scalable)
+        renditions = _encode_all(steps, decodes, upright, formats, cascade=not scalable)
     finally:
         decodes.close()
     return RenderResult(source=source, renditions=renditions)
@@ -132,21 +140,30 @@ def render_settings_signature(settings: RenderSettings) -> str:
     return signature
 
 
+def _one_per_format(formats: tuple[RenderSettings, ...]) -> tuple[RenderSettings, ...]:
+    if not formats or len({f.format for f in formats}) != len(formats):
+        raise ValueError(f"one RenderSettings per output format, got {[f.format for f in formats]}")
+    if len({f.watermark for f in formats}) != 1:
+        raise ValueError("every output format carries the same watermark")
+    if len({frozenset(f.sizes) for f in formats}) != 1:
+        raise ValueError("every output format's RenderSettings must select the same sizes")
+    return formats
+
+
 def _encode_all(
     steps: list[Step],
     decodes: _Decodes,
     upright: tuple[int, int],
-    settings: RenderSettings,
+    formats: tuple[RenderSettings, ...],
     *,
     cascade: bool,
 ) -> tuple[Rendition, ...]:
-    output = OUTPUT_FORMATS[settings.format]
     last_use = {step.scale: index for index, step in enumerate(steps)}
     full: Cascade | None = None
-    watermark = settings.watermark
+    watermark = formats[0].watermark  # one watermark for every format (PipelineSettings)
     # Keyed by size and whether the size is watermarked: equal dimensions share one encoding only
     # when both or neither carry the watermark.
-    encoded: dict[tuple[tuple[int, int], bool], tuple[str, bytes]] = {}
+    encoded: dict[tuple[tuple[int, int], bool], tuple[str, tuple[bytes, ...]]] = {}
     renditions = []
     for index, step in enumerate(steps):
         marked = watermark is not None and step.name in watermark.sizes
@@ -160,25 +177,27 @@ def _encode_all(
                 resized = resample(pixels, step.size, step.scale, upright)
             if marked and watermark is not None:
                 resized = apply_watermark(resized, watermark)  # a new image: the cascade keeps clean pixels
-            data = encode(resized, settings)
-            encoded[(step.size, marked)] = (step.name, data)
+            encodings = tuple(encode(resized, settings) for settings in formats)
+            encoded[(step.size, marked)] = (step.name, encodings)
             shared_with = None
         else:
-            shared_with, data = shared
+            shared_with, encodings = shared
         if last_use[step.scale] == index:
             decodes.release(step.scale)  # a 4K decode need not outlive its last size
-        renditions.append(
-            Rendition(
-                size=step.name,
-                width=step.size[0],
-                height=step.size[1],
-                format=output.name,
-                mime=output.mime,
-                extension=output.extension,
-                data=data,
-                shared_with=shared_with,
+        for settings, data in zip(formats, encodings, strict=True):
+            output = OUTPUT_FORMATS[settings.format]
+            renditions.append(
+                Rendition(
+                    size=step.name,
+                    width=step.size[0],
+                    height=step.size[1],
+                    format=output.name,
+                    mime=output.mime,
+                    extension=output.extension,
+                    data=data,
+                    shared_with=shared_with,
+                )
             )
-        )
     return tuple(renditions)
 
 
