@@ -304,6 +304,7 @@ class Settings(BaseSettings):
             raise ValueError("WATERMARK_IMAGE: not set, but WATERMARK_SIZES lists sizes to watermark")
         return self
 
+    @model_validator(mode="after")
     def _check_format_shorthand(self) -> Settings:
         given, listed = self.model_fields_set, self.image_formats
         if {"image_formats", "image_format"} <= given and listed and self.image_format != listed[0]:
