@@ -231,10 +231,10 @@ class PooledPostgresStorage(DagsterPostgresStorage):
         for storage in (self._run_storage, self._event_log_storage, self._schedule_storage):
             storage._engine.dispose()
             storage._engine = pooled_engine(postgres_url, token_provider)
-        DagsterStorage.__init__(self)
+        DagsterStorage.__init__(self)  # type: ignore[arg-type]  # skips the parent __init__ on purpose; mypy cannot bind its generic self
 
     @classmethod
-    def from_config_value(  # type: ignore[override]
+    def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
     ) -> PooledPostgresStorage:
         return cls(

@@ -75,7 +75,7 @@ def render_stored_sources(
         with report.working_on(partition_name(task.content_type, task.storage_path)):
             return _render_one(task, store, settings, report, render_slots)
 
-    def refresh_items(session: Session, _writes: list) -> None:  # type: ignore[type-arg]
+    def refresh_items(session: Session, _writes: list) -> None:
         if touched_items:
             results.refresh_content_local_urls(session, list(touched_items))
             touched_items.clear()
@@ -206,14 +206,14 @@ def _delete_source(store: ObjectStore, task: RenderTask) -> bool:
         return False
 
 
-def _record(task: RenderTask, outcome: Rendered, signature: str):  # type: ignore[no-untyped-def]
+def _record(task: RenderTask, outcome: Rendered, signature: str):
     def apply(session: Session) -> None:
         results.record_renditions(session, task, outcome.renditions, signature=signature)
 
     return apply
 
 
-def _record_failure(task: RenderTask, outcome: RenderFailed, policy: str):  # type: ignore[no-untyped-def]
+def _record_failure(task: RenderTask, outcome: RenderFailed, policy: str):
     def apply(session: Session) -> None:
         results.record_failure(
             session,
