@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     s3_bucket_thumbnails: str = Field(default="tvdb-thumbnails", alias="S3_BUCKET_THUMBNAILS")
     cdn_base_url: str | None = Field(default=None, alias="CDN_BASE_URL")
 
-    image_format: Literal[OUTPUT_FORMAT_NAMES] = Field(  # type: ignore[valid-type]
+    image_format: Literal[OUTPUT_FORMAT_NAMES] = Field(  # type: ignore[valid-type]  # pydantic expands the tuple
         default=DEFAULT_OUTPUT_FORMAT, alias="IMAGE_FORMAT"
     )
     image_quality: int = Field(default=85, ge=1, le=100, alias="IMAGE_QUALITY")
@@ -253,10 +253,10 @@ class Settings(BaseSettings):
         return int(self.max_image_file_size_mb * 1024 * 1024)
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read and validate the settings, turning pydantic's report into one readable message."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from exc
 

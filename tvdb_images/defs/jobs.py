@@ -55,7 +55,7 @@ refresh_storage_stats = dg.define_asset_job(
 )
 
 
-ContentTypeName = Enum("ContentTypeName", {name: name for name in CONTENT_TYPES}, type=str)  # type: ignore[misc]  # members come from CONTENT_TYPES, unknown to mypy
+ContentTypeName = Enum("ContentTypeName", {name: name for name in CONTENT_TYPES}, type=str)  # type: ignore[misc]  # members from a tuple: mypy needs literals
 """The catalog's content types: the launchpad offers exactly these."""
 
 

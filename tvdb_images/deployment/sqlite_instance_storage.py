@@ -89,7 +89,7 @@ class BatchingSqliteEventLogStorage(
             self._store_asset_event_tags(conn, events, event_ids)
             last_by_asset: dict[AssetKey, tuple[EventLogEntry, int]] = {}
             for event, event_id in zip(events, event_ids, strict=True):
-                last_by_asset[event.get_dagster_event().asset_key] = (event, event_id)  # type: ignore[index]
+                last_by_asset[event.get_dagster_event().asset_key] = (event, event_id)  # type: ignore[index]  # asset events have a key
             for event, event_id in last_by_asset.values():
                 self._store_asset_event(conn, event, event_id)
 
