@@ -12,10 +12,10 @@ from tvdb_images.config import CONTENT_TYPES, IMAGE_TYPES
 from tvdb_images.registry import FORMATS, SIZE_NAMES
 
 # Enums built from the project's own tuples, so the API accepts exactly what the layout can store.
-ContentType = StrEnum("ContentType", {name: name for name in CONTENT_TYPES})  # type: ignore[misc]
-ImageType = StrEnum("ImageType", {name: name for name in IMAGE_TYPES})  # type: ignore[misc]
-Size = StrEnum("Size", {name: name for name in SIZE_NAMES})  # type: ignore[misc]
-ImageFormat = StrEnum("ImageFormat", {f.name.upper(): f.name for f in FORMATS})  # type: ignore[misc]
+ContentType = StrEnum("ContentType", {name: name for name in CONTENT_TYPES})  # type: ignore[misc]  # members from a tuple: mypy needs literals
+ImageType = StrEnum("ImageType", {name: name for name in IMAGE_TYPES})  # type: ignore[misc]  # members from a tuple: mypy needs literals
+Size = StrEnum("Size", {name: name for name in SIZE_NAMES})  # type: ignore[misc]  # members from a tuple: mypy needs literals
+ImageFormat = StrEnum("ImageFormat", {f.name.upper(): f.name for f in FORMATS})  # type: ignore[misc]  # members from a tuple: mypy needs literals
 ImageFormat.__doc__ = (
     "Formats a stored image can have: renditions (AVIF, WebP) and mirrored sources (the rest)."
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -65,10 +65,10 @@ class Settings(BaseSettings):
 
     # The output formats every size is rendered to, the first one's URLs in the seed's `local_*_url`
     # columns. IMAGE_FORMATS lists them ("webp,avif"); IMAGE_FORMAT is the one-format shorthand.
-    image_format: Literal[OUTPUT_FORMAT_NAMES] = Field(  # type: ignore[valid-type]
+    image_format: Literal[OUTPUT_FORMAT_NAMES] = Field(  # type: ignore[valid-type]  # pydantic expands the tuple
         default=DEFAULT_OUTPUT_FORMAT, alias="IMAGE_FORMAT"
     )
-    image_formats: Annotated[list[Literal[OUTPUT_FORMAT_NAMES]], NoDecode] | None = Field(  # type: ignore[valid-type]
+    image_formats: Annotated[list[Literal[OUTPUT_FORMAT_NAMES]], NoDecode] | None = Field(  # type: ignore[valid-type]  # pydantic expands the tuple
         default=None, alias="IMAGE_FORMATS"
     )
     image_quality: int = Field(default=85, ge=1, le=100, alias="IMAGE_QUALITY")
@@ -335,10 +335,10 @@ class Settings(BaseSettings):
         return int(self.max_image_file_size_mb * 1024 * 1024)
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read and validate the settings, turning pydantic's report into one readable message."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from exc
 

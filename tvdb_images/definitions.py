@@ -32,7 +32,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=with_backend_kinds(ARTWORK_ASSETS + REVALIDATION_ASSETS + VIEW_ASSETS, settings),
         asset_checks=ARTWORK_CHECKS + STALE_CHECKS + VIEW_CHECKS,
-        jobs=ALL_JOBS + REVALIDATION_JOBS + VIEW_JOBS,
+        jobs=[*ALL_JOBS, *REVALIDATION_JOBS, *VIEW_JOBS],
         schedules=ALL_SCHEDULES + REVALIDATION_SCHEDULES + VIEW_SCHEDULES,
         sensors=ALL_SENSORS,
         resources=resources_from_settings(settings),

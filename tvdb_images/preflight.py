@@ -55,7 +55,7 @@ def check_database(url: str) -> None:
         engine.dispose()
 
 
-def _database_message(parsed, exc: SQLAlchemyError) -> str:  # type: ignore[no-untyped-def]
+def _database_message(parsed, exc: SQLAlchemyError) -> str:
     reason = _first_line(str(getattr(exc, "orig", None) or exc))
     where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
     if parsed.get_backend_name() == "sqlite":

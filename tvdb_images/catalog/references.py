@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import cast
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
@@ -29,7 +30,7 @@ def referenced_keys(session: Session, content_type: str, shard: str) -> tuple[se
             Artwork.source_format.isnot(None),
         )
     ):
-        if path:
+        if path and source_format:
             originals.add(layout.original_key(path, source_format))
     thumbnails = set(
         session.scalars(
@@ -111,11 +112,11 @@ def processed_completeness(session: Session, scope: Scope) -> Completeness:
         .where(*processed_in_scope)
         .group_by(Artwork.content_type, Artwork.shard)
     ):
-        found.processed[(content_type, shard)] = count
+        found.processed[(content_type, cast(str, shard))] = count  # processed artwork has its shard
     for content_type, shard, artwork_id in session.execute(
         select(Artwork.content_type, Artwork.shard, Artwork.id)
         .where(*processed_in_scope, size_count < expected)
         .order_by(Artwork.id)
     ):
-        found.incomplete[(content_type, shard)].append(artwork_id)
+        found.incomplete[(content_type, cast(str, shard))].append(artwork_id)
     return found

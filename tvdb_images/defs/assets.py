@@ -7,6 +7,7 @@ never pass through an IO manager.
 """
 
 from collections import Counter
+from typing import Any
 
 import dagster as dg
 
@@ -40,7 +41,7 @@ ARTWORK_GROUP = "artwork"
 # a bounded number of downloading steps however their runs were launched (dagster.yaml sets the limit).
 SOURCE_HOST_POOL = "tvdb_source_host"
 # Every per-partition asset: content type x shard, grouped into runs of 128 partitions by backfills.
-PARTITIONED_ASSET = {
+PARTITIONED_ASSET: dict[str, Any] = {
     "partitions_def": artwork_partitions,
     "backfill_policy": artwork_backfill_policy,
     "group_name": ARTWORK_GROUP,
@@ -261,7 +262,7 @@ def storage_stats(context: dg.AssetExecutionContext, catalog: CatalogResource) -
     )
 
 
-def _reachable_store(storage: ObjectStorageResource):  # type: ignore[no-untyped-def]
+def _reachable_store(storage: ObjectStorageResource):
     try:
         store = storage.get_store()
         store.check()

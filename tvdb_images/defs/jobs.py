@@ -3,6 +3,7 @@
 from enum import Enum
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from pydantic import Field
 
 from tvdb_images.catalog import queue, references
@@ -54,7 +55,7 @@ refresh_storage_stats = dg.define_asset_job(
 )
 
 
-ContentTypeName = Enum("ContentTypeName", {name: name for name in CONTENT_TYPES}, type=str)
+ContentTypeName = Enum("ContentTypeName", {name: name for name in CONTENT_TYPES}, type=str)  # type: ignore[misc]  # members from a tuple: mypy needs literals
 """The catalog's content types: the launchpad offers exactly these."""
 
 
@@ -157,7 +158,7 @@ def sync_missing_artwork() -> None:
     sync_missing_artwork_op()
 
 
-ALL_JOBS = [
+ALL_JOBS: list[dg.JobDefinition | UnresolvedAssetJobDefinition] = [
     sync_images,
     rerender_images,
     cleanup_orphans,

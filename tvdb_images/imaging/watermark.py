@@ -165,7 +165,9 @@ def _scaled(watermark: Watermark, output: tuple[int, int]) -> tuple[int, int, Im
     """The watermark for one output size, resized and with `opacity` applied; cached per size."""
     original = _rgba(watermark)
     left, top, width, height = placement(output, original.size, watermark)
-    mark = original if original.size == (width, height) else original.resize((width, height), Image.LANCZOS)
+    mark = original
+    if original.size != (width, height):
+        mark = original.resize((width, height), Image.Resampling.LANCZOS)
     if watermark.opacity < 1.0:
         alpha = mark.getchannel("A").point(lambda value: round(value * watermark.opacity))
         mark = mark.copy()

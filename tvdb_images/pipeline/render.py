@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -79,7 +79,7 @@ def render_stored_sources(
         with report.working_on(partition_name(task.content_type, task.storage_path)):
             return _render_one(task, store, settings, report, render_slots)
 
-    def refresh_items(session: Session, _writes: list) -> None:  # type: ignore[type-arg]
+    def refresh_items(session: Session, _writes: list) -> None:
         if touched_items:
             results.refresh_content_local_urls(session, list(touched_items))
             touched_items.clear()
@@ -230,7 +230,7 @@ def _delete_source(store: ObjectStore, task: RenderTask) -> bool:
         return False
 
 
-def _record(task: RenderTask, outcome: Rendered, signature: str, primary: str):  # type: ignore[no-untyped-def]
+def _record(task: RenderTask, outcome: Rendered, signature: str, primary: str) -> Callable[[Session], None]:
     def apply(session: Session) -> None:
         results.record_renditions(
             session,
@@ -244,7 +244,7 @@ def _record(task: RenderTask, outcome: Rendered, signature: str, primary: str): 
     return apply
 
 
-def _record_failure(task: RenderTask, outcome: RenderFailed, policy: str):  # type: ignore[no-untyped-def]
+def _record_failure(task: RenderTask, outcome: RenderFailed, policy: str):
     def apply(session: Session) -> None:
         results.record_failure(
             session,
