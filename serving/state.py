@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from serving.byte_cache import RenditionByteCache
 from serving.catalog_gauges import CatalogGauges
+from serving.popular_gauges import PopularGauges
 from serving.dagster_client import DagsterClient
 from serving.events import NO_RECORDER
 from serving.launches import Launcher
@@ -68,6 +69,7 @@ class ServingState:
         if settings.metrics_enabled:
             metrics = ServingMetrics()
             metrics.add_collector(CatalogGauges(catalog.engine, settings.catalog_metrics_seconds))
+            metrics.add_collector(PopularGauges(catalog.engine, settings.catalog_metrics_seconds))
         recorder = metrics or NO_RECORDER
         return cls(
             settings=settings,
