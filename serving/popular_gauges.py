@@ -46,7 +46,10 @@ class PopularGauges(Collector):
                 try:
                     with Session(self.engine) as session:
                         self._top = popular_artwork(
-                            session, since=until - timedelta(days=POPULAR_DAYS - 1), until=until, limit=POPULAR_TOP
+                            session,
+                            since=until - timedelta(days=POPULAR_DAYS - 1),
+                            until=until,
+                            limit=POPULAR_TOP,
                         )
                 except Exception as exc:  # a scrape must answer whatever the catalog does
                     log.warning("popular artwork gauge not refreshed: %s", exc)
@@ -58,10 +61,16 @@ class PopularGauges(Collector):
             return
         views = GaugeMetricFamily(
             f"{PREFIX}_popular_artwork_views",
-            f"Views of the {POPULAR_TOP} most viewed artworks over the last {POPULAR_DAYS} UTC days, by rank.",
+            f"Views of the {POPULAR_TOP} most viewed artworks over the last {POPULAR_DAYS} UTC days.",
             labels=["rank", "artwork_id", "content_type", "content_id", "image_type"],
         )
         for rank, item in enumerate(top, start=1):
-            labels = [str(rank), str(item.artwork_id), item.content_type, str(item.content_id), item.image_type]
+            labels = [
+                str(rank),
+                str(item.artwork_id),
+                item.content_type,
+                str(item.content_id),
+                item.image_type,
+            ]
             views.add_metric(labels, item.views)
         yield views

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 
 from serving.byte_cache import RenditionByteCache
 from serving.catalog_gauges import CatalogGauges
-from serving.popular_gauges import PopularGauges
 from serving.dagster_client import DagsterClient
 from serving.events import NO_RECORDER
 from serving.launches import Launcher
 from serving.lookups import CatalogLookups, TtlCache
 from serving.metrics import ServingMetrics
+from serving.popular_gauges import PopularGauges
 from serving.queries import CatalogReader
 from serving.ratelimit import TokenBucketLimiter, worker_count
 from serving.stats_cache import StatsCache

@@ -14,7 +14,6 @@ from tvdb_images.catalog import queue
 from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.stats import storage_stats as compute_storage_stats
 from tvdb_images.defs.kinds import CATALOG_KIND, OBJECT_STORAGE_KIND
-from tvdb_images.defs.metrics_push import push_report
 from tvdb_images.defs.metadata import (
     DISCOVERY_COUNTS,
     add_partition_metadata,
@@ -26,6 +25,7 @@ from tvdb_images.defs.metadata import (
     run_summary,
     tally_metadata,
 )
+from tvdb_images.defs.metrics_push import push_report
 from tvdb_images.defs.partitions import artwork_backfill_policy, artwork_partitions, run_partitions
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
 from tvdb_images.partition_keys import partition_key

@@ -17,9 +17,9 @@ from tvdb_images.defs.assets import (
     storage_stats,
 )
 from tvdb_images.defs.metadata import run_metadata
+from tvdb_images.defs.metrics_push import push_report
 from tvdb_images.defs.refresh_job import refresh_artwork
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
-from tvdb_images.defs.metrics_push import push_report
 from tvdb_images.pipeline.sync import sync_scope
 
 # Runs that download from the TVDB artwork host carry this tag; dagster.yaml limits how many run at once.

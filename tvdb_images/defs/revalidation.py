@@ -23,10 +23,10 @@ from tvdb_images.defs.assets import (
 from tvdb_images.defs.jobs import SOURCE_HOST_TAG
 from tvdb_images.defs.kinds import OBJECT_STORAGE_KIND
 from tvdb_images.defs.metadata import add_partition_metadata, run_summary, tally_metadata
+from tvdb_images.defs.metrics_push import push_report
 from tvdb_images.defs.requests import range_run_requests
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
 from tvdb_images.pipeline.report import Tally
-from tvdb_images.defs.metrics_push import push_report
 from tvdb_images.pipeline.revalidate import (
     CHANGED,
     IDENTICAL,

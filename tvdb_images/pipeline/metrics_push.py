@@ -105,15 +105,17 @@ def cleanup_registry(report: CleanupReport) -> CollectorRegistry:
 
 
 def _finished(registry: CollectorRegistry) -> None:
-    Gauge(f"{PREFIX}_finished_timestamp_seconds", "When the run's stage ended (Unix time).", registry=registry).set(
-        time.time()
-    )
+    Gauge(
+        f"{PREFIX}_finished_timestamp_seconds", "When the run's stage ended (Unix time).", registry=registry
+    ).set(time.time())
 
 
 Warn = Callable[[str], None]
 
 
-def push_stage_report(target: PushTarget | None, report: StageReport, run_id: str, warn: Warn = log.warning) -> bool:
+def push_stage_report(
+    target: PushTarget | None, report: StageReport, run_id: str, warn: Warn = log.warning
+) -> bool:
     return push(target, report.stage, run_id, lambda: stage_registry(report), warn)
 
 
@@ -135,7 +137,11 @@ def push(
         return False
     try:
         push_to_gateway(
-            target.url, job=JOB, registry=build(), grouping_key=grouping_key(stage, run_id), timeout=target.timeout
+            target.url,
+            job=JOB,
+            registry=build(),
+            grouping_key=grouping_key(stage, run_id),
+            timeout=target.timeout,
         )
     except Exception as exc:  # metrics must never fail a run: whatever the gateway did, warn and go on
         warn(f"metrics not pushed to the Pushgateway {target.url} ({stage} {run_id}): {exc}")
@@ -181,4 +187,3 @@ def _push_time(group: dict) -> float | None:  # type: ignore[type-arg]
         except (KeyError, TypeError, ValueError):
             return None
     return None
-

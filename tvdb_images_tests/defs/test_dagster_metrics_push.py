@@ -46,7 +46,9 @@ def _sync(settings: Settings, instance: dg.DagsterInstance | None = None) -> dg.
     defs = build_definitions(settings)
     result = defs.resolve_job_def("sync_content_item").execute_in_process(
         instance=instance or dg.DagsterInstance.ephemeral(),
-        run_config={"ops": {"sync_content_item_op": {"config": {"content_type": "movies", "content_id": 31}}}},
+        run_config={
+            "ops": {"sync_content_item_op": {"config": {"content_type": "movies", "content_id": 31}}}
+        },
     )
     assert result.success
     return result
@@ -66,7 +68,11 @@ def test_a_sync_pushes_its_run_to_the_pushgateway(
         if s.labels.get("job") == JOB and s.labels.get("run_id") == result.run_id
     }
     assert samples[("tvdb_images_pipeline_artworks_succeeded", "download", None)] == 1
-    failed = {cause: v for (name, stage, cause), v in samples.items() if name.endswith("_failed") and stage == "download"}
+    failed = {
+        cause: v
+        for (name, stage, cause), v in samples.items()
+        if name.endswith("_failed") and stage == "download"
+    }
     assert sum(failed.values()) == 1 and len(failed) > 1  # the 404, and a 0 for every other cause
     assert samples[("tvdb_images_pipeline_artworks_succeeded", "render", None)] == 1
     assert samples[("tvdb_images_pipeline_elapsed_seconds", "render", None)] > 0

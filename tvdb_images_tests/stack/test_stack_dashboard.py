@@ -50,7 +50,10 @@ def alert_expressions() -> list[tuple[str, str]]:
 
 def test_promtool_accepts_the_config_and_the_alert_rules() -> None:
     require_binaries()
-    for command in (["check", "rules", str(ALERTS)], ["check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")]):
+    for command in (
+        ["check", "rules", str(ALERTS)],
+        ["check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
+    ):
         result = subprocess.run([PROMTOOL, *command], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
     assert len(alert_expressions()) >= 3
@@ -58,7 +61,9 @@ def test_promtool_accepts_the_config_and_the_alert_rules() -> None:
 
 def test_every_metric_of_the_dashboard_and_alerts_is_documented() -> None:
     operations = (REPO_ROOT / "docs" / "operations.md").read_text()
-    names = {m for _title, expr in dashboard_expressions() + alert_expressions() for m in _METRIC.findall(expr)}
+    names = {
+        m for _title, expr in dashboard_expressions() + alert_expressions() for m in _METRIC.findall(expr)
+    }
     names = {re.sub(r"_(bucket|total)$", "", name) for name in names}
     assert names and {name for name in names if f"`{name}" not in operations} == set()
 
@@ -141,11 +146,12 @@ def test_every_dashboard_query_returns_data(
                     empty[title] = f"{expr}: {exc}"
             assert empty == {}, empty
             # The alert rules name only metrics Prometheus now has.
-            names = set(httpx.get(f"{prometheus.url}/api/v1/label/__name__/values", timeout=10).json()["data"])
+            names = set(
+                httpx.get(f"{prometheus.url}/api/v1/label/__name__/values", timeout=10).json()["data"]
+            )
             used = {m for _alert, expr in alert_expressions() for m in _METRIC.findall(expr)}
             assert used - names == set()
             top = prometheus.query("topk(1, tvdb_images_popular_artwork_views)")
             assert float(top[0]["value"][1]) >= 2
     finally:
         server.stop()
-

@@ -97,9 +97,10 @@ def pushgateway(work_dir: Path) -> Iterator[str]:
     require_binaries()
     work_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    process = ManagedProcess(
-        "pushgateway", [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}"], log_dir=work_dir
-    ).start()
+    # Debian's default persists to /var/lib/prometheus/pushgateway.data, shared by every gateway on
+    # the machine: each test's gateway keeps its groups in memory only.
+    argv = [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="]
+    process = ManagedProcess("pushgateway", argv, log_dir=work_dir).start()
     try:
         process.wait_http(f"http://127.0.0.1:{port}/-/ready", timeout=30)
         yield f"http://127.0.0.1:{port}"
