@@ -143,6 +143,8 @@ def test_data_lives_in_named_volumes_and_the_launchers_reach_docker(compose: dic
         "minio",
         "daemon",
         "webserver",
+        "prometheus",
+        "grafana",
     }
 
 
