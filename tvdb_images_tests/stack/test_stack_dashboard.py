@@ -68,28 +68,26 @@ def test_every_metric_of_the_dashboard_and_alerts_is_documented() -> None:
     assert names and {name for name in names if f"`{name}" not in operations} == set()
 
 
-def _sync_and_clean(settings: Settings, catalog: Catalog) -> list[str]:
-    """The sync job over two partition ranges (two runs, pushed concurrently-safe by run id) and a
-    cleanup dry run; the run ids."""
+def _sync_and_clean(settings: Settings, catalog: Catalog) -> tuple[list[str], str]:
+    """The sync job over each range of partitions with work (one run each, as the demo and the
+    backfills split them) and a cleanup dry run; the sync run ids and the cleanup's."""
     with catalog.session() as session:
-        partitions = queue.partitions_with_work(session, max_attempts=5)
-    ranges = partition_ranges(partitions, chunk=256, max_gap=8)
+        partitions = sorted(queue.partitions_with_work(session, max_attempts=5))
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.ephemeral()
-    run_ids = []
     job = defs.resolve_job_def("sync_images")
-    for start, end in ranges[:2] if len(ranges) > 1 else [ranges[0], ranges[0]]:
+    run_ids = []
+    for start, end in partition_ranges(partitions, chunk=256, max_gap=8):
         result = job.execute_in_process(instance=instance, tags={RANGE_START_TAG: start, RANGE_END_TAG: end})
         assert result.success
         run_ids.append(result.run_id)
-    content_type, shard = partitions[0]
     cleanup = defs.resolve_job_def("cleanup_orphans").execute_in_process(
         instance=instance,
-        partition_key=str(partition_key(content_type, shard)),
+        partition_key=str(partition_key(*partitions[0])),
         run_config={"ops": {"orphaned_images": {"config": {"dry_run": True, "grace_hours": 0}}}},
     )
     assert cleanup.success
-    return [*run_ids, cleanup.run_id]
+    return run_ids, cleanup.run_id
 
 
 def _traffic(base_url: str, entries: CorpusCatalog) -> None:
@@ -127,15 +125,17 @@ def test_every_dashboard_query_returns_data(
     try:
         with prometheus_stack(tmp_path / "prometheus", targets=[f"127.0.0.1:{port}"]) as stack:
             settings = Settings.model_validate(values | {"PROMETHEUS_PUSHGATEWAY_URL": stack.pushgateway_url})
-            run_ids = _sync_and_clean(settings, postgres_catalog)
+            run_ids, cleanup_id = _sync_and_clean(settings, postgres_catalog)
+            assert len(run_ids) >= 2  # the content types' partitions are apart: several runs
             _traffic(f"http://127.0.0.1:{port}", entries)
             prometheus = stack.prometheus
-            # Each run is its own group: both sync runs' download figures are there side by side.
+            # Each run is its own group: every sync run's download figures are there side by side.
             pushed = prometheus.wait_for(
                 'count by (run_id) (tvdb_images_pipeline_elapsed_seconds{stage="download"})',
-                predicate=lambda result: len(result) == 2,
+                predicate=lambda result: len(result) == len(run_ids),
             )
-            assert {r["metric"]["run_id"] for r in pushed} == set(run_ids[:2])
+            assert {r["metric"]["run_id"] for r in pushed} == set(run_ids)
+            prometheus.wait_for(f'tvdb_images_cleanup_objects{{run_id="{cleanup_id}"}}')
             # The bad sources failed, at download or at render, and their causes were pushed.
             prometheus.wait_for("sum(tvdb_images_pipeline_artworks_failed) > 0")
             empty: dict[str, Any] = {}
