@@ -163,6 +163,12 @@ class Settings(BaseSettings):
     metrics_enabled: bool = Field(default=True, alias="METRICS_ENABLED")
     metrics_token: SecretStr | None = Field(default=None, alias="METRICS_TOKEN")
     catalog_metrics_seconds: float = Field(default=60.0, ge=1, le=86400, alias="CATALOG_METRICS_SECONDS")
+    # Pipeline runs push their totals to this Pushgateway (pipeline/metrics_push.py; none: no push), one
+    # group per run, groups older than the retention deleted by the next push.
+    prometheus_pushgateway_url: str | None = Field(default=None, alias="PROMETHEUS_PUSHGATEWAY_URL")
+    pushgateway_retention_hours: float = Field(
+        default=24.0, gt=0, le=8760, alias="PROMETHEUS_PUSHGATEWAY_RETENTION_HOURS"
+    )
     # View analytics (serving/views.py): count image views per artwork and size in memory, flushed to
     # the catalog's artwork_views every VIEW_FLUSH_SECONDS and at shutdown (a killed worker loses at
     # most one interval); at most VIEW_MAX_KEYS distinct (day, artwork, size) per worker between flushes.
@@ -239,7 +245,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin such as https://app.example (or *)")
         return [origin.rstrip("/") for origin in value]
 
-    @field_validator("public_base_url", mode="before")
+    @field_validator("public_base_url", "prometheus_pushgateway_url", mode="before")
     @classmethod
     def _check_public_base(cls, value: object) -> object:
         if isinstance(value, str):

@@ -26,6 +26,7 @@ from tvdb_images.defs.metadata import (
     run_summary,
     tally_metadata,
 )
+from tvdb_images.defs.metrics_push import push_report
 from tvdb_images.defs.partitions import artwork_backfill_policy, artwork_partitions, run_partitions
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
 from tvdb_images.partition_keys import partition_key
@@ -134,6 +135,7 @@ def source_images(
     with image_pipeline.fetcher() as fetcher:
         report = download_sources(catalog.get_catalog(), store, fetcher, settings, scope)
     context.log.info(run_summary(report, partitions))
+    push_report(context, image_pipeline.settings, report)
     _fail_if_nothing_worked(report)
     _add_stage_metadata(context, report)
     return dg.MaterializeResult()
@@ -164,6 +166,7 @@ def image_renditions(
         catalog.get_catalog(), store, settings, scope, include_stale=config.rerender_stale
     )
     context.log.info(run_summary(report, partitions))
+    push_report(context, image_pipeline.settings, report)
     _fail_if_nothing_worked(report)
     _add_stage_metadata(context, report)
     # The same for every partition of the run: the settings its renditions were made with.
@@ -215,6 +218,7 @@ def orphaned_images(
     report = clean_orphans(
         catalog.get_catalog(), _reachable_store(storage), partitions, grace=grace, dry_run=config.dry_run
     )
+    push_report(context, image_pipeline.settings, report)
     context.log.info(
         "orphaned_images over %d partitions: %d orphans found, %d %s, %s %s",
         report.partitions,

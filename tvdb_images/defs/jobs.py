@@ -18,6 +18,7 @@ from tvdb_images.defs.assets import (
     storage_stats,
 )
 from tvdb_images.defs.metadata import run_metadata
+from tvdb_images.defs.metrics_push import push_report
 from tvdb_images.defs.refresh_job import refresh_artwork
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
 from tvdb_images.pipeline.sync import sync_scope
@@ -100,6 +101,8 @@ def _run_sync(
         )
     context.log.info("download: %s", download.as_dict())
     context.log.info("render: %s", render.as_dict())
+    push_report(context, image_pipeline.settings, download)
+    push_report(context, image_pipeline.settings, render)
     context.add_output_metadata(
         {f"download_{k}": v for k, v in run_metadata(download).items()}
         | {f"render_{k}": v for k, v in run_metadata(render).items()},
