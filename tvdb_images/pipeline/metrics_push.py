@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Gauge, delete_from_gateway, push_to_gateway
@@ -179,7 +180,7 @@ def expire_groups(target: PushTarget, *, now: float | None = None) -> list[dict[
     return expired
 
 
-def _push_time(group: dict) -> float | None:  # type: ignore[type-arg]
+def _push_time(group: dict[str, Any]) -> float | None:
     """The group's `push_time_seconds` from the Pushgateway's JSON API."""
     for metric in group.get("push_time_seconds", {}).get("metrics", []):
         try:
