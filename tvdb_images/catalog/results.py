@@ -37,6 +37,15 @@ class StoredRendition:
     checksum: str
 
 
+@dataclass(frozen=True)
+class StoredPlaceholders:
+    """What a client paints while the artwork loads, computed by the render (`imaging.placeholders`)."""
+
+    thumbhash: str
+    blurhash: str
+    dominant_color: str
+
+
 def record_download(
     session: Session,
     artwork_id: int,
@@ -125,9 +134,12 @@ def record_renditions(
     renditions: Sequence[StoredRendition],
     *,
     signature: str,
+    placeholders: StoredPlaceholders | None = None,
     now: datetime | None = None,
 ) -> None:
     """Record stored renditions and give the artwork its local URLs, all in the caller's transaction.
+
+    The placeholders are replaced with the renditions' (cleared when there are none, as for a mirror).
 
     An artwork removed from the catalog meanwhile records nothing (its objects are left to orphan
     cleanup); the row is locked first, so a removal cannot slip in between (PostgreSQL).
@@ -179,6 +191,9 @@ def record_renditions(
             local_thumbnail_url=thumbnail.url,
             processed_at=now,
             render_signature=signature,
+            thumbhash=placeholders.thumbhash if placeholders else None,
+            blurhash=placeholders.blurhash if placeholders else None,
+            dominant_color=placeholders.dominant_color if placeholders else None,
             stale_since=None,
             failure_cause=None,
             failure_detail=None,

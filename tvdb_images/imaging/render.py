@@ -23,6 +23,7 @@ from tvdb_images.registry import DEFAULT_OUTPUT_FORMAT, OUTPUT_ENCODINGS, OUTPUT
 
 from .encode import encode
 from .pixels import decode, exif_orientation, to_working, upright_size
+from .placeholders import Placeholders, compute_placeholders
 from .resize import FULL_SCALE, Cascade, Step, plan_steps, resample
 from .sizes import SIZE_BOXES, fit_inside
 from .validate import SourceInfo, ValidationLimits, open_source
@@ -40,7 +41,7 @@ __all__ = [
 
 # Bump whenever a change here (resampling, colour handling, encoder options) changes output bytes
 # for the same settings; it is part of the settings signature stored with each rendition.
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3  # 3: placeholders (ThumbHash, BlurHash, dominant colour) with every render
 
 # Formats whose decoder can produce 1/2, 1/4 and 1/8 scale directly (DCT scaling).
 _DRAFTABLE = frozenset({"JPEG", "MPO"})
@@ -83,6 +84,7 @@ class Rendition:
 class RenderResult:
     source: SourceInfo
     renditions: tuple[Rendition, ...]  # one per requested size, in SIZE_BOXES order
+    placeholders: Placeholders | None = None  # from the smallest rendition's pixels
 
 
 def render_renditions(data: bytes, settings: RenderSettings, limits: ValidationLimits) -> RenderResult:
@@ -105,10 +107,11 @@ def render_renditions(data: bytes, settings: RenderSettings, limits: ValidationL
         upright = upright_size(source.width, source.height, orientation)
         targets = [(name, fit_inside(*upright, SIZE_BOXES[name])) for name in names]
         steps = plan_steps(targets, (source.width, source.height), orientation, reduced_decoding=scalable)
-        renditions = _encode_all(steps, decodes, upright, settings, cascade=not scalable)
+        renditions, smallest = _encode_all(steps, decodes, upright, settings, cascade=not scalable)
+        placeholders = compute_placeholders(smallest)
     finally:
         decodes.close()
-    return RenderResult(source=source, renditions=renditions)
+    return RenderResult(source=source, renditions=renditions, placeholders=placeholders)
 
 
 def render_settings_signature(settings: RenderSettings) -> str:
@@ -132,12 +135,14 @@ def _encode_all(
     settings: RenderSettings,
     *,
     cascade: bool,
-) -> tuple[Rendition, ...]:
+) -> tuple[tuple[Rendition, ...], Image.Image]:
+    """The renditions, and the pixels of the smallest one made (what the placeholders come from)."""
     output = OUTPUT_FORMATS[settings.format]
     last_use = {step.scale: index for index, step in enumerate(steps)}
     full: Cascade | None = None
     encoded: dict[tuple[int, int], tuple[str, bytes]] = {}
     renditions = []
+    smallest: Image.Image | None = None
     for index, step in enumerate(steps):
         shared = encoded.get(step.size)
         if shared is None:
@@ -148,6 +153,7 @@ def _encode_all(
             else:
                 resized = resample(pixels, step.size, step.scale, upright)
             data = encode(resized, settings)
+            smallest = resized
             encoded[step.size] = (step.name, data)
             shared_with = None
         else:
@@ -166,7 +172,8 @@ def _encode_all(
                 shared_with=shared_with,
             )
         )
-    return tuple(renditions)
+    assert smallest is not None  # the first step is never shared
+    return tuple(renditions), smallest
 
 
 class _Decodes:

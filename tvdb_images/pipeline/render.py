@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from tvdb_images.catalog import queue, results
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.queue import RenderTask
-from tvdb_images.catalog.results import StoredRendition
+from tvdb_images.catalog.results import StoredPlaceholders, StoredRendition
 from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.stale import settle_refused
 from tvdb_images.imaging import ImageRejected, render_renditions
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Rendered:
     renditions: tuple[StoredRendition, ...]
+    placeholders: StoredPlaceholders | None = None  # none for a mirrored source (nothing decoded)
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,11 @@ def _render_one(
         # and the retry overwrites the same keys.
         return RenderFailed("storage_error", str(exc), retryable=True, source_kept=True)
     report.add_bytes(bytes_in=len(data), bytes_out=out_bytes, objects_written=written)
-    return Rendered(renditions=tuple(stored))
+    found = result.placeholders
+    placeholders = (
+        StoredPlaceholders(found.thumbhash, found.blurhash, found.dominant_color) if found else None
+    )
+    return Rendered(renditions=tuple(stored), placeholders=placeholders)
 
 
 def _mirror_one(task: RenderTask, store: ObjectStore) -> Rendered | RenderFailed:
@@ -208,7 +213,9 @@ def _delete_source(store: ObjectStore, task: RenderTask) -> bool:
 
 def _record(task: RenderTask, outcome: Rendered, signature: str):  # type: ignore[no-untyped-def]
     def apply(session: Session) -> None:
-        results.record_renditions(session, task, outcome.renditions, signature=signature)
+        results.record_renditions(
+            session, task, outcome.renditions, signature=signature, placeholders=outcome.placeholders
+        )
 
     return apply
 
