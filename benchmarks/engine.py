@@ -2,6 +2,7 @@
 
     python -m benchmarks.engine [--runs 7] [--method 4] [--sweep-methods 0,1,2,3,4,5,6] [--sweep-runs 3]
                                 [--avif-qualities 40,50,60,70,80,85 [--webp-quality 85]] [--skip-comparison]
+                                [--placeholders]
 
 Every contender makes the same five sizes of every `tvdb/` corpus file as WebP at quality 85 with
 the same `method`, in one process, interleaved file by file and run by run so that machine load falls
@@ -12,6 +13,10 @@ the plain Pillow output, size by size) come from the outputs themselves.
 The sweep repeats plain Pillow, the engine and the limit for each WebP method, with the bytes and
 the SSIM of each encoded output against the pixels it was encoded from (what the method costs in
 quality), which is the trade WEBP_METHOD chooses.
+
+`--placeholders` measures only what the placeholders (ThumbHash, BlurHash, dominant colour) add: the
+CPU spent inside `compute_placeholders` during each engine render, as a share of that render's CPU
+(target under 3%), into results/engine_placeholders.json.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 
 from benchmarks import contenders, format_quality
 from benchmarks.common import cpu_seconds, machine, median, table, write_results
+from benchmarks.placeholder_cost import placeholder_cost, placeholder_report
 from benchmarks.similarity import ssim
 from tvdb_images.imaging import SIZE_BOXES
 from tvdb_images_tests.support.corpus import CORPUS_DIR
@@ -282,11 +288,20 @@ def main() -> None:
     parser.add_argument(
         "--skip-comparison", action="store_true", help="only the AVIF sweep (results/format_quality.json)"
     )
+    parser.add_argument(
+        "--placeholders", action="store_true", help="only the placeholders' share of the engine's CPU"
+    )
     args = parser.parse_args()
 
     files = corpus(args.corpus)
     context = machine()
     print(f"{len(files)} files from {args.corpus}; load average {context['load_average']}", flush=True)
+    if args.placeholders:
+        cost = placeholder_cost(files, args.runs)
+        print(placeholder_report(cost))
+        after = {"load_average_after": machine()["load_average"]}
+        print(f"wrote {write_results('engine_placeholders', {'machine': context | after, **cost})}")
+        return
     qualities = [int(q) for q in args.avif_qualities.split(",") if q.strip()]
     if qualities:
         matched = format_quality.sweep(files, args.webp_quality, qualities)

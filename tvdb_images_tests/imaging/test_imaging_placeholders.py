@@ -152,4 +152,3 @@ def test_placeholders_share_the_smallest_renditions_aspect_ratio() -> None:
     # The thumbhash's aspect ratio is the smallest rendition's, which is the source's.
     width, height, _ = fast_thumbhash.thumb_hash_to_rgba(base64.b64decode(result.placeholders.thumbhash))
     assert width / height == pytest.approx(smallest.width / smallest.height, rel=0.15)
-
