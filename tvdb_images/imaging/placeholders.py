@@ -1,19 +1,23 @@
 """What a client paints before an artwork loads: a ThumbHash, a BlurHash and a dominant colour.
 
 All three come from the pixels the render step already holds: its smallest rendition (the 300x169
-`thumbnail` box), reduced to fit 100x100 (ThumbHash's own limit), so they cost no second download
-or decode and a few tenths of a millisecond per artwork.
+`thumbnail` box), box-reduced once to fit `PLACEHOLDER_BOX`, so they cost no second download or
+decode. 48x48 rather than ThumbHash's limit of 100x100: its at most 7 components a side need no
+more, and the encoder's cost grows with the pixels (1.2 ms at 100 px, 0.3 ms at 48; CPU time per call
+on the loaded 2-core box, load average 12-13, like every figure here); the placeholders then cost
+about 1.1 ms per artwork (`python -m benchmarks.engine --placeholders` for their share of a render).
 
-- **ThumbHash** (base64, about 25 bytes): keeps alpha and the aspect ratio; the encoder is
-  `fast-thumbhash`, a binding of the reference `thumbhash` crate by ThumbHash's author. The pure-Python
-  port (`thumbhash-python`) took 45 ms per call on a 100x56 thumbnail, the binding 0.9 ms including
-  the RGBA copy (CPU time, loaded 2-core box).
+- **ThumbHash** (base64, about 25 bytes): keeps alpha and the aspect ratio (as far as its component
+  counts do: a 5.4:1 banner comes back 7:1); the encoder is `fast-thumbhash`, a binding of the
+  reference `thumbhash` crate by ThumbHash's author. The pure-Python port (`thumbhash-python`) took
+  45 ms per call on a 100x56 thumbnail.
 - **BlurHash** (base83): what Jellyfin's clients already decode. The encoder is the short numpy one
-  below, about 0.1 ms: woltapp's `blurhash-python` (C core) spent 5.6 ms on the same thumbnail copying
-  pixels through Python lists and closes the image it is handed; `blurhash` is pure Python. The tests
-  decode ours with `blurhash-python`'s decoder, an independent implementation. Components follow
-  Jellyfin's own rule (tiles close to square, about 16 of them). BlurHash has no alpha: transparent
-  pixels are painted in the image's alpha-weighted mean colour, as ThumbHash does.
+  below (0.2 ms), character for character the reference's output: woltapp's `blurhash-python` (C core)
+  spent 5.6 ms on a 100x56 thumbnail copying pixels through Python lists and closes the image it is
+  handed; `blurhash` is pure Python. The tests decode ours with `blurhash-python`'s decoder, an
+  independent implementation. Components follow Jellyfin's own rule (tiles close to square, about 16
+  of them). BlurHash has no alpha: transparent pixels are painted in the image's alpha-weighted mean
+  colour, as ThumbHash does.
 - **Dominant colour** (`#rrggbb`): the mean colour of the most populated bin of a 3-bit-per-channel
   histogram, weighted by alpha, so a logo's transparent margin does not count.
 """
@@ -32,8 +36,9 @@ from .sizes import fit_inside
 
 __all__ = ["PLACEHOLDER_BOX", "Placeholders", "blurhash_components", "compute_placeholders"]
 
-PLACEHOLDER_BOX = (100, 100)  # ThumbHash encodes at most 100x100 pixels
+PLACEHOLDER_BOX = (48, 48)  # the pixels every placeholder is computed from (ThumbHash takes <= 100x100)
 _BASE83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~"
+_BASE83_DIGITS = np.array(list(_BASE83))
 _SRGB_TO_LINEAR = np.array(
     [v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4 for v in np.arange(256) / 255.0]
 )
@@ -73,28 +78,28 @@ def blurhash_components(width: int, height: int) -> tuple[int, int]:
 def encode_blurhash(rgb: np.ndarray, components_x: int, components_y: int) -> str:
     """BlurHash of an (height, width, 3) array of sRGB values 0..255 (the reference algorithm)."""
     height, width, _ = rgb.shape
-    linear = _SRGB_TO_LINEAR[np.clip(np.rint(rgb), 0, 255).astype(np.intp)]
-    basis_x = np.cos(np.pi * np.outer(np.arange(components_x), np.arange(width)) / width)
-    basis_y = np.cos(np.pi * np.outer(np.arange(components_y), np.arange(height)) / height)
+    levels = rgb if rgb.dtype == np.uint8 else np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    linear = _SRGB_TO_LINEAR[levels]
+    basis_x = np.cos(np.pi / width * np.arange(components_x)[:, None] * np.arange(width))
+    basis_y = np.cos(np.pi / height * np.arange(components_y)[:, None] * np.arange(height))
     # factors[j, i] = sum over pixels of basis_y[j, y] * basis_x[i, x] * linear[y, x], as two products
     by_column = (basis_y @ linear.reshape(height, width * 3)).reshape(components_y, width, 3)
     factors = (basis_x @ by_column).reshape(-1, 3) / (width * height)
-    factors[1:] *= 2.0  # the AC components' normalisation
-    dc, ac = factors[0], factors[1:]
-    out = _base83((components_x - 1) + (components_y - 1) * 9, 1)
+    dc, ac = factors[0], factors[1:] * 2.0  # the AC components' normalisation is 2
+    out = [_base83((components_x - 1) + (components_y - 1) * 9, 1)]
     if len(ac):
         quantised_max = max(0, min(82, math.floor(float(np.abs(ac).max()) * 166 - 0.5)))
         maximum = (quantised_max + 1) / 166
-        out += _base83(quantised_max, 1)
     else:
-        maximum = 1.0
-        out += _base83(0, 1)
+        quantised_max, maximum = 0, 1.0
+    out.append(_base83(quantised_max, 1))
     r, g, b = (_linear_to_srgb(float(v)) for v in dc)
-    out += _base83((r << 16) + (g << 8) + b, 4)
-    quantised = np.clip(np.floor(np.sign(ac) * np.sqrt(np.abs(ac / maximum)) * 9 + 9.5), 0, 18).astype(int)
-    for qr, qg, qb in quantised:
-        out += _base83(int(qr) * 19 * 19 + int(qg) * 19 + int(qb), 2)
-    return out
+    out.append(_base83((r << 16) + (g << 8) + b, 4))
+    scaled = ac / maximum
+    quantised = np.clip(np.floor(np.sign(scaled) * np.sqrt(np.abs(scaled)) * 9 + 9.5), 0, 18).astype(np.intp)
+    values = quantised @ np.array([19 * 19, 19, 1])
+    out.extend(_BASE83_DIGITS[np.stack([values // 83, values % 83], axis=1).ravel()].tolist())
+    return "".join(out)
 
 
 def _over_mean(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
