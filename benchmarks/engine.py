@@ -5,6 +5,7 @@
                                 [--avif-speeds 4,6,8,10 [--avif-quality 70] [--avif-runs 3]
                                  [--avif-engine-speeds 8]]
                                 [--skip-comparison] [--watermark large,medium,small,thumbnail]
+                                [--placeholders]
 
 Every contender makes the same five sizes of every `tvdb/` corpus file as WebP at quality 85 with
 the same `method`, in one process, interleaved file by file and run by run so that machine load falls
@@ -15,6 +16,10 @@ the plain Pillow output, size by size) come from the outputs themselves.
 The sweep repeats plain Pillow, the engine and the limit for each WebP method, with the bytes and
 the SSIM of each encoded output against the pixels it was encoded from (what the method costs in
 quality), which is the trade WEBP_METHOD chooses.
+
+`--placeholders` measures only what the placeholders (ThumbHash, BlurHash, dominant colour) add: the
+CPU spent inside `compute_placeholders` during each engine render, as a share of that render's CPU
+(target under 3%), into results/engine_placeholders.json.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 
 from benchmarks import avif_cost, contenders, format_quality, watermark_cost
 from benchmarks.common import cpu_seconds, machine, median, table, write_results
+from benchmarks.placeholder_cost import placeholder_cost, placeholder_report
 from benchmarks.similarity import ssim
 from tvdb_images.config import AVIF_QUALITY_DEFAULT
 from tvdb_images.imaging import SIZE_BOXES
@@ -297,11 +303,20 @@ def main() -> None:
     parser.add_argument(
         "--watermark", default="", help="comma-separated sizes: the cost of a watermark on them per artwork"
     )
+    parser.add_argument(
+        "--placeholders", action="store_true", help="only the placeholders' share of the engine's CPU"
+    )
     args = parser.parse_args()
 
     files = corpus(args.corpus)
     context = machine()
     print(f"{len(files)} files from {args.corpus}; load average {context['load_average']}", flush=True)
+    if args.placeholders:
+        cost = placeholder_cost(files, args.runs)
+        print(placeholder_report(cost))
+        after = {"load_average_after": machine()["load_average"]}
+        print(f"wrote {write_results('engine_placeholders', {'machine': context | after, **cost})}")
+        return
     qualities = [int(q) for q in args.avif_qualities.split(",") if q.strip()]
     if qualities:
         matched = format_quality.sweep(files, args.webp_quality, qualities)

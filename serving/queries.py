@@ -28,6 +28,7 @@ from serving.conditional import content_version, strong_etag
 from serving.links import artwork_image_path
 from tvdb_images.catalog.db import create_catalog_engine
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
+from tvdb_images.catalog.results import StoredPlaceholders
 from tvdb_images.catalog.selection import primary_order_by
 from tvdb_images.catalog.signatures import MIRROR_SIGNATURE
 from tvdb_images.retrying import retrying
@@ -75,6 +76,8 @@ class ArtworkRecord:
     size_versions: Mapping[str, str]
     # Set while the stored image no longer matches the source (STALE_IMAGE_POLICY=serve keeps it served).
     stale_since: datetime | None = None
+    # What a client paints while the image loads; None until rendered with them (or mirrored unchanged).
+    placeholders: StoredPlaceholders | None = None
 
     @property
     def stale(self) -> bool:
@@ -118,6 +121,9 @@ _ARTWORK_COLUMNS = [
         "source_height",
         "file_size",
         "stale_since",
+        "thumbhash",
+        "blurhash",
+        "dominant_color",
     )
 ]
 _RENDITION_COLUMNS = [
@@ -271,7 +277,14 @@ def _record(rows: Sequence[Any]) -> ArtworkRecord:
         renditions=tuple(renditions),
         size_versions={size: content_version(checksums) for size, checksums in checksums_by_size.items()},
         stale_since=_utc(first.stale_since),
+        placeholders=_placeholders(first) if renditions else None,
     )
+
+
+def _placeholders(row: Any) -> StoredPlaceholders | None:
+    if row.thumbhash is None or row.blurhash is None or row.dominant_color is None:
+        return None
+    return StoredPlaceholders(row.thumbhash, row.blurhash, row.dominant_color)
 
 
 def _rendition(artwork_id: int, row: Any) -> RenditionRecord:

@@ -43,6 +43,19 @@ class RenditionInfo(BaseModel):
     etag: str = Field(description="Strong ETag the image endpoints send for these bytes.")
 
 
+class Placeholders(BaseModel):
+    """What to paint while the image loads, computed from the stored renditions' own pixels."""
+
+    thumbhash: str = Field(
+        description="ThumbHash, base64 (about 25 bytes): keeps alpha and the aspect ratio "
+        "(decode with thumbhash's `thumbHashToDataURL`)."
+    )
+    blurhash: str = Field(description="BlurHash (base83), what Jellyfin's clients decode; no alpha.")
+    dominant_color: str = Field(
+        pattern=r"^#[0-9a-f]{6}$", description="The image's dominant colour, `#rrggbb`: a background fill."
+    )
+
+
 class ArtworkMetadata(BaseModel):
     artwork_id: int
     content_type: str
@@ -69,6 +82,11 @@ class ArtworkMetadata(BaseModel):
         ),
     )
     stale_since: datetime | None = Field(default=None, description="When the stored image became stale.")
+    placeholders: Placeholders | None = Field(
+        default=None,
+        description="Null until the artwork is rendered with placeholders (`rerender_images` fills them "
+        "in), and for sources mirrored unchanged (ENABLE_IMAGE_OPTIMIZATION=false).",
+    )
 
 
 class RenditionCount(BaseModel):

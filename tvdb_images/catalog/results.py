@@ -39,6 +39,15 @@ class StoredRendition:
     render_signature: str | None = None  # its format's own signature; None: the artwork's signature
 
 
+@dataclass(frozen=True)
+class StoredPlaceholders:
+    """What a client paints while the artwork loads, computed by the render (`imaging.placeholders`)."""
+
+    thumbhash: str
+    blurhash: str
+    dominant_color: str
+
+
 def record_download(
     session: Session,
     artwork_id: int,
@@ -129,6 +138,8 @@ def record_renditions(
     signature: str,
     keep_formats: Collection[str] | None = None,
     primary_format: str | None = None,
+    placeholders: StoredPlaceholders | None = None,
+    keep_placeholders: bool = False,
     now: datetime | None = None,
 ) -> None:
     """Record stored renditions and give the artwork its local URLs, all in the caller's transaction.
@@ -138,6 +149,9 @@ def record_renditions(
     the list leaves its objects to orphan cleanup. None keeps every format not recorded now. The
     artwork's local URLs are `primary_format`'s (the first listed), new or kept; by default the
     first rendition's format. Renditions of another source never stay.
+
+    The placeholders are replaced with the renditions' (cleared when there are none, as for a mirror),
+    unless `keep_placeholders` (nothing was rendered: a format dropped or the list reordered).
 
     An artwork removed from the catalog meanwhile records nothing (its objects are left to orphan
     cleanup); the row is locked first, so a removal cannot slip in between (PostgreSQL).
@@ -195,8 +209,17 @@ def record_renditions(
             failure_cause=None,
             failure_detail=None,
             failure_retryable=False,
+            **({} if keep_placeholders else _placeholder_columns(placeholders)),
         )
     )
+
+
+def _placeholder_columns(placeholders: StoredPlaceholders | None) -> dict[str, str | None]:
+    return {
+        "thumbhash": placeholders.thumbhash if placeholders else None,
+        "blurhash": placeholders.blurhash if placeholders else None,
+        "dominant_color": placeholders.dominant_color if placeholders else None,
+    }
 
 
 def _local_urls(session: Session, artwork_id: int, image_format: str) -> tuple[str | None, str | None]:

@@ -87,7 +87,14 @@ def withdraw_images(session: Session, artwork_ids: Sequence[int]) -> int:
         update(Artwork)
         .where(Artwork.id.in_(ids))
         .values(
-            local_image_url=None, local_thumbnail_url=None, stale_since=None, updated_at=datetime.now(UTC)
+            local_image_url=None,
+            local_thumbnail_url=None,
+            stale_since=None,
+            # The placeholders describe the renditions withdrawn here.
+            thumbhash=None,
+            blurhash=None,
+            dominant_color=None,
+            updated_at=datetime.now(UTC),
         )
     )
     refresh_content_local_urls(session, {(row.content_type, row.content_id) for row in rows})

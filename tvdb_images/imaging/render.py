@@ -24,6 +24,7 @@ from tvdb_images.registry import DEFAULT_OUTPUT_FORMAT, OUTPUT_ENCODINGS, OUTPUT
 
 from .encode import encode
 from .pixels import decode, exif_orientation, to_working, upright_size
+from .placeholders import Placeholders, compute_placeholders
 from .resize import FULL_SCALE, Cascade, Step, plan_steps, resample
 from .sizes import SIZE_BOXES, fit_inside
 from .validate import SourceInfo, ValidationLimits, open_source
@@ -42,7 +43,7 @@ __all__ = [
 
 # Bump whenever a change here (resampling, colour handling, encoder options) changes output bytes
 # for the same settings; it is part of the settings signature stored with each rendition.
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3  # 3: placeholders (ThumbHash, BlurHash, dominant colour) with every render
 
 # Formats whose decoder can produce 1/2, 1/4 and 1/8 scale directly (DCT scaling).
 _DRAFTABLE = frozenset({"JPEG", "MPO"})
@@ -86,6 +87,7 @@ class Rendition:
 class RenderResult:
     source: SourceInfo
     renditions: tuple[Rendition, ...]  # one per requested size and format, in SIZE_BOXES order
+    placeholders: Placeholders | None = None  # from the smallest rendition's pixels
 
 
 def render_renditions(
@@ -115,10 +117,11 @@ def render_renditions(
         upright = upright_size(source.width, source.height, orientation)
         targets = [(name, fit_inside(*upright, SIZE_BOXES[name])) for name in names]
         steps = plan_steps(targets, (source.width, source.height), orientation, reduced_decoding=scalable)
-        renditions = _encode_all(steps, decodes, upright, formats, cascade=not scalable)
+        renditions, smallest = _encode_all(steps, decodes, upright, formats, cascade=not scalable)
+        placeholders = compute_placeholders(smallest)
     finally:
         decodes.close()
-    return RenderResult(source=source, renditions=renditions)
+    return RenderResult(source=source, renditions=renditions, placeholders=placeholders)
 
 
 def render_settings_signature(settings: RenderSettings) -> str:
@@ -157,7 +160,8 @@ def _encode_all(
     formats: tuple[RenderSettings, ...],
     *,
     cascade: bool,
-) -> tuple[Rendition, ...]:
+) -> tuple[tuple[Rendition, ...], Image.Image]:
+    """The renditions, and the pixels of the smallest one made (what the placeholders come from)."""
     last_use = {step.scale: index for index, step in enumerate(steps)}
     full: Cascade | None = None
     watermark = formats[0].watermark  # one watermark for every format (PipelineSettings)
@@ -165,6 +169,7 @@ def _encode_all(
     # when both or neither carry the watermark.
     encoded: dict[tuple[tuple[int, int], bool], tuple[str, tuple[bytes, ...]]] = {}
     renditions = []
+    smallest: Image.Image | None = None
     for index, step in enumerate(steps):
         marked = watermark is not None and step.name in watermark.sizes
         shared = encoded.get((step.size, marked))
@@ -178,6 +183,7 @@ def _encode_all(
             if marked and watermark is not None:
                 resized = apply_watermark(resized, watermark)  # a new image: the cascade keeps clean pixels
             encodings = tuple(encode(resized, settings) for settings in formats)
+            smallest = resized
             encoded[(step.size, marked)] = (step.name, encodings)
             shared_with = None
         else:
@@ -198,7 +204,8 @@ def _encode_all(
                     shared_with=shared_with,
                 )
             )
-    return tuple(renditions)
+    assert smallest is not None  # the first step is never shared
+    return tuple(renditions), smallest
 
 
 class _Decodes:

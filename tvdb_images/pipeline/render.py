@@ -21,7 +21,7 @@ from tvdb_images.catalog import queue, results
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import ArtworkStatus
 from tvdb_images.catalog.queue import RenderTask
-from tvdb_images.catalog.results import StoredRendition
+from tvdb_images.catalog.results import StoredPlaceholders, StoredRendition
 from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.signatures import split_signature
 from tvdb_images.catalog.stale import settle_refused
@@ -44,6 +44,9 @@ class Rendered:
     renditions: tuple[StoredRendition, ...]
     # Formats whose recorded renditions are current and stay (None: keep every other format's).
     kept_formats: tuple[str, ...] | None = None
+    placeholders: StoredPlaceholders | None = None  # none for a mirrored source (nothing decoded)
+    # Nothing was rendered (only the catalog changes): the recorded placeholders stay as they are.
+    keep_placeholders: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ def _render_one(
 ) -> Rendered | RenderFailed:
     renders, kept = formats_to_render(task, settings)
     if not renders:  # a format dropped, or the list reordered: only the catalog changes
-        return Rendered(renditions=(), kept_formats=kept)
+        return Rendered(renditions=(), kept_formats=kept, keep_placeholders=True)
     try:
         with report.timed("read_source"):
             data = store.get(Bucket.ORIGINALS, task.original_key)
@@ -178,7 +181,11 @@ def _render_one(
         # and the retry overwrites the same keys.
         return RenderFailed("storage_error", str(exc), retryable=True, source_kept=True)
     report.add_bytes(bytes_in=len(data), bytes_out=out_bytes, objects_written=written)
-    return Rendered(renditions=tuple(stored), kept_formats=kept)
+    found = result.placeholders
+    placeholders = (
+        StoredPlaceholders(found.thumbhash, found.blurhash, found.dominant_color) if found else None
+    )
+    return Rendered(renditions=tuple(stored), kept_formats=kept, placeholders=placeholders)
 
 
 def formats_to_render(
@@ -239,6 +246,8 @@ def _record(task: RenderTask, outcome: Rendered, signature: str, primary: str) -
             signature=signature,
             keep_formats=outcome.kept_formats,
             primary_format=primary if outcome.kept_formats is not None else None,
+            placeholders=outcome.placeholders,
+            keep_placeholders=outcome.keep_placeholders,
         )
 
     return apply
