@@ -28,6 +28,7 @@ from serving.conditional import content_version, strong_etag
 from serving.links import artwork_image_path
 from tvdb_images.catalog.db import create_catalog_engine
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
+from tvdb_images.catalog.results import StoredPlaceholders
 from tvdb_images.catalog.selection import primary_order_by
 from tvdb_images.catalog.signatures import MIRROR_SIGNATURE
 from tvdb_images.retrying import retrying
@@ -77,6 +78,8 @@ class ArtworkRecord:
     stale_since: datetime | None = None
     # Crop name -> its window in the source ({"x", "y", "width", "height"}), as the catalog records it.
     crop_windows: Mapping[str, Mapping[str, int]] | None = None
+    # What a client paints while the image loads; None until rendered with them (or mirrored unchanged).
+    placeholders: StoredPlaceholders | None = None
 
     @property
     def stale(self) -> bool:
@@ -121,6 +124,9 @@ _ARTWORK_COLUMNS = [
         "file_size",
         "stale_since",
         "crop_windows",
+        "thumbhash",
+        "blurhash",
+        "dominant_color",
     )
 ]
 _RENDITION_COLUMNS = [
@@ -275,7 +281,14 @@ def _record(rows: Sequence[Any]) -> ArtworkRecord:
         size_versions={size: content_version(checksums) for size, checksums in checksums_by_size.items()},
         stale_since=_utc(first.stale_since),
         crop_windows=first.crop_windows,
+        placeholders=_placeholders(first) if renditions else None,
     )
+
+
+def _placeholders(row: Any) -> StoredPlaceholders | None:
+    if row.thumbhash is None or row.blurhash is None or row.dominant_color is None:
+        return None
+    return StoredPlaceholders(row.thumbhash, row.blurhash, row.dominant_color)
 
 
 def _rendition(artwork_id: int, row: Any) -> RenditionRecord:

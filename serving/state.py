@@ -16,6 +16,7 @@ from serving.events import NO_RECORDER
 from serving.launches import Launcher
 from serving.lookups import CatalogLookups, TtlCache
 from serving.metrics import ServingMetrics
+from serving.popular_gauges import PopularGauges
 from serving.queries import CatalogReader
 from serving.ratelimit import TokenBucketLimiter, worker_count
 from serving.stats_cache import StatsCache
@@ -68,6 +69,7 @@ class ServingState:
         if settings.metrics_enabled:
             metrics = ServingMetrics()
             metrics.add_collector(CatalogGauges(catalog.engine, settings.catalog_metrics_seconds))
+            metrics.add_collector(PopularGauges(catalog.engine, settings.catalog_metrics_seconds))
         recorder = metrics or NO_RECORDER
         return cls(
             settings=settings,

@@ -29,7 +29,7 @@ def dagster_dev_argv(settings: Settings, *, host: str, port: int) -> list[str]:
     ]
 
 
-def open_ui(settings: Settings, *, host: str, port: int, say=print) -> None:  # type: ignore[no-untyped-def]
+def open_ui(settings: Settings, *, host: str, port: int, say=print) -> None:
     """Prepare DAGSTER_HOME and the environment the webserver, daemon and runs inherit, then exec
     `dagster dev`. Returns only by raising ConfigError."""
     home = prepare_dagster_home(settings, say=say)

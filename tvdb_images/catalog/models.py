@@ -145,7 +145,11 @@ class Artwork(Base):
     source_format: Mapped[str | None] = mapped_column(String(8))
     source_width: Mapped[int | None] = mapped_column(Integer)
     source_height: Mapped[int | None] = mapped_column(Integer)
-    render_signature: Mapped[str | None] = mapped_column(String(64))
+    render_signature: Mapped[str | None] = mapped_column(String(255))  # per-format ones joined by "+"
+    # Placeholders of the stored renditions, from the render (`imaging.placeholders`); none before it.
+    thumbhash: Mapped[str | None] = mapped_column(String(64))  # base64, ~25 bytes
+    blurhash: Mapped[str | None] = mapped_column(String(200))  # base83, at most 166 characters
+    dominant_color: Mapped[str | None] = mapped_column(String(7))  # "#rrggbb"
 
     # The origin's validators for the stored source (sent back as If-None-Match / If-Modified-Since
     # when the source is revalidated) and when the origin last confirmed or supplied it.

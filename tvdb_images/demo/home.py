@@ -26,7 +26,7 @@ load_from:
 """
 
 
-def prepare_dagster_home(settings: Settings, say=print) -> Path:  # type: ignore[no-untyped-def]
+def prepare_dagster_home(settings: Settings, say=print) -> Path:
     """DAGSTER_HOME if set (created if missing; given the embedded dagster.yaml if it has none), else
     `dagster_home/` in the data directory, whose dagster.yaml the demo keeps equal to the embedded one.
     Sets DAGSTER_HOME for this process; a DAGSTER_HOME that cannot be used is a ConfigError."""

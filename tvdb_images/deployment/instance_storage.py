@@ -65,13 +65,13 @@ class ExistingTablesRemembered:
     def has_table(self, table_name: str) -> bool:
         if table_name in self._existing_tables:
             return True
-        exists = super().has_table(table_name)  # type: ignore[misc]
+        exists = super().has_table(table_name)  # type: ignore[misc]  # a mixin: the event log has it
         if exists:
             self._existing_tables.add(table_name)
         return exists
 
     def wipe(self) -> None:
-        super().wipe()  # type: ignore[misc]
+        super().wipe()  # type: ignore[misc]  # a mixin: the event log has it
         self._existing_tables.clear()
 
 
@@ -120,7 +120,7 @@ class BatchingEventLogStorage(ExistingTablesRemembered, PlannedChecksSerializedO
             event_ids = [int(row[0]) for row in conn.execute(statement).fetchall()]
         last_by_asset: dict[AssetKey, tuple[EventLogEntry, int]] = {}
         for event, event_id in zip(events, event_ids, strict=True):
-            last_by_asset[event.get_dagster_event().asset_key] = (event, event_id)  # type: ignore[index]
+            last_by_asset[event.get_dagster_event().asset_key] = (event, event_id)  # type: ignore[index]  # asset events have a key
         with self.index_transaction() as conn:
             self._store_asset_event_tags(conn, events, event_ids)
             for event, event_id in last_by_asset.values():
@@ -231,10 +231,10 @@ class PooledPostgresStorage(DagsterPostgresStorage):
         for storage in (self._run_storage, self._event_log_storage, self._schedule_storage):
             storage._engine.dispose()
             storage._engine = pooled_engine(postgres_url, token_provider)
-        DagsterStorage.__init__(self)
+        DagsterStorage.__init__(self)  # type: ignore[arg-type]  # skips the parent __init__ on purpose; mypy cannot bind its generic self
 
     @classmethod
-    def from_config_value(  # type: ignore[override]
+    def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
     ) -> PooledPostgresStorage:
         return cls(

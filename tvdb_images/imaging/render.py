@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image
@@ -33,9 +34,11 @@ from . import crop
 from .crop import CropWindow
 from .encode import encode
 from .pixels import decode, exif_orientation, to_working, upright_size
+from .placeholders import Placeholders, compute_placeholders
 from .resize import FULL_SCALE, Cascade, Step, plan_steps, resample
 from .sizes import SIZE_BOXES, fit_inside
 from .validate import SourceInfo, ValidationLimits, open_source
+from .watermark import Watermark, apply_watermark
 
 __all__ = [
     "ENGINE_VERSION",
@@ -50,7 +53,7 @@ __all__ = [
 
 # Bump whenever a change here (resampling, colour handling, encoder options) changes output bytes
 # for the same settings; it is part of the settings signature stored with each rendition.
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3  # 3: placeholders (ThumbHash, BlurHash, dominant colour) with every render
 
 # Formats whose decoder can produce 1/2, 1/4 and 1/8 scale directly (DCT scaling).
 _DRAFTABLE = frozenset({"JPEG", "MPO"})
@@ -64,6 +67,7 @@ class RenderSettings:
     avif_speed: int = 8
     sizes: tuple[str, ...] = tuple(SIZE_BOXES)
     crops: tuple[RenditionSize, ...] = ()  # CROP_RENDITIONS rows, made after the sizes
+    watermark: Watermark | None = None  # composited onto `watermark.sizes` only (imaging.watermark)
 
     def __post_init__(self) -> None:
         if self.format not in OUTPUT_FORMATS:
@@ -83,6 +87,12 @@ class RenderSettings:
         if len(set(names)) != len(names):
             raise ValueError(f"crop names must be unique, got {names}")
         object.__setattr__(self, "crops", crops)
+        if self.watermark is not None:
+            unknown = [size for size in self.watermark.sizes if size not in SIZE_BOXES and size not in names]
+            if unknown:
+                raise ValueError(
+                    f"the watermark lists {unknown}, neither a size nor one of the crops {names}"
+                )
 
 
 @dataclass(frozen=True)
@@ -101,17 +111,27 @@ class Rendition:
 @dataclass(frozen=True)
 class RenderResult:
     source: SourceInfo
-    renditions: tuple[Rendition, ...]  # one per requested size, in SIZE_BOXES order, then the crops
+    # One per requested size and format, in SIZE_BOXES order, then each crop in every format.
+    renditions: tuple[Rendition, ...]
+    placeholders: Placeholders | None = None  # from the smallest size's pixels (never a crop's)
 
 
-def render_renditions(data: bytes, settings: RenderSettings, limits: ValidationLimits) -> RenderResult:
+def render_renditions(
+    data: bytes, settings: RenderSettings | Sequence[RenderSettings], limits: ValidationLimits
+) -> RenderResult:
     """Validate `data` and render the requested sizes; raises ImageRejected for refused input.
 
     Pixels come out upright (EXIF orientation applied), in sRGB, with alpha only where the source
     has transparent pixels, and without metadata. Sizes whose dimensions equal a larger size's are
     encoded once and marked `shared_with` that size (a 1920x1080 source is its own `large`).
+
+    Several settings (one per output format, with the same sizes) render every size in each format
+    from the one decode and the one resize of each size: renditions come size by size, each size in
+    the settings' order. The crops (`RenderSettings.crops`) follow, each in every format from one
+    window; the placeholders come from the smallest size, never from a crop.
     """
-    names = [name for name in SIZE_BOXES if name in settings.sizes]
+    formats = _one_per_format((settings,) if isinstance(settings, RenderSettings) else tuple(settings))
+    names = [name for name in SIZE_BOXES if name in formats[0].sizes]
     source, image = open_source(data, limits)
     decodes = _Decodes(data, source, image)
     try:
@@ -125,11 +145,13 @@ def render_renditions(data: bytes, settings: RenderSettings, limits: ValidationL
         targets = [(name, fit_inside(*upright, SIZE_BOXES[name])) for name in names]
         steps = plan_steps(targets, (source.width, source.height), orientation, reduced_decoding=scalable)
         # Crops first, while the full-scale decode is fresh (the `original` step reuses it).
-        crops = _crop_all(decodes, settings, release=all(step.scale != FULL_SCALE for step in steps))
-        renditions = _encode_all(steps, decodes, upright, settings, cascade=not scalable) + crops
+        release = all(step.scale != FULL_SCALE for step in steps)
+        crops = _crop_all(decodes, formats, release=release)
+        renditions, smallest = _encode_all(steps, decodes, upright, formats, cascade=not scalable)
+        placeholders = compute_placeholders(smallest)
     finally:
         decodes.close()
-    return RenderResult(source=source, renditions=renditions)
+    return RenderResult(source=source, renditions=renditions + crops, placeholders=placeholders)
 
 
 def render_settings_signature(settings: RenderSettings) -> str:
@@ -137,6 +159,11 @@ def render_settings_signature(settings: RenderSettings) -> str:
 
     A selection of sizes other than all of them adds their initials ("-lmst"), because the cascade
     (and JPEG reduced decoding when `original` is left out) depends on which sizes are made.
+    Crops add "-c" and a hash of their names, boxes and `crop.CROP_VERSION` ("-c1a2b3c4d"), in each
+    format's signature.
+    A watermark adds "-w" and a hash of its file and parameters ("-w3f9c0a12be"). The signature is
+    per artwork, and every artwork has every size, so a watermark change re-renders every artwork: the
+    sizes it does not touch come out byte-identical to the same keys (the encoders are deterministic).
     """
     encoding = OUTPUT_ENCODINGS[settings.format]
     effort = f"{encoding.effort_tag}{getattr(settings, encoding.effort_setting)}"
@@ -147,32 +174,54 @@ def render_settings_signature(settings: RenderSettings) -> str:
         # Adding, removing or changing a crop (or how windows are chosen) renders the artwork again.
         spec = ",".join(f"{r.name}:{r.box[0]}x{r.box[1]}" for r in settings.crops if r.box)
         signature += f"-c{hashlib.sha256(f'{crop.CROP_VERSION}|{spec}'.encode()).hexdigest()[:8]}"
+    if settings.watermark is not None:
+        signature += f"-w{settings.watermark.tag}"
     return signature
 
 
-def _crop_all(decodes: _Decodes, settings: RenderSettings, *, release: bool) -> tuple[Rendition, ...]:
-    """The crop renditions, from the full-scale upright pixels; one saliency map serves them all."""
-    if not settings.crops:
+def _one_per_format(formats: tuple[RenderSettings, ...]) -> tuple[RenderSettings, ...]:
+    if not formats or len({f.format for f in formats}) != len(formats):
+        raise ValueError(f"one RenderSettings per output format, got {[f.format for f in formats]}")
+    if len({f.watermark for f in formats}) != 1:
+        raise ValueError("every output format carries the same watermark")
+    if len({frozenset(f.sizes) for f in formats}) != 1:
+        raise ValueError("every output format's RenderSettings must select the same sizes")
+    if len({f.crops for f in formats}) != 1:
+        raise ValueError("every output format's RenderSettings must list the same crops")
+    return formats
+
+
+def _crop_all(
+    decodes: _Decodes, formats: tuple[RenderSettings, ...], *, release: bool
+) -> tuple[Rendition, ...]:
+    """The crop renditions in every format, from the full-scale upright pixels; one saliency map and
+    one window per crop serve every format (the watermark, if it lists the crop, composited once)."""
+    first = formats[0]
+    if not first.crops:
         return ()
-    output = OUTPUT_FORMATS[settings.format]
+    watermark = first.watermark
     pixels = decodes.working(FULL_SCALE)
     content = crop.saliency_map(pixels)
     renditions = []
-    for row in settings.crops:
+    for row in first.crops:
         assert row.box is not None  # checked by RenderSettings
         image, window = crop.crop_to_box(pixels, row.box, content)
-        renditions.append(
-            Rendition(
-                size=row.name,
-                width=image.width,
-                height=image.height,
-                format=output.name,
-                mime=output.mime,
-                extension=output.extension,
-                data=encode(image, settings),
-                crop=window,
+        if watermark is not None and row.name in watermark.sizes:
+            image = apply_watermark(image, watermark)
+        for settings in formats:
+            output = OUTPUT_FORMATS[settings.format]
+            renditions.append(
+                Rendition(
+                    size=row.name,
+                    width=image.width,
+                    height=image.height,
+                    format=output.name,
+                    mime=output.mime,
+                    extension=output.extension,
+                    data=encode(image, settings),
+                    crop=window,
+                )
             )
-        )
     if release:
         decodes.release(FULL_SCALE)
     return tuple(renditions)
@@ -182,17 +231,22 @@ def _encode_all(
     steps: list[Step],
     decodes: _Decodes,
     upright: tuple[int, int],
-    settings: RenderSettings,
+    formats: tuple[RenderSettings, ...],
     *,
     cascade: bool,
-) -> tuple[Rendition, ...]:
-    output = OUTPUT_FORMATS[settings.format]
+) -> tuple[tuple[Rendition, ...], Image.Image]:
+    """The renditions, and the pixels of the smallest one made (what the placeholders come from)."""
     last_use = {step.scale: index for index, step in enumerate(steps)}
     full: Cascade | None = None
-    encoded: dict[tuple[int, int], tuple[str, bytes]] = {}
+    watermark = formats[0].watermark  # one watermark for every format (PipelineSettings)
+    # Keyed by size and whether the size is watermarked: equal dimensions share one encoding only
+    # when both or neither carry the watermark.
+    encoded: dict[tuple[tuple[int, int], bool], tuple[str, tuple[bytes, ...]]] = {}
     renditions = []
+    smallest: Image.Image | None = None
     for index, step in enumerate(steps):
-        shared = encoded.get(step.size)
+        marked = watermark is not None and step.name in watermark.sizes
+        shared = encoded.get((step.size, marked))
         if shared is None:
             pixels = decodes.working(step.scale)
             if cascade:
@@ -200,26 +254,32 @@ def _encode_all(
                 resized = full.resized(step.size)
             else:
                 resized = resample(pixels, step.size, step.scale, upright)
-            data = encode(resized, settings)
-            encoded[step.size] = (step.name, data)
+            if marked and watermark is not None:
+                resized = apply_watermark(resized, watermark)  # a new image: the cascade keeps clean pixels
+            encodings = tuple(encode(resized, settings) for settings in formats)
+            smallest = resized
+            encoded[(step.size, marked)] = (step.name, encodings)
             shared_with = None
         else:
-            shared_with, data = shared
+            shared_with, encodings = shared
         if last_use[step.scale] == index:
             decodes.release(step.scale)  # a 4K decode need not outlive its last size
-        renditions.append(
-            Rendition(
-                size=step.name,
-                width=step.size[0],
-                height=step.size[1],
-                format=output.name,
-                mime=output.mime,
-                extension=output.extension,
-                data=data,
-                shared_with=shared_with,
+        for settings, data in zip(formats, encodings, strict=True):
+            output = OUTPUT_FORMATS[settings.format]
+            renditions.append(
+                Rendition(
+                    size=step.name,
+                    width=step.size[0],
+                    height=step.size[1],
+                    format=output.name,
+                    mime=output.mime,
+                    extension=output.extension,
+                    data=data,
+                    shared_with=shared_with,
+                )
             )
-        )
-    return tuple(renditions)
+    assert smallest is not None  # the first step is never shared
+    return tuple(renditions), smallest
 
 
 class _Decodes:

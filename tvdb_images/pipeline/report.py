@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,10 +28,10 @@ class Tally:
     objects_written: int = 0
     failures_by_cause: Counter[str] = field(default_factory=Counter)
     failure_examples: dict[str, str] = field(default_factory=dict)
-    seconds_by_phase: Counter[str] = field(default_factory=Counter)
+    seconds_by_phase: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     # CPU the worker threads spent in each phase: unlike wall seconds, not inflated by waiting for a
     # core or a socket, so it tells where a sync's processor time goes.
-    cpu_seconds_by_phase: Counter[str] = field(default_factory=Counter)
+    cpu_seconds_by_phase: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     @property
     def attempted(self) -> int:
@@ -147,7 +147,7 @@ class StageReport(Tally):
                 tally._add_time(phase, seconds, cpu_seconds)
 
     @contextmanager
-    def timed(self, phase: str):  # type: ignore[no-untyped-def]
+    def timed(self, phase: str):
         start, cpu_start = time.perf_counter(), time.thread_time()
         try:
             yield

@@ -4,12 +4,20 @@ upscaled; rendered, encoded and signed with the other sizes."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tvdb_images.imaging import RenderSettings, ValidationLimits, render_renditions, render_settings_signature
+from tvdb_images.imaging import (
+    ENGINE_VERSION,
+    RenderSettings,
+    ValidationLimits,
+    render_renditions,
+    render_settings_signature,
+)
 from tvdb_images.imaging.crop import CropWindow, choose_window, crop_to_box, output_size, window_size
+from tvdb_images.imaging.watermark import load_watermark
 from tvdb_images.registry import parse_crop_renditions
 from tvdb_images_tests.support.images.subjects import (
     centre_window,
@@ -112,7 +120,7 @@ def test_signature_changes_with_the_crops() -> None:
     with_crops = render_settings_signature(RenderSettings(crops=CROPS))
     changed = render_settings_signature(RenderSettings(crops=parse_crop_renditions("card:342x514")))
     reordered = render_settings_signature(RenderSettings(crops=CROPS[::-1]))
-    assert plain == "webp-q85-m4-v2"
+    assert plain == f"webp-q85-m4-v{ENGINE_VERSION}"
     assert with_crops.startswith(plain + "-c") and len(with_crops) <= 64
     assert len({plain, with_crops, changed}) == 3
     assert reordered != plain
@@ -141,3 +149,33 @@ def test_crop_settings_parse_in_order() -> None:
         ("avatar", (300, 300), "crop"),
     ]
     assert parse_crop_renditions("") == ()
+
+
+def test_crops_come_in_every_format_from_one_window_and_carry_a_listed_watermark(tmp_path: Path) -> None:
+    mark_path = tmp_path / "mark.png"
+    Image.new("RGBA", (64, 32), (255, 0, 0, 255)).save(mark_path)
+    mark = load_watermark(mark_path, sizes=("small", "card"), opacity=1.0)
+    picture = subject_picture((1600, 900), (1300, 420), 150, noisy=False)
+    data = encoded(picture.image, "PNG")
+    formats = [RenderSettings(format=name, crops=CROPS, watermark=mark) for name in ("webp", "avif")]
+    result = render_renditions(data, formats, ValidationLimits())
+    crops = [r for r in result.renditions if r.crop is not None]
+    assert [(r.size, r.format) for r in crops] == [(row.name, f) for row in CROPS for f in ("webp", "avif")]
+    for name in BOXES:
+        windows = {r.crop for r in crops if r.size == name}
+        assert len(windows) == 1  # one placement serves every format
+    signatures = {render_settings_signature(f) for f in formats}
+    assert all("-c" in s and "-w" in s for s in signatures) and len(signatures) == 2
+    assert result.placeholders is not None
+    clean = render_renditions(data, [RenderSettings(crops=CROPS)], ValidationLimits())
+    by_name = {r.size: r for r in clean.renditions}
+    marked = {r.size: r for r in result.renditions if r.format == "webp"}
+    assert marked["card"].data != by_name["card"].data  # listed: watermarked
+    assert marked["avatar"].data == by_name["avatar"].data  # not listed: untouched
+
+
+def test_a_watermark_naming_an_unconfigured_crop_is_refused(tmp_path: Path) -> None:
+    mark_path = tmp_path / "mark.png"
+    Image.new("RGBA", (64, 32), (255, 0, 0, 255)).save(mark_path)
+    with pytest.raises(ValueError, match="poster"):
+        RenderSettings(crops=CROPS, watermark=load_watermark(mark_path, sizes=("poster",)))

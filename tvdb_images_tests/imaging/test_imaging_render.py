@@ -302,21 +302,21 @@ def test_avif_output(relative: str, mode: str) -> None:
 
 def test_quality_changes_the_signature_and_the_bytes() -> None:
     low, high = RenderSettings(quality=60), RenderSettings(quality=90)
-    assert render_settings_signature(RenderSettings()) == "webp-q85-m4-v2"
+    assert render_settings_signature(RenderSettings()) == "webp-q85-m4-v3"
     assert render_settings_signature(low) != render_settings_signature(high)
     assert render_settings_signature(RenderSettings(webp_method=6)) != render_settings_signature(
         RenderSettings()
     )
-    assert render_settings_signature(RenderSettings(format="avif")) == "avif-q85-s8-v2"
-    assert render_settings_signature(RenderSettings(format="avif", avif_speed=6)) == "avif-q85-s6-v2"
+    assert render_settings_signature(RenderSettings(format="avif")) == "avif-q85-s8-v3"
+    assert render_settings_signature(RenderSettings(format="avif", avif_speed=6)) == "avif-q85-s6-v3"
     small = rendered("tvdb/person_a.jpg", low).renditions[0].data
     assert len(small) < len(rendered("tvdb/person_a.jpg", high).renditions[0].data)
 
 
 def test_a_selection_of_sizes_has_its_own_signature() -> None:
     chosen = RenderSettings(sizes=("thumbnail", "small"))
-    assert render_settings_signature(chosen) == "webp-q85-m4-v2-st"
-    assert render_settings_signature(RenderSettings(sizes=tuple(reversed(SIZE_BOXES)))) == "webp-q85-m4-v2"
+    assert render_settings_signature(chosen) == "webp-q85-m4-v3-st"
+    assert render_settings_signature(RenderSettings(sizes=tuple(reversed(SIZE_BOXES)))) == "webp-q85-m4-v3"
 
 
 def test_sizes_come_back_in_table_order() -> None:

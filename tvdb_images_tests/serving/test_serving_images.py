@@ -410,6 +410,7 @@ def test_openapi_documents_every_endpoint_and_the_error_shape(embedded_data: Ser
         "/api/v1/images/artwork/{artwork_id}": {"get"},
         "/api/v1/images/artwork/{artwork_id}/{size}": {"get", "head"},
         "/api/v1/images/storage/stats": {"get"},
+        "/api/v1/images/stats/popular": {"get"},
         "/api/v1/admin/sync/images/{content_type}/{content_id}": {"post"},
         "/api/v1/admin/sync/images/missing": {"post"},
         "/api/v1/admin/sync/images/cleanup": {"post"},

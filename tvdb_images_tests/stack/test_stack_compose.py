@@ -60,7 +60,8 @@ EMBEDDED_ONLY = {
     "LOCAL_STORAGE_DIR_MODE",
 }
 ONE_SHOTS = {"postgres-init", "create-buckets", "migrate"}
-LONG_RUNNING = {"postgres", "minio", "code-server", "webserver", "daemon", "api"}
+MONITORING = {"pushgateway", "prometheus", "grafana"}
+LONG_RUNNING = {"postgres", "minio", "code-server", "webserver", "daemon", "api", *MONITORING}
 # Everything that loads the Dagster instance (dagster.yaml): it reads these variables.
 INSTANCE_USERS = {"migrate", "code-server", "webserver", "daemon"}
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
@@ -104,6 +105,9 @@ def test_start_up_order_is_enforced_by_depends_on_conditions(compose: dict[str, 
         "webserver": {"migrate": "service_completed_successfully", "code-server": "service_healthy"},
         "daemon": {"migrate": "service_completed_successfully", "code-server": "service_healthy"},
         "api": {"migrate": "service_completed_successfully"},
+        "pushgateway": {},
+        "prometheus": {"pushgateway": "service_healthy"},
+        "grafana": {"prometheus": "service_healthy"},
     }
     assert {name: service.depends_on for name, service in services.items()} == expected
     for service in services.values():
@@ -130,7 +134,7 @@ def test_data_lives_in_named_volumes_and_the_launchers_reach_docker(compose: dic
     services = compose["services"]
     assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
     assert "minio-data:/data" in services["minio"]["volumes"]
-    assert set(compose["volumes"]) == {"postgres-data", "minio-data"}
+    assert set(compose["volumes"]) == {"postgres-data", "minio-data", "prometheus-data", "grafana-data"}
     # The daemon launches run containers, the webserver terminates them: both need the Docker socket.
     for name in ("daemon", "webserver"):
         assert "/var/run/docker.sock:/var/run/docker.sock" in services[name]["volumes"], name
@@ -139,6 +143,8 @@ def test_data_lives_in_named_volumes_and_the_launchers_reach_docker(compose: dic
         "minio",
         "daemon",
         "webserver",
+        "prometheus",
+        "grafana",
     }
 
 
@@ -202,7 +208,7 @@ def test_compose_and_env_example_defaults_are_the_programs_own(example: dict[str
 
 
 def test_compose_refuses_to_start_without_its_secrets(example: dict[str, str]) -> None:
-    for secret in ("POSTGRES_PASSWORD", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"):
+    for secret in ("POSTGRES_PASSWORD", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "GRAFANA_ADMIN_PASSWORD"):
         with pytest.raises(InterpolationError, match=secret):
             load_compose({key: value for key, value in example.items() if key != secret})
 

@@ -92,20 +92,32 @@ def scrape_config(
 
 
 @contextmanager
+def pushgateway(work_dir: Path) -> Iterator[str]:
+    """Debian's Pushgateway alone on a free loopback port; its base URL."""
+    require_binaries()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    # Debian's default persists to /var/lib/prometheus/pushgateway.data, shared by every gateway on
+    # the machine: each test's gateway keeps its groups in memory only.
+    argv = [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="]
+    process = ManagedProcess("pushgateway", argv, log_dir=work_dir).start()
+    try:
+        process.wait_http(f"http://127.0.0.1:{port}/-/ready", timeout=30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
+@contextmanager
 def prometheus_stack(
     work_dir: Path, *, targets: Sequence[str], token: str | None = None
 ) -> Iterator[PrometheusStack]:
     require_binaries()
     work_dir.mkdir(parents=True, exist_ok=True)
-    push_port, prom_port = free_port(), free_port()
-    pushgateway = ManagedProcess(
-        "pushgateway", [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{push_port}"], log_dir=work_dir
-    ).start()
-    prometheus: ManagedProcess | None = None
-    try:
-        pushgateway.wait_http(f"http://127.0.0.1:{push_port}/-/ready", timeout=30)
+    with pushgateway(work_dir) as push_url:
+        prom_port = free_port()
         config = work_dir / "prometheus.yml"
-        config.write_text(json.dumps(scrape_config(targets, f"127.0.0.1:{push_port}", token=token)))
+        config.write_text(json.dumps(scrape_config(targets, push_url.removeprefix("http://"), token=token)))
         prometheus = ManagedProcess(
             "prometheus",
             [
@@ -116,11 +128,8 @@ def prometheus_stack(
             ],
             log_dir=work_dir,
         ).start()
-        prometheus.wait_http(f"http://127.0.0.1:{prom_port}/-/ready", timeout=60)
-        yield PrometheusStack(
-            Prometheus(f"http://127.0.0.1:{prom_port}", prometheus), f"http://127.0.0.1:{push_port}"
-        )
-    finally:
-        if prometheus is not None:
+        try:
+            prometheus.wait_http(f"http://127.0.0.1:{prom_port}/-/ready", timeout=60)
+            yield PrometheusStack(Prometheus(f"http://127.0.0.1:{prom_port}", prometheus), push_url)
+        finally:
             prometheus.stop()
-        pushgateway.stop()

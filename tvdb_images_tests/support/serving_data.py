@@ -140,8 +140,8 @@ def fill(
         with ImageFetcher(pipeline.fetch) as fetcher:
             sync_scope(catalog, store, fetcher, pipeline, Scope())
 
-    # The same person also as AVIF: renditions of another format are added, the WebP ones kept.
-    avif = PipelineSettings.from_settings(settings.model_copy(update={"image_format": "avif"}))
+    # The same person also as AVIF (IMAGE_FORMATS=webp,avif): AVIF renditions added, WebP ones kept.
+    avif = PipelineSettings.from_settings(settings.model_copy(update={"image_formats": ["webp", "avif"]}))
     report = render_stored_sources(
         catalog, store, avif, Scope(artwork_ids=(AVIF_ARTWORK,)), include_stale=True
     )

@@ -42,6 +42,9 @@ STAND_INS: dict[str, str] = {
     "postgres": "the machine's PostgreSQL server (fresh databases per test)",
     "minio": "SeaweedFS (tvdb_images_tests.support.services.start_seaweedfs)",
     "create-buckets": "boto3 create_bucket for each `store/<bucket>` argument of its command",
+    "pushgateway": "Debian's prometheus-pushgateway (tvdb_images_tests.support.prometheus_stack)",
+    "prometheus": "Debian's prometheus with deploy/prometheus's rules (stack/test_stack_dashboard.py)",
+    "grafana": "none: the dashboard's queries are run through Prometheus (stack/test_stack_dashboard.py)",
 }
 
 _INTERPOLATION = re.compile(
