@@ -20,7 +20,7 @@ from tvdb_images.catalog.references import processed_completeness
 from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.signatures import split_signature
 from tvdb_images.config import ConfigError, load_settings
-from tvdb_images.imaging import render_renditions
+from tvdb_images.imaging import ENGINE_VERSION, render_renditions
 from tvdb_images.imaging.render import RenderSettings
 from tvdb_images.pipeline.render import formats_to_render
 from tvdb_images.pipeline.settings import PipelineSettings
@@ -69,7 +69,10 @@ def test_each_format_gets_its_own_quality_and_signature(monkeypatch: pytest.Monk
     pipeline = PipelineSettings.from_settings(load_settings())
     assert [(r.format, r.quality) for r in pipeline.renders] == [("webp", 85), ("avif", 70)]
     assert pipeline.render.format == "webp"
-    assert pipeline.format_signatures == {"webp": "webp-q85-m4-v2", "avif": "avif-q70-s6-v2"}
+    assert pipeline.format_signatures == {
+        "webp": f"webp-q85-m4-v{ENGINE_VERSION}",
+        "avif": f"avif-q70-s6-v{ENGINE_VERSION}",
+    }
     assert pipeline.signature == "webp-q85-m4-v2+avif-q70-s6-v2"
     assert split_signature(pipeline.signature) == ("webp-q85-m4-v2", "avif-q70-s6-v2")
     assert len(pipeline.signature) <= 64  # the catalog column's width
