@@ -141,6 +141,8 @@ class Supervisor(Multiprocess):
                 break  # signals first: SIGTERM is not to wait for the pings
             if self._answers(process):
                 continue
+            if self.signal_queue:
+                break  # stopped with the others (SIGTERM to the group): not to be replaced first
             process.kill()
             process.join()
             if process.exitcode == WORKER_STARTUP_FAILURE:
