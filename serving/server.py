@@ -34,13 +34,18 @@ Three more keep a loaded machine and hostile clients in check:
 from __future__ import annotations
 
 import gc
+import logging
 import os
+import pickle
 import socket
 import sys
+import time
+from multiprocessing.connection import wait
 from typing import TYPE_CHECKING
 
 import uvicorn
-from uvicorn.supervisors import Multiprocess
+from uvicorn.config import STARTUP_FAILURE as WORKER_STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from serving.http_guard import PROTOCOL
 from serving.metrics_dir import mark_dead, metrics_directory
@@ -51,6 +56,9 @@ if TYPE_CHECKING:
 
 APP = "serving.server:create_served_app"
 STARTUP_FAILURE = 3
+# How often a supervisor waiting for a worker's health answer looks for a queued signal.
+PING_SLICE = 0.25
+logger = logging.getLogger("uvicorn.error")
 # The number of worker processes, for per-process budgets (the convention uvicorn and gunicorn read).
 WORKERS_ENV = "WEB_CONCURRENCY"
 
@@ -86,14 +94,65 @@ def event_loop(requested: str, workers: int) -> str:
 
 
 class Supervisor(Multiprocess):
-    """uvicorn's supervisor, telling the metrics (serving.metrics_dir) about every worker it replaced."""
+    """uvicorn's supervisor, telling the metrics (serving.metrics_dir) about every worker it replaced,
+    and never held up by a health ping when a signal arrives.
+
+    uvicorn pings a worker and waits up to the healthcheck timeout (120 s here) for its answer, and the
+    signals it queues are handled only between two rounds of pings. A worker that exits during the
+    wait is not noticed either: the supervisor keeps both ends of the pipe, so no end of file comes. A
+    freshly replaced worker answers its first ping only once it has imported the app, so a SIGTERM to
+    the process group in that window killed it mid-import and the supervisor waited the whole timeout
+    (then replaced it once more) with the other workers left as zombies. Here the wait ends as soon as
+    the worker exits or a signal is queued.
+    """
 
     def _pids(self) -> set[int]:
         return {process.pid for process in self.processes if process.pid is not None}
 
+    def _answers(self, process: Process) -> bool:
+        """Whether the worker answers a ping in time; True when a signal interrupts the wait, so that
+        it is handled first (the worker is asked again next round if the supervisor stays)."""
+        if not process.process.is_alive():
+            return False
+        try:
+            process.parent_conn.send(b"ping")
+        except OSError:
+            return False
+        deadline = time.monotonic() + self.config.timeout_worker_healthcheck
+        while (left := deadline - time.monotonic()) > 0:
+            ready = wait([process.parent_conn, process.process.sentinel], timeout=min(left, PING_SLICE))
+            if process.parent_conn in ready:
+                try:
+                    process.parent_conn.recv()
+                except (OSError, EOFError, pickle.UnpicklingError):
+                    return False
+                return True
+            if ready:  # the worker exited
+                return False
+            if self.signal_queue or self.should_exit.is_set():
+                return True
+        return False
+
     def keep_subprocess_alive(self) -> None:
+        """uvicorn's loop over the workers, replacing the dead or hung, with `_answers` as the ping."""
         before = self._pids()
-        super().keep_subprocess_alive()
+        for idx, process in enumerate(self.processes):
+            if self.should_exit.is_set() or self.signal_queue:
+                break  # signals first: SIGTERM is not to wait for the pings
+            if self._answers(process):
+                continue
+            if self.signal_queue:
+                break  # stopped with the others (SIGTERM to the group): not to be replaced first
+            process.kill()
+            process.join()
+            if process.exitcode == WORKER_STARTUP_FAILURE:
+                logger.error(f"Child process [{process.pid}] failed to start, stopping the parent process.")
+                self.should_exit.set()
+                break
+            logger.info(f"Child process [{process.pid}] died")
+            replacement = Process(self.config, self.sockets)
+            replacement.start()
+            self.processes[idx] = replacement
         mark_dead(before - self._pids())
 
     def handle_signals(self) -> None:

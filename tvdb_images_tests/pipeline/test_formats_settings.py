@@ -20,7 +20,7 @@ from tvdb_images.catalog.references import processed_completeness
 from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.signatures import split_signature
 from tvdb_images.config import ConfigError, load_settings
-from tvdb_images.imaging import ENGINE_VERSION, render_renditions
+from tvdb_images.imaging import render_renditions
 from tvdb_images.imaging.render import RenderSettings
 from tvdb_images.pipeline.render import formats_to_render
 from tvdb_images.pipeline.settings import PipelineSettings
@@ -69,13 +69,9 @@ def test_each_format_gets_its_own_quality_and_signature(monkeypatch: pytest.Monk
     pipeline = PipelineSettings.from_settings(load_settings())
     assert [(r.format, r.quality) for r in pipeline.renders] == [("webp", 85), ("avif", 70)]
     assert pipeline.render.format == "webp"
-    assert pipeline.format_signatures == {
-        "webp": f"webp-q85-m4-v{ENGINE_VERSION}",
-        "avif": f"avif-q70-s6-v{ENGINE_VERSION}",
-    }
-    webp, avif = f"webp-q85-m4-v{ENGINE_VERSION}", f"avif-q70-s6-v{ENGINE_VERSION}"
-    assert pipeline.signature == f"{webp}+{avif}"
-    assert split_signature(pipeline.signature) == (webp, avif)
+    assert pipeline.format_signatures == {"webp": "webp-q85-m4-v3", "avif": "avif-q70-s6-v3"}
+    assert pipeline.signature == "webp-q85-m4-v3+avif-q70-s6-v3"
+    assert split_signature(pipeline.signature) == ("webp-q85-m4-v3", "avif-q70-s6-v3")
     assert len(pipeline.signature) <= 64  # the catalog column's width
 
 
@@ -122,7 +118,7 @@ def test_a_rerender_renders_only_the_formats_not_current(monkeypatch: pytest.Mon
     assert plan(processed, webp) == (["avif"], ("webp",))  # AVIF added: WebP kept as it is
     assert plan(processed, f"{webp}+{avif}") == ([], ("webp", "avif"))
     assert plan(processed, f"{avif}+{webp}") == ([], ("webp", "avif"))  # reordered: catalog only
-    assert plan(processed, "webp-q70-m4-v2") == (["webp", "avif"], ())  # another WebP quality
+    assert plan(processed, "webp-q70-m4-v3") == (["webp", "avif"], ())  # another WebP quality
     assert plan(processed, "mirror") == (["webp", "avif"], ())
     assert plan(downloaded, f"{webp}+{avif}") == (["webp", "avif"], ())  # a new source: everything
 
@@ -139,7 +135,7 @@ def test_recording_keeps_the_listed_formats_drops_the_others_and_checks_complete
         artwork = session.get(Artwork, 50)
         path, shard = artwork.storage_path, artwork.shard
         task = RenderTask(50, "series", 5, "poster", path, "jpeg", "c" * 64, source_url=artwork.source_url)
-    webp, avif = "webp-q85-m4-v2", "avif-q70-s8-v2"
+    webp, avif = "webp-q85-m4-v3", "avif-q70-s8-v3"
 
     def stored(image_format: str, signature: str) -> list[results.StoredRendition]:
         return [

@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy import func, select
 
 from tvdb_images.catalog.models import ArtworkViewCount, ArtworkViewFlush
-from tvdb_images_tests.support.processes import ManagedProcess, start_api_server
+from tvdb_images_tests.support.processes import ManagedProcess, start_api_server, worker_pids
 from tvdb_images_tests.support.serving_data import PRIMARY_POSTER, ServedData
 
 INTERVAL = 1.0
@@ -40,27 +40,6 @@ def _flushes(data: ServedData) -> dict[str, bool]:
         return dict(session.execute(select(ArtworkViewFlush.worker, ArtworkViewFlush.stopped)).all())  # type: ignore[arg-type]
 
 
-def _workers(supervisor: int) -> list[int]:
-    """The supervisor's spawned worker processes (not multiprocessing's resource tracker)."""
-    pids = []
-    for children in Path(f"/proc/{supervisor}/task").glob("*/children"):
-        for pid in children.read_text().split():
-            try:
-                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    pids.append(int(pid))
-            except OSError:
-                continue
-    return pids
-
-
-def _exited(pid: int) -> bool:
-    """Gone, or a zombie its parent has not reaped yet."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
 def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -80,7 +59,7 @@ def test_views_land_after_a_flush_and_a_killed_worker_loses_at_most_one_interval
     workers_before = set(_flushes(production_data))
     try:
         server.wait_http(f"{base}/readyz", timeout=240)
-        _wait_for(lambda: len(_workers(server.pid)) == 2, 120, "two workers")
+        _wait_for(lambda: len(worker_pids(server.pid)) == 2, 120, "two workers")
         start = _views(production_data)
         sent = 0
         for _ in range(60):
@@ -108,19 +87,17 @@ def test_views_land_after_a_flush_and_a_killed_worker_loses_at_most_one_interval
         for sender in senders:
             sender.start()
         time.sleep(4 * INTERVAL)
-        victim = _workers(server.pid)[0]
+        victim = worker_pids(server.pid)[0]
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
         time.sleep(2 * INTERVAL)
         stop.set()
         for sender in senders:
             sender.join()
-        # SIGTERM: the surviving and the restarted worker flush at shutdown. uvicorn's supervisor
-        # itself may linger once it has replaced a worker (it does with VIEW_ANALYTICS=false too), so
-        # the test waits for the workers and then stops the supervisor by its pid.
-        workers = _workers(server.pid)
+        # SIGTERM: the surviving and the restarted worker flush at shutdown, then the supervisor exits.
         os.killpg(server.pid, signal.SIGTERM)
-        _wait_for(lambda: all(_exited(pid) for pid in workers), 60, "workers shut down")
+        assert server.process is not None
+        assert server.process.wait(timeout=60) == 0, server.log_tail()
     finally:
         server.kill()
     stored = _views(production_data) - start - sent

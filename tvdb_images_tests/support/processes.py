@@ -119,6 +119,20 @@ class ManagedProcess:
             self.process.wait(timeout=10)
 
 
+def worker_pids(supervisor: int) -> list[int]:
+    """The spawned worker processes of `tvdb-images serve --workers N` (not multiprocessing's
+    resource tracker)."""
+    pids = []
+    for children in Path(f"/proc/{supervisor}/task").glob("*/children"):
+        for pid in children.read_text().split():
+            try:
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    pids.append(int(pid))
+            except OSError:
+                continue
+    return pids
+
+
 def start_api_server(
     name: str,
     env: Mapping[str, str],
