@@ -6,6 +6,7 @@
                                  [--avif-engine-speeds 8]]
                                 [--skip-comparison] [--watermark large,medium,small,thumbnail]
                                 [--placeholders]
+    python -m benchmarks.engine --crops [--crop-renditions card:342x513,...] [--runs 7]  (benchmarks.crops)
 
 Every contender makes the same five sizes of every `tvdb/` corpus file as WebP at quality 85 with
 the same `method`, in one process, interleaved file by file and run by run so that machine load falls
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import avif_cost, contenders, format_quality, watermark_cost
+from benchmarks import avif_cost, contenders, crops, format_quality, watermark_cost
 from benchmarks.common import cpu_seconds, machine, median, table, write_results
 from benchmarks.placeholder_cost import placeholder_cost, placeholder_report
 from benchmarks.similarity import ssim
@@ -306,11 +307,21 @@ def main() -> None:
     parser.add_argument(
         "--placeholders", action="store_true", help="only the placeholders' share of the engine's CPU"
     )
+    parser.add_argument(
+        "--crops", action="store_true", help="only the crops' cost per artwork (results/crops.json)"
+    )
+    parser.add_argument("--crop-renditions", default=crops.DEFAULT_CROPS, help="CROP_RENDITIONS to time")
     args = parser.parse_args()
 
     files = corpus(args.corpus)
     context = machine()
     print(f"{len(files)} files from {args.corpus}; load average {context['load_average']}", flush=True)
+    if args.crops:
+        measured = crops.run(files, args.crop_renditions, args.runs)
+        print(crops.report(measured))
+        after = {"load_average_after": machine()["load_average"]}
+        print(f"wrote {write_results('crops', {'machine': context | after, **measured})}")
+        return
     if args.placeholders:
         cost = placeholder_cost(files, args.runs)
         print(placeholder_report(cost))

@@ -17,6 +17,7 @@ from serving.errors import install_error_handlers
 from serving.http_policy import HttpPolicyMiddleware
 from serving.metrics_middleware import MetricsMiddleware
 from serving.routes import admin, artwork, health, images, metrics, popular, stats
+from serving.routes.params import document_sizes
 from serving.state import ServingState
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.config import Settings, load_settings
@@ -78,6 +79,7 @@ def create_app(
     if state.metrics is not None:
         app.include_router(metrics.router)
     app.include_router(popular.router)
+    document_sizes(app, settings.crop_names)
     if settings.api_docs:
         install_docs(app)
     return app

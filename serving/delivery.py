@@ -85,7 +85,7 @@ async def _answer(
         )
 
     chosen = _choose(candidates, wanted.pinned_format, request.headers.get("accept"))
-    if not is_layout_key(chosen.storage_key):
+    if not is_layout_key(chosen.storage_key, settings.crop_names):
         log.error(
             "artwork %s rendition key %r is not a layout key; refusing it", artwork.id, chosen.storage_key
         )

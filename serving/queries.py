@@ -76,6 +76,8 @@ class ArtworkRecord:
     size_versions: Mapping[str, str]
     # Set while the stored image no longer matches the source (STALE_IMAGE_POLICY=serve keeps it served).
     stale_since: datetime | None = None
+    # Crop name -> its window in the source ({"x", "y", "width", "height"}), as the catalog records it.
+    crop_windows: Mapping[str, Mapping[str, int]] | None = None
     # What a client paints while the image loads; None until rendered with them (or mirrored unchanged).
     placeholders: StoredPlaceholders | None = None
 
@@ -89,7 +91,7 @@ class ArtworkRecord:
     @property
     def sizes(self) -> list[str]:
         stored = {r.size for r in self.renditions}
-        return [size for size in SIZES if size in stored]
+        return [size for size in SIZES if size in stored] + sorted(stored - set(SIZES))
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,7 @@ _ARTWORK_COLUMNS = [
         "source_height",
         "file_size",
         "stale_since",
+        "crop_windows",
         "thumbhash",
         "blurhash",
         "dominant_color",
@@ -256,7 +259,7 @@ def _record(rows: Sequence[Any]) -> ArtworkRecord:
     columns, when it has none)."""
     first = rows[0]
     renditions = [_rendition(first.id, row) for row in rows if row.r_size is not None]
-    renditions.sort(key=lambda r: (_size_rank(r.size), r.format))
+    renditions.sort(key=lambda r: (_size_rank(r.size), r.size, r.format))
     checksums_by_size: dict[str, list[str]] = {}
     for rendition in renditions:
         checksums_by_size.setdefault(rendition.size, []).append(rendition.checksum)
@@ -277,6 +280,7 @@ def _record(rows: Sequence[Any]) -> ArtworkRecord:
         renditions=tuple(renditions),
         size_versions={size: content_version(checksums) for size, checksums in checksums_by_size.items()},
         stale_since=_utc(first.stale_since),
+        crop_windows=first.crop_windows,
         placeholders=_placeholders(first) if renditions else None,
     )
 

@@ -15,7 +15,7 @@ from tvdb_images.catalog.stats import StorageStats
 from tvdb_images.config import CONTENT_TYPES
 from tvdb_images.registry import FORMAT_BY_EXTENSION
 from tvdb_images.storage import Bucket, ObjectStore
-from tvdb_images.storage.layout import RENDITION_KEY_PATTERN
+from tvdb_images.storage.layout import match_layout_key
 
 # About 35 s on SeaweedFS and 12 s on a local directory at the rates measured on a 2-core machine.
 DEFAULT_MAX_OBJECTS = 100_000
@@ -29,7 +29,9 @@ class Recount:
     listed: int
 
 
-def recount_storage(store: ObjectStore, *, max_objects: int = DEFAULT_MAX_OBJECTS) -> Recount:
+def recount_storage(
+    store: ObjectStore, *, max_objects: int = DEFAULT_MAX_OBJECTS, crops: tuple[str, ...] = ()
+) -> Recount:
     renditions: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     originals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     unrecognized = 0
@@ -42,7 +44,7 @@ def recount_storage(store: ObjectStore, *, max_objects: int = DEFAULT_MAX_OBJECT
                     truncated = True
                     break
                 listed += 1
-                match = RENDITION_KEY_PATTERN.match(info.key)
+                match = match_layout_key(info.key, crops)
                 if match is None:
                     unrecognized += 1
                     continue

@@ -43,6 +43,15 @@ class RenditionInfo(BaseModel):
     etag: str = Field(description="Strong ETag the image endpoints send for these bytes.")
 
 
+class CropWindowInfo(BaseModel):
+    """Where a crop rendition sits in the source: upright source pixels (EXIF orientation applied)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
 class Placeholders(BaseModel):
     """What to paint while the image loads, computed from the stored renditions' own pixels."""
 
@@ -73,7 +82,14 @@ class ArtworkMetadata(BaseModel):
     source_width: int | None
     source_height: int | None
     source_bytes: int | None
-    sizes: list[RenditionInfo] = Field(description="Every stored size and format, largest first.")
+    sizes: list[RenditionInfo] = Field(
+        description="Every stored size and format: the built-in sizes largest first, then the crops by name."
+    )
+    crops: dict[str, CropWindowInfo] = Field(
+        default_factory=dict,
+        description="Each stored crop rendition (CROP_RENDITIONS) by name: the window of the source it "
+        "shows, resized to the crop's box (or not, when the source is smaller than the box).",
+    )
     stale: bool = Field(
         default=False,
         description=(

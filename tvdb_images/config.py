@@ -17,7 +17,14 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from tvdb_images.registry import DEFAULT_OUTPUT_FORMAT, OUTPUT_FORMAT_NAMES, SIZE_NAMES
+from tvdb_images.registry import (
+    DEFAULT_OUTPUT_FORMAT,
+    OUTPUT_FORMAT_NAMES,
+    SIZE_NAMES,
+    RenditionSize,
+    parse_crop_renditions,
+    size_table,
+)
 
 CONTENT_TYPES: tuple[str, ...] = ("episodes", "movies", "people", "seasons", "series")
 IMAGE_TYPES: tuple[str, ...] = ("poster", "banner", "fanart", "image", "thumbnail", "clearlogo", "clearart")
@@ -82,6 +89,11 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=50_000_000, gt=0, alias="MAX_IMAGE_PIXELS")
     max_image_frames: int = Field(default=100, gt=0, alias="MAX_IMAGE_FRAMES")
     render_workers: int = Field(default=0, ge=0, le=64, alias="RENDER_WORKERS")
+    # Exact-box crops placed on the image's content, "name:WIDTHxHEIGHT,...", stored and served beside
+    # the five sizes (registry.parse_crop_renditions says what is accepted).
+    crop_renditions: Annotated[tuple[RenditionSize, ...], NoDecode] = Field(
+        default=(), alias="CROP_RENDITIONS"
+    )
     # Optional watermark (off unless WATERMARK_IMAGE is set): a PNG with alpha composited onto the
     # listed sizes at render time; the file itself is checked at start (preflight.check_watermark).
     watermark_image: Path | None = Field(default=None, alias="WATERMARK_IMAGE")
@@ -92,6 +104,7 @@ class Settings(BaseSettings):
     # >= 1: pixels; below 1: a fraction of the rendition's shorter side.
     watermark_margin: float = Field(default=0.02, ge=0, le=10000, alias="WATERMARK_MARGIN")
     watermark_scale: float = Field(default=0.2, gt=0, le=1, alias="WATERMARK_SCALE")
+    # Built-in sizes and configured crop names (CROP_RENDITIONS); checked against both in _check_watermark.
     watermark_sizes: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="WATERMARK_SIZES")
 
     allowed_source_hosts: Annotated[list[str], NoDecode] = Field(
@@ -176,6 +189,11 @@ class Settings(BaseSettings):
     view_flush_seconds: float = Field(default=10.0, ge=0.1, le=3600, alias="VIEW_FLUSH_SECONDS")
     view_max_keys: int = Field(default=100_000, ge=1, le=10_000_000, alias="VIEW_MAX_KEYS")
 
+    @field_validator("crop_renditions", mode="before")
+    @classmethod
+    def _parse_crops(cls, value: object) -> object:
+        return parse_crop_renditions(value) if isinstance(value, str) else value
+
     @field_validator("allowed_source_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
@@ -196,14 +214,6 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip().lower() for part in value.split(",") if part.strip()]
         return value
-
-    @field_validator("watermark_sizes")
-    @classmethod
-    def _check_sizes(cls, value: list[str]) -> list[str]:
-        unknown = [size for size in value if size not in SIZE_NAMES]
-        if unknown:
-            raise ValueError(f"unknown size {', '.join(unknown)}; sizes are {', '.join(SIZE_NAMES)}")
-        return [size for size in SIZE_NAMES if size in value]
 
     @field_validator("image_formats", mode="before")
     @classmethod
@@ -302,6 +312,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_watermark(self) -> Settings:
+        # A crop is watermarked only when WATERMARK_SIZES names it; the list is kept in table order
+        # (the built-in sizes largest first, then the crops as CROP_RENDITIONS orders them).
+        names = (*SIZE_NAMES, *self.crop_names)
+        unknown = [size for size in self.watermark_sizes if size not in names]
+        if unknown:
+            raise ValueError(
+                f"WATERMARK_SIZES: unknown size {', '.join(unknown)}; sizes are {', '.join(names)}"
+                " (a crop name counts once CROP_RENDITIONS lists it)"
+            )
+        self.watermark_sizes = [size for size in names if size in self.watermark_sizes]
         if self.watermark_image is not None and not self.watermark_sizes:
             raise ValueError(
                 "WATERMARK_SIZES: WATERMARK_IMAGE is set but no size is listed (e.g. large,medium)"
@@ -335,6 +355,16 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_local_storage_dir(self) -> Path:
         return (self.local_storage_dir or self.data_dir / "storage").resolve()
+
+    @property
+    def crop_names(self) -> tuple[str, ...]:
+        """The configured crop renditions (CROP_RENDITIONS), in their order."""
+        return tuple(row.name for row in self.crop_renditions)
+
+    @property
+    def rendition_sizes(self) -> tuple[RenditionSize, ...]:
+        """The registry's size table with this deployment's crop rows joined to it."""
+        return size_table(self.crop_renditions)
 
     @property
     def max_image_bytes(self) -> int:

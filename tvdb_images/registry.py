@@ -9,6 +9,7 @@ format and option names as data), because the serving API imports it and must st
 
 from __future__ import annotations
 
+import re
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -97,10 +98,13 @@ OUTPUT_FORMAT_NAMES: tuple[str, ...] = (
     *(name for name in OUTPUT_FORMATS if name != DEFAULT_OUTPUT_FORMAT),
 )
 
-# How a rendition's box is filled. Only "inside" exists yet: the largest size with the source's aspect
-# ratio that fits the box, never upscaled. Crop renditions (filling an exact box) add a fit here.
+# How a rendition's box is filled. "inside": the largest size with the source's aspect ratio that fits
+# the box, never upscaled (`imaging.sizes.fit_inside`). "crop": the box filled exactly by a window of
+# the source placed on its content (`imaging.crop`), never upscaled: a source smaller than the box
+# gives the largest window of the box's aspect ratio at the source's own scale.
 FIT_INSIDE = "inside"
-FITS: frozenset[str] = frozenset({FIT_INSIDE})
+FIT_CROP = "crop"
+FITS: frozenset[str] = frozenset({FIT_INSIDE, FIT_CROP})
 
 
 class RenditionSize(NamedTuple):
@@ -127,3 +131,38 @@ for _size in RENDITION_SIZES:
 
 SIZE_NAMES: tuple[str, ...] = tuple(size.name for size in RENDITION_SIZES)
 SIZE_BY_NAME = MappingProxyType({size.name: size for size in RENDITION_SIZES})
+
+# Crop renditions are deployment-specific rows (CROP_RENDITIONS, e.g. "card:342x513,avatar:300x300"):
+# `Settings.rendition_sizes` is this table with them appended, built once at load. A crop name is a
+# storage key's file name and an API path segment, and fits the catalog's size column (16).
+CROP_NAME_PATTERN = r"[a-z][a-z0-9_]{0,15}"
+CROP_BOX_MIN = 16
+CROP_BOX_MAX = 4096
+_CROP_ITEM = re.compile(rf"({CROP_NAME_PATTERN}):([0-9]{{1,5}})x([0-9]{{1,5}})")
+
+
+def parse_crop_renditions(text: str) -> tuple[RenditionSize, ...]:
+    """The crop rows of a CROP_RENDITIONS value ("name:WxH,..."); ValueError naming the bad item."""
+    rows: list[RenditionSize] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        match = _CROP_ITEM.fullmatch(item)
+        if match is None:
+            raise ValueError(f"{item!r} is not name:WIDTHxHEIGHT (name: {CROP_NAME_PATTERN})")
+        name, width, height = match.group(1), int(match.group(2)), int(match.group(3))
+        if name in SIZE_BY_NAME:
+            raise ValueError(f"crop {name!r} has the name of a built-in size ({', '.join(SIZE_NAMES)})")
+        if any(row.name == name for row in rows):
+            raise ValueError(f"crop {name!r} is given twice")
+        if not (CROP_BOX_MIN <= width <= CROP_BOX_MAX and CROP_BOX_MIN <= height <= CROP_BOX_MAX):
+            raise ValueError(
+                f"crop {name!r}: each side must be {CROP_BOX_MIN}..{CROP_BOX_MAX}, got {width}x{height}"
+            )
+        rows.append(RenditionSize(name, (width, height), FIT_CROP))
+    return tuple(rows)
+
+
+def size_table(crops: tuple[RenditionSize, ...] = ()) -> tuple[RenditionSize, ...]:
+    """The built-in sizes (largest first), then a deployment's crop rows in their configured order."""
+    return RENDITION_SIZES + tuple(crops)

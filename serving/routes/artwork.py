@@ -12,8 +12,8 @@ from serving.errors import ApiError, error_responses
 from serving.links import public_url
 from serving.queries import ArtworkView, RenditionRecord
 from serving.routes.images import IMAGE_RESPONSES
-from serving.routes.params import ArtworkId, SizePath, Version
-from serving.schemas import ArtworkMetadata, ImageFormat, Placeholders, RenditionInfo
+from serving.routes.params import ArtworkId, SizePath, Version, checked_size
+from serving.schemas import ArtworkMetadata, CropWindowInfo, ImageFormat, Placeholders, RenditionInfo
 from serving.state import ServingState
 from tvdb_images.catalog.results import StoredPlaceholders
 
@@ -68,6 +68,11 @@ async def get_artwork(request: Request, response: Response, artwork_id: ArtworkI
         source_height=artwork.source_height,
         source_bytes=artwork.source_bytes,
         sizes=sizes,
+        crops={
+            name: CropWindowInfo(**window)
+            for name, window in (artwork.crop_windows or {}).items()
+            if name in artwork.sizes
+        },
         stale=artwork.stale,
         stale_since=artwork.stale_since if artwork.stale else None,
         placeholders=_placeholders(artwork.placeholders),
@@ -100,11 +105,12 @@ async def get_artwork_image(
 ) -> Response:
     """One size of one specific artwork (not only an item's primary one): the URLs the metadata lists."""
     state = state_of(request)
+    size = checked_size(size, state.settings.crop_names)
     found = await _find(state, artwork_id)
     return await deliver(
         request,
         found.artwork,
-        ImageRequest(size=size.value, pinned_format=format.value if format else None, version=v),
+        ImageRequest(size=size, pinned_format=format.value if format else None, version=v),
         settings=state.settings,
         store=state.store,
         byte_cache=state.byte_cache,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from serving.delivery import ImageRequest, deliver, not_stored
 from serving.dependencies import state_of
 from serving.errors import ApiError, error_responses
-from serving.routes.params import ContentId, ContentTypePath, ImageTypePath, SizePath, Version
+from serving.routes.params import ContentId, ContentTypePath, ImageTypePath, SizePath, Version, checked_size
 from tvdb_images.registry import FORMATS
 
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
@@ -58,6 +58,7 @@ async def get_image(
     replaced rendition or a new primary artwork is served at most that much later.
     """
     state = state_of(request)
+    size = checked_size(size, state.settings.crop_names)
     artwork = await state.lookups.item_image(content_type.value, content_id, image_type.value)
     if artwork is None:
         raise ApiError(
@@ -71,7 +72,7 @@ async def get_image(
     return await deliver(
         request,
         artwork,
-        ImageRequest(size=size.value, pinned_format=None, version=v),
+        ImageRequest(size=size, pinned_format=None, version=v),
         settings=state.settings,
         store=state.store,
         byte_cache=state.byte_cache,

@@ -71,7 +71,7 @@ def get_storage_stats(
                 409, "recount_in_progress", "a storage recount is already running; try again later"
             )
         try:
-            result = recount_storage(state.store, max_objects=max_objects)
+            result = recount_storage(state.store, max_objects=max_objects, crops=state.settings.crop_names)
         finally:
             state.recount_lock.release()
         counted, truncated, unrecognized = result.stats, result.truncated, result.unrecognized

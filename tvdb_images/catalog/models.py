@@ -10,6 +10,7 @@ import enum
 from datetime import date, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Date,
@@ -144,7 +145,7 @@ class Artwork(Base):
     source_format: Mapped[str | None] = mapped_column(String(8))
     source_width: Mapped[int | None] = mapped_column(Integer)
     source_height: Mapped[int | None] = mapped_column(Integer)
-    render_signature: Mapped[str | None] = mapped_column(String(64))
+    render_signature: Mapped[str | None] = mapped_column(String(255))  # per-format ones joined by "+"
     # Placeholders of the stored renditions, from the render (`imaging.placeholders`); none before it.
     thumbhash: Mapped[str | None] = mapped_column(String(64))  # base64, ~25 bytes
     blurhash: Mapped[str | None] = mapped_column(String(200))  # base83, at most 166 characters
@@ -159,6 +160,9 @@ class Artwork(Base):
     # origin now serves other bytes), cleared when renditions of the current source are recorded. An
     # artwork with renditions and a `stale_since` is served as the last good image, marked stale.
     stale_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where each crop rendition (CROP_RENDITIONS) sits in the upright source, so a client can reproduce
+    # it: {"card": {"x": 620, "y": 0, "width": 600, "height": 900}, ...}; None without crops.
+    crop_windows: Mapped[dict[str, dict[str, int]] | None] = mapped_column(JSON)
 
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = _now_column()

@@ -130,6 +130,18 @@ def record_failure(
     )
 
 
+def record_crop_windows(
+    session: Session, artwork_id: int, windows: dict[str, tuple[int, int, int, int]]
+) -> None:
+    """Record where each crop rendition sits in the source (x, y, width, height), replacing the last
+    render's windows; called in the transaction that records the renditions."""
+    value = {
+        name: {"x": x, "y": y, "width": width, "height": height}
+        for name, (x, y, width, height) in windows.items()
+    }
+    session.execute(update(Artwork).where(Artwork.id == artwork_id).values(crop_windows=value or None))
+
+
 def record_renditions(
     session: Session,
     task: RenderTask,

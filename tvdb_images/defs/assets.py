@@ -216,7 +216,12 @@ def orphaned_images(
     settings = image_pipeline.pipeline_settings()
     grace = timedelta(hours=config.grace_hours) if config.grace_hours is not None else settings.orphan_grace
     report = clean_orphans(
-        catalog.get_catalog(), _reachable_store(storage), partitions, grace=grace, dry_run=config.dry_run
+        catalog.get_catalog(),
+        _reachable_store(storage),
+        partitions,
+        grace=grace,
+        dry_run=config.dry_run,
+        crops=settings.crop_names,
     )
     push_report(context, image_pipeline.settings, report)
     context.log.info(

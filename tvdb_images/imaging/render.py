@@ -14,14 +14,24 @@ renditions are still images.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image
 
-from tvdb_images.registry import DEFAULT_OUTPUT_FORMAT, OUTPUT_ENCODINGS, OUTPUT_FORMATS, SOURCE_FORMATS
+from tvdb_images.registry import (
+    DEFAULT_OUTPUT_FORMAT,
+    FIT_CROP,
+    OUTPUT_ENCODINGS,
+    OUTPUT_FORMATS,
+    SOURCE_FORMATS,
+    RenditionSize,
+)
 
+from . import crop
+from .crop import CropWindow
 from .encode import encode
 from .pixels import decode, exif_orientation, to_working, upright_size
 from .placeholders import Placeholders, compute_placeholders
@@ -56,6 +66,7 @@ class RenderSettings:
     webp_method: int = 4
     avif_speed: int = 8
     sizes: tuple[str, ...] = tuple(SIZE_BOXES)
+    crops: tuple[RenditionSize, ...] = ()  # CROP_RENDITIONS rows, made after the sizes
     watermark: Watermark | None = None  # composited onto `watermark.sizes` only (imaging.watermark)
 
     def __post_init__(self) -> None:
@@ -69,6 +80,19 @@ class RenderSettings:
         if unknown or not sizes:
             raise ValueError(f"sizes must be a non-empty selection of {list(SIZE_BOXES)}, got {sizes}")
         object.__setattr__(self, "sizes", sizes)
+        crops = tuple(RenditionSize(*row) for row in self.crops)
+        names = [row.name for row in crops]
+        if any(row.fit != FIT_CROP or row.box is None or row.name in SIZE_BOXES for row in crops):
+            raise ValueError(f"crops must be crop rows named apart from {list(SIZE_BOXES)}, got {crops}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"crop names must be unique, got {names}")
+        object.__setattr__(self, "crops", crops)
+        if self.watermark is not None:
+            unknown = [size for size in self.watermark.sizes if size not in SIZE_BOXES and size not in names]
+            if unknown:
+                raise ValueError(
+                    f"the watermark lists {unknown}, neither a size nor one of the crops {names}"
+                )
 
 
 @dataclass(frozen=True)
@@ -81,13 +105,15 @@ class Rendition:
     extension: str
     data: bytes
     shared_with: str | None = None  # name of the larger size whose identical output this reuses
+    crop: CropWindow | None = None  # a crop rendition's window, in upright source pixels
 
 
 @dataclass(frozen=True)
 class RenderResult:
     source: SourceInfo
-    renditions: tuple[Rendition, ...]  # one per requested size and format, in SIZE_BOXES order
-    placeholders: Placeholders | None = None  # from the smallest rendition's pixels
+    # One per requested size and format, in SIZE_BOXES order, then each crop in every format.
+    renditions: tuple[Rendition, ...]
+    placeholders: Placeholders | None = None  # from the smallest size's pixels (never a crop's)
 
 
 def render_renditions(
@@ -101,7 +127,8 @@ def render_renditions(
 
     Several settings (one per output format, with the same sizes) render every size in each format
     from the one decode and the one resize of each size: renditions come size by size, each size in
-    the settings' order.
+    the settings' order. The crops (`RenderSettings.crops`) follow, each in every format from one
+    window; the placeholders come from the smallest size, never from a crop.
     """
     formats = _one_per_format((settings,) if isinstance(settings, RenderSettings) else tuple(settings))
     names = [name for name in SIZE_BOXES if name in formats[0].sizes]
@@ -117,11 +144,14 @@ def render_renditions(
         upright = upright_size(source.width, source.height, orientation)
         targets = [(name, fit_inside(*upright, SIZE_BOXES[name])) for name in names]
         steps = plan_steps(targets, (source.width, source.height), orientation, reduced_decoding=scalable)
+        # Crops first, while the full-scale decode is fresh (the `original` step reuses it).
+        release = all(step.scale != FULL_SCALE for step in steps)
+        crops = _crop_all(decodes, formats, release=release)
         renditions, smallest = _encode_all(steps, decodes, upright, formats, cascade=not scalable)
         placeholders = compute_placeholders(smallest)
     finally:
         decodes.close()
-    return RenderResult(source=source, renditions=renditions, placeholders=placeholders)
+    return RenderResult(source=source, renditions=renditions + crops, placeholders=placeholders)
 
 
 def render_settings_signature(settings: RenderSettings) -> str:
@@ -129,6 +159,8 @@ def render_settings_signature(settings: RenderSettings) -> str:
 
     A selection of sizes other than all of them adds their initials ("-lmst"), because the cascade
     (and JPEG reduced decoding when `original` is left out) depends on which sizes are made.
+    Crops add "-c" and a hash of their names, boxes and `crop.CROP_VERSION` ("-c1a2b3c4d"), in each
+    format's signature.
     A watermark adds "-w" and a hash of its file and parameters ("-w3f9c0a12be"). The signature is
     per artwork, and every artwork has every size, so a watermark change re-renders every artwork: the
     sizes it does not touch come out byte-identical to the same keys (the encoders are deterministic).
@@ -138,6 +170,10 @@ def render_settings_signature(settings: RenderSettings) -> str:
     signature = f"{settings.format}-q{settings.quality}-{effort}-v{ENGINE_VERSION}"
     if set(settings.sizes) != set(SIZE_BOXES):
         signature += "-" + "".join(name[0] for name in SIZE_BOXES if name in settings.sizes)
+    if settings.crops:
+        # Adding, removing or changing a crop (or how windows are chosen) renders the artwork again.
+        spec = ",".join(f"{r.name}:{r.box[0]}x{r.box[1]}" for r in settings.crops if r.box)
+        signature += f"-c{hashlib.sha256(f'{crop.CROP_VERSION}|{spec}'.encode()).hexdigest()[:8]}"
     if settings.watermark is not None:
         signature += f"-w{settings.watermark.tag}"
     return signature
@@ -150,7 +186,45 @@ def _one_per_format(formats: tuple[RenderSettings, ...]) -> tuple[RenderSettings
         raise ValueError("every output format carries the same watermark")
     if len({frozenset(f.sizes) for f in formats}) != 1:
         raise ValueError("every output format's RenderSettings must select the same sizes")
+    if len({f.crops for f in formats}) != 1:
+        raise ValueError("every output format's RenderSettings must list the same crops")
     return formats
+
+
+def _crop_all(
+    decodes: _Decodes, formats: tuple[RenderSettings, ...], *, release: bool
+) -> tuple[Rendition, ...]:
+    """The crop renditions in every format, from the full-scale upright pixels; one saliency map and
+    one window per crop serve every format (the watermark, if it lists the crop, composited once)."""
+    first = formats[0]
+    if not first.crops:
+        return ()
+    watermark = first.watermark
+    pixels = decodes.working(FULL_SCALE)
+    content = crop.saliency_map(pixels)
+    renditions = []
+    for row in first.crops:
+        assert row.box is not None  # checked by RenderSettings
+        image, window = crop.crop_to_box(pixels, row.box, content)
+        if watermark is not None and row.name in watermark.sizes:
+            image = apply_watermark(image, watermark)
+        for settings in formats:
+            output = OUTPUT_FORMATS[settings.format]
+            renditions.append(
+                Rendition(
+                    size=row.name,
+                    width=image.width,
+                    height=image.height,
+                    format=output.name,
+                    mime=output.mime,
+                    extension=output.extension,
+                    data=encode(image, settings),
+                    crop=window,
+                )
+            )
+    if release:
+        decodes.release(FULL_SCALE)
+    return tuple(renditions)
 
 
 def _encode_all(

@@ -1,4 +1,4 @@
-"""An optional watermark, composited onto chosen rendition sizes at render time.
+"""An optional watermark, composited onto chosen rendition sizes (and crops) at render time.
 
 The PNG is read and checked once, at start (`load_watermark`), and travels inside `RenderSettings`
 as bytes plus a content hash, so a render worker process needs no file access and the render
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from tvdb_images.config import WATERMARK_POSITIONS as POSITIONS
+from tvdb_images.registry import CROP_NAME_PATTERN
 
 from .sizes import SIZE_BOXES
 
@@ -36,6 +38,7 @@ __all__ = [
 MAX_WATERMARK_BYTES = 8 * 1024 * 1024
 MAX_WATERMARK_SIDE = 4096
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_CROP_NAME = re.compile(CROP_NAME_PATTERN)
 
 
 class WatermarkError(ValueError):
@@ -63,16 +66,18 @@ class Watermark:
             raise WatermarkError(f"margin must be >= 0, got {self.margin!r}")
         if not 0.0 < self.scale <= 1.0:
             raise WatermarkError(f"scale must be in (0, 1], got {self.scale!r}")
-        unknown = [size for size in self.sizes if size not in SIZE_BOXES]
+        # A crop name (CROP_RENDITIONS) is accepted here; RenderSettings checks it names one of its crops.
+        unknown = [size for size in self.sizes if size not in SIZE_BOXES and not _CROP_NAME.fullmatch(size)]
         if unknown or not self.sizes:
             raise WatermarkError(
-                f"sizes must be a non-empty selection of {list(SIZE_BOXES)}, got {self.sizes}"
+                f"sizes must be a non-empty selection of {list(SIZE_BOXES)} or crop names, got {self.sizes}"
             )
 
     @property
     def tag(self) -> str:
         """10 hex digits that change with the file and with every parameter (the signature's part)."""
-        sizes = ",".join(name for name in SIZE_BOXES if name in self.sizes)
+        crops = [name for name in self.sizes if name not in SIZE_BOXES]
+        sizes = ",".join([*(name for name in SIZE_BOXES if name in self.sizes), *crops])
         params = f"{self.digest}|{sizes}|{self.position}|{self.opacity:g}|{self.margin:g}|{self.scale:g}"
         return hashlib.sha256(params.encode()).hexdigest()[:10]
 

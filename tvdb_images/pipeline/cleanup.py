@@ -82,7 +82,10 @@ def clean_orphans(
     grace: timedelta,
     dry_run: bool,
     now: datetime | None = None,
+    crops: Iterable[str] = (),
 ) -> CleanupReport:
+    """Delete unreferenced layout keys; `crops` names the configured crop renditions, whose orphaned
+    objects are layout keys too (a crop no longer configured is left alone, as a foreign key)."""
     total = CleanupReport(dry_run=dry_run)
     started = time.perf_counter()
     for content_type, shard in partitions:
@@ -99,7 +102,7 @@ def clean_orphans(
                 if obj.key in references.keys[bucket]:
                     report.objects_referenced += 1
                     continue
-                if not is_layout_key(obj.key):
+                if not is_layout_key(obj.key, crops):
                     report.foreign_keys_ignored += 1
                     continue
                 report.orphans_found += 1

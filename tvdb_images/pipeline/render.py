@@ -47,6 +47,7 @@ class Rendered:
     placeholders: StoredPlaceholders | None = None  # none for a mirrored source (nothing decoded)
     # Nothing was rendered (only the catalog changes): the recorded placeholders stay as they are.
     keep_placeholders: bool = False
+    crop_windows: dict[str, tuple[int, int, int, int]] | None = None  # None: leave the recorded ones
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,11 @@ def _render_one(
     placeholders = (
         StoredPlaceholders(found.thumbhash, found.blurhash, found.dominant_color) if found else None
     )
-    return Rendered(renditions=tuple(stored), kept_formats=kept, placeholders=placeholders)
+    # Every format's crop of one name shares its window (one decode, one choice): recorded once.
+    windows = {r.size: (r.crop.x, r.crop.y, r.crop.width, r.crop.height) for r in result.renditions if r.crop}
+    return Rendered(
+        renditions=tuple(stored), kept_formats=kept, placeholders=placeholders, crop_windows=windows
+    )
 
 
 def formats_to_render(
@@ -249,6 +254,8 @@ def _record(task: RenderTask, outcome: Rendered, signature: str, primary: str) -
             placeholders=outcome.placeholders,
             keep_placeholders=outcome.keep_placeholders,
         )
+        if outcome.crop_windows is not None:
+            results.record_crop_windows(session, task.artwork_id, outcome.crop_windows)
 
     return apply
 

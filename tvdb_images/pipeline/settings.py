@@ -58,6 +58,11 @@ class PipelineSettings:
         return {r.format: render_settings_signature(r) for r in self.renders}
 
     @property
+    def crop_names(self) -> tuple[str, ...]:
+        """The configured crop renditions (CROP_RENDITIONS), in their order."""
+        return tuple(row.name for row in self.render.crops)
+
+    @property
     def signature(self) -> str:
         """Identifies the rendition settings; artwork recorded with another signature is stale.
 
@@ -86,6 +91,7 @@ class PipelineSettings:
                     webp_method=webp_method,
                     avif_speed=settings.avif_speed,
                     watermark=watermark,
+                    crops=settings.crop_renditions,
                 )
                 for name in settings.output_formats
             ),

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 
 from tvdb_images.config import CONTENT_TYPES, IMAGE_TYPES
-from tvdb_images.registry import FORMATS, OUTPUT_FORMATS, SIZE_NAMES, SOURCE_FORMATS
+from tvdb_images.registry import CROP_NAME_PATTERN, FORMATS, OUTPUT_FORMATS, SIZE_NAMES, SOURCE_FORMATS
 
 SIZES: tuple[str, ...] = SIZE_NAMES  # the registry's rendition sizes, largest first
 HEX_DIGITS = "0123456789abcdef"
@@ -35,6 +35,12 @@ RENDITION_KEY_PATTERN = re.compile(
     rf"(?P<content_id>[0-9]+)/(?P<image_type>{'|'.join(IMAGE_TYPES)})(?:/(?P<artwork_id>[0-9]+))?/"
     rf"(?P<size>{'|'.join(SIZES)})\.(?P<ext>[a-z]+)$"
 )
+# The same with any crop name for the size: which crops are configured is the deployment's
+# (CROP_RENDITIONS), so callers that know them pass their names to `match_layout_key`.
+_ANY_SIZE_KEY_PATTERN = re.compile(
+    RENDITION_KEY_PATTERN.pattern.replace(f"(?P<size>{'|'.join(SIZES)})", f"(?P<size>{CROP_NAME_PATTERN})")
+)
+_CROP_NAME = re.compile(CROP_NAME_PATTERN)
 
 
 class LayoutError(ValueError):
@@ -97,7 +103,8 @@ def artwork_storage_path(content_type: str, content_id: int, image_type: str, ar
 
 
 def rendition_key(storage_path: str, size: str, extension: str) -> str:
-    if size not in SIZES:
+    """A rendition's key; `size` is a built-in size or a crop name (CROP_RENDITIONS)."""
+    if size not in SIZES and not _CROP_NAME.fullmatch(size):
         raise LayoutError(f"unknown size {size!r}")
     if extension not in _RENDITION_EXTENSIONS:
         raise LayoutError(f"unknown rendition extension {extension!r}")
@@ -116,9 +123,20 @@ def source_extension(source_format: str) -> str:
         raise LayoutError(f"unknown source format {source_format!r}") from None
 
 
-def is_layout_key(key: str) -> bool:
-    """True for keys the layout can produce; cleanup and serving never touch anything else."""
-    return bool(RENDITION_KEY_PATTERN.match(key))
+def is_layout_key(key: str, crops: Iterable[str] = ()) -> bool:
+    """True for keys the layout can produce (with these crop names); cleanup and serving never touch
+    anything else."""
+    return match_layout_key(key, crops) is not None
+
+
+def match_layout_key(key: str, crops: Iterable[str] = ()) -> re.Match[str] | None:
+    """The parts of a layout key whose size is a built-in size or one of `crops`, else None."""
+    if not crops:
+        return RENDITION_KEY_PATTERN.match(key)
+    match = _ANY_SIZE_KEY_PATTERN.match(key)
+    if match is None or (match["size"] not in SIZES and match["size"] not in set(crops)):
+        return None
+    return match
 
 
 def _check_content(content_type: str, content_id: int) -> None:
