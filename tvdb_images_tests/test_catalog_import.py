@@ -139,7 +139,7 @@ def test_rows_inserted_by_a_proxy_get_their_layout(any_catalog: Catalog) -> None
 def test_cli_import_and_db_upgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     assert main(["db", "upgrade"]) == 0
-    assert "revision 0002" in capsys.readouterr().out
+    assert "revision 0003_dedup" in capsys.readouterr().out
     catalog_file = tmp_path / "catalog.jsonl"
     catalog_file.write_text(_line("seasons", 3, _art(50, "poster", "https://a/s.jpg")) + "\n{broken\n")
     assert main(["catalog", "import", str(catalog_file)]) == 1  # one bad line -> non-zero exit

@@ -36,7 +36,7 @@ def test_alembic_command_from_repo_root_on_sqlite(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     _assert_no_drift(url)
-    assert migrate.current_revision(url) == "0002"
+    assert migrate.current_revision(url) == "0003_dedup"
 
 
 def test_migrations_up_and_down_on_postgresql(postgres_url: str) -> None:

@@ -161,6 +161,8 @@ def record_renditions(
                 "checksum": r.checksum,
                 "source_checksum": task.source_checksum,
                 "render_signature": signature,
+                # An identical source's renditions, stored once under another artwork's path.
+                "shared": not r.storage_key.startswith(f"{task.storage_path}/"),
                 "created_at": now,
             }
             for r in renditions
