@@ -58,7 +58,9 @@ def origin() -> Iterator[LoopbackOrigin]:
 
 
 def _import(catalog: Catalog, origin: LoopbackOrigin, items: list[CatalogItem]) -> None:
-    import_items(catalog, [CatalogItem(i.content_type, i.content_id, i.artwork_id, origin.url(i.url)) for i in items])
+    import_items(
+        catalog, [CatalogItem(i.content_type, i.content_id, i.artwork_id, origin.url(i.url)) for i in items]
+    )
 
 
 def _sync(catalog: Catalog, store: ObjectStore, origin: LoopbackOrigin):  # type: ignore[no-untyped-def]
@@ -84,7 +86,9 @@ def _assert_every_reference_holds_its_bytes(catalog: Catalog, store: ObjectStore
             assert hashlib.sha256(store.get(Bucket.THUMBNAILS, row.storage_key)).hexdigest() == row.checksum
     with catalog.session() as session:
         for model in CONTENT_MODELS.values():
-            for (url,) in session.execute(select(model.local_image_url).where(model.local_image_url.isnot(None))):
+            for (url,) in session.execute(
+                select(model.local_image_url).where(model.local_image_url.isnot(None))
+            ):
                 assert any(r.url == url for rows in _rows(catalog).values() for r in rows)
 
 

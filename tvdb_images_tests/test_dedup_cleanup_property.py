@@ -147,7 +147,9 @@ class Model:
         if row is None or row.status != ArtworkStatus.PENDING.value:
             return
         data = f"source-{row.source_url.rsplit('-', 1)[1]}".encode()  # the variant's bytes
-        self.store.put(Bucket.ORIGINALS, original_key(row.storage_path, "jpeg"), data, content_type="image/jpeg")
+        self.store.put(
+            Bucket.ORIGINALS, original_key(row.storage_path, "jpeg"), data, content_type="image/jpeg"
+        )
         self.pending.append(Pending(row.id, "source", self.now, checksum=hashlib.sha256(data).hexdigest()))
 
     def render(self, index: int) -> None:
@@ -155,8 +157,14 @@ class Model:
         if row is None or row.status != ArtworkStatus.DOWNLOADED.value or self._rendering(row.id):
             return
         task = RenderTask(
-            row.id, row.content_type, row.content_id, row.image_type, row.storage_path, "jpeg",
-            row.source_checksum, source_url=row.source_url,
+            row.id,
+            row.content_type,
+            row.content_id,
+            row.image_type,
+            row.storage_path,
+            "jpeg",
+            row.source_checksum,
+            source_url=row.source_url,
         )
         donor = dedup.find_donor(self.catalog, task, SIGNATURE)
         if donor is not None:
@@ -170,7 +178,14 @@ class Model:
             self.store.put(Bucket.THUMBNAILS, key, data, content_type="image/webp")
             stored.append(
                 results.StoredRendition(
-                    size, "webp", key, f"https://cdn.invalid/{key}", 1, 1, len(data), "image/webp",
+                    size,
+                    "webp",
+                    key,
+                    f"https://cdn.invalid/{key}",
+                    1,
+                    1,
+                    len(data),
+                    "image/webp",
                     hashlib.sha256(data).hexdigest(),
                 )
             )
@@ -186,7 +201,13 @@ class Model:
         with self.catalog.session() as session:
             if done.kind == "source":
                 results.record_download(
-                    session, done.artwork, checksum=done.checksum, source_format="jpeg", width=1, height=1, size=8
+                    session,
+                    done.artwork,
+                    checksum=done.checksum,
+                    source_format="jpeg",
+                    width=1,
+                    height=1,
+                    size=8,
                 )
             elif done.kind == "shared" and done.task is not None:
                 self.shares += sharing.record_shared(session, done.task, done.donor, signature=SIGNATURE)
@@ -224,7 +245,9 @@ class Model:
             originals = {
                 original_key(path, fmt)
                 for path, fmt in session.execute(
-                    select(Artwork.storage_path, Artwork.source_format).where(Artwork.source_format.isnot(None))
+                    select(Artwork.storage_path, Artwork.source_format).where(
+                        Artwork.source_format.isnot(None)
+                    )
                 )
             }
         return {Bucket.ORIGINALS: originals, Bucket.THUMBNAILS: thumbnails}
@@ -248,7 +271,11 @@ class Model:
         for artwork, key, checksum in rows:
             if self._rendering(artwork):
                 continue  # its own keys are being rewritten: its rows are replaced when that is recorded
-            data = self.raw_store.get(Bucket.THUMBNAILS, key) if self.raw_store.head(Bucket.THUMBNAILS, key) else b""
+            data = (
+                self.raw_store.get(Bucket.THUMBNAILS, key)
+                if self.raw_store.head(Bucket.THUMBNAILS, key)
+                else b""
+            )
             if hashlib.sha256(data).hexdigest() != checksum:
                 self.violations.append(f"artwork {artwork}'s {key} no longer holds the bytes it names")
 
@@ -331,7 +358,9 @@ def _publish(tally: Tally, backend: str) -> None:
 HYPOTHESIS = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture]}
 
 
-def test_cleanup_alongside_sharing_syncs_keeps_every_shared_object(sqlite_catalog: Catalog, tmp_path: Path) -> None:
+def test_cleanup_alongside_sharing_syncs_keeps_every_shared_object(
+    sqlite_catalog: Catalog, tmp_path: Path
+) -> None:
     store = LocalObjectStore(tmp_path / "storage")
     store.ensure_buckets()
     tally = Tally()
@@ -348,7 +377,9 @@ def test_cleanup_alongside_sharing_syncs_keeps_every_shared_object(sqlite_catalo
 
 
 @pytest.mark.slow
-def test_sharing_cleanup_property_on_postgresql_and_s3(postgres_catalog: Catalog, s3_store: S3ObjectStore) -> None:
+def test_sharing_cleanup_property_on_postgresql_and_s3(
+    postgres_catalog: Catalog, s3_store: S3ObjectStore
+) -> None:
     tally = Tally()
 
     @settings(max_examples=30, **HYPOTHESIS)

@@ -121,7 +121,9 @@ def record_shared(
 ) -> bool:
     """Give `task`'s artwork the donor's renditions, in the caller's transaction. False (nothing
     recorded; the artwork stays in the render queue) if the donor changed since it was found."""
-    renditions = donor_renditions(session, donor_id, source_checksum=task.source_checksum, signature=signature)
+    renditions = donor_renditions(
+        session, donor_id, source_checksum=task.source_checksum, signature=signature
+    )
     if not renditions:
         return False
     results.record_renditions(session, task, renditions, signature=signature, now=now)

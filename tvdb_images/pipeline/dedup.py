@@ -165,6 +165,8 @@ def record_shared(task: RenderTask, outcome: Shared, signature: str):  # type: i
         if outcome.renditions is not None:
             results.record_renditions(session, task, outcome.renditions, signature=signature)
         elif not sharing.record_shared(session, task, outcome.donor_id, signature=signature):
-            log.info("artwork %s: donor %s changed meanwhile; rendered next run", task.artwork_id, outcome.donor_id)
+            log.info(
+                "artwork %s: donor %s changed meanwhile; rendered next run", task.artwork_id, outcome.donor_id
+            )
 
     return apply

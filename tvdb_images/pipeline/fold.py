@@ -135,4 +135,3 @@ def _sizes_of(session: Session, artwork_id: int, signature: str) -> set[tuple[st
             )
         ).all()
     )
-

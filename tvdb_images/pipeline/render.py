@@ -76,7 +76,9 @@ def render_stored_sources(
             return _mirror_one(task, store)
         with report.working_on(partition_name(task.content_type, task.storage_path)):
             try:  # an identical source already rendered (before, or in this run) is shared
-                return shares.render_once(task, lambda: _render_one(task, store, settings, report, render_slots))
+                return shares.render_once(
+                    task, lambda: _render_one(task, store, settings, report, render_slots)
+                )
             except StorageError as exc:  # handing shared objects over before writing over them
                 return RenderFailed("storage_error", str(exc), retryable=True, source_kept=True)
 
