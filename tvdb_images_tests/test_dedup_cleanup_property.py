@@ -191,6 +191,15 @@ class Model:
             )
         self.pending.append(Pending(row.id, "renditions", self.now, task=task, renditions=tuple(stored)))
 
+    def sync(self, index: int) -> None:
+        """A whole sync of one artwork that nothing interrupts: download, record, render, record."""
+        for name in ("download", "record_all", "render", "record_all"):
+            getattr(self, name)(*(() if name == "record_all" else (index,)))
+
+    def record_all(self) -> None:
+        while self.pending:
+            self.record_next()
+
     def _rendering(self, artwork: int) -> bool:
         return any(p.artwork == artwork and p.kind != "source" for p in self.pending)
 
@@ -287,6 +296,7 @@ class Model:
 ARTWORKS = 3
 index = st.integers(0, ARTWORKS - 1)
 sync_step = st.one_of(
+    st.tuples(st.just("sync"), index),
     st.tuples(st.just("download"), index),
     st.tuples(st.just("render"), index),
     st.tuples(st.just("record_next")),
@@ -296,7 +306,7 @@ sync_step = st.one_of(
 injected = st.lists(sync_step, max_size=4)
 step = st.one_of(
     sync_step,
-    st.tuples(st.just("record_next")),
+    st.tuples(st.just("sync"), index),
     st.tuples(st.just("tick"), st.sampled_from([5, 30, 61, 120])),
     st.tuples(st.just("cleanup"), injected, injected),
 )
