@@ -196,6 +196,13 @@ class Model:
         for name in ("download", "record_all", "render", "record_all"):
             getattr(self, name)(*(() if name == "record_all" else (index,)))
 
+    def new_source(self, index: int) -> None:
+        """The artwork's URL changes to the other variant's, and a sync stores it."""
+        row = self._row(index)
+        current = "a" if row is None or row.source_url.endswith("-a.jpg") else "b"
+        self.change_url(index, "b" if current == "a" else "a")
+        self.sync(index)
+
     def record_all(self) -> None:
         while self.pending:
             self.record_next()
@@ -295,22 +302,27 @@ class Model:
 
 ARTWORKS = 3
 index = st.integers(0, ARTWORKS - 1)
+whole_sync = st.tuples(st.just("sync"), index)
+url_change = st.tuples(st.just("change_url"), index, st.sampled_from(VARIANTS))
 sync_step = st.one_of(
-    st.tuples(st.just("sync"), index),
+    whole_sync,
     st.tuples(st.just("download"), index),
     st.tuples(st.just("render"), index),
     st.tuples(st.just("record_next")),
-    st.tuples(st.just("change_url"), index, st.sampled_from(VARIANTS)),
+    url_change,
     st.tuples(st.just("remove"), index),
 )
 injected = st.lists(sync_step, max_size=4)
+# Whole syncs and URL changes weigh more: sharing, then an owner's URL change, needs several of them.
 step = st.one_of(
     sync_step,
-    st.tuples(st.just("sync"), index),
+    whole_sync,
+    whole_sync,
+    st.tuples(st.just("new_source"), index),
     st.tuples(st.just("tick"), st.sampled_from([5, 30, 61, 120])),
     st.tuples(st.just("cleanup"), injected, injected),
 )
-scenarios = st.lists(step, min_size=1, max_size=30)
+scenarios = st.lists(step, min_size=8, max_size=30)
 
 
 def _items() -> list[CatalogItem]:
