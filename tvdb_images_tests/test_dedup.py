@@ -19,6 +19,7 @@ from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition, ArtworkStatus
 from tvdb_images.catalog.removal import Removal, remove
 from tvdb_images.catalog.scope import Scope
+from tvdb_images.catalog.stats import storage_stats
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline import dedup
 from tvdb_images.pipeline.cleanup import clean_orphans
@@ -119,6 +120,10 @@ def test_identical_sources_are_rendered_and_stored_once(
         assert keys_under(s3_store, Bucket.THUMBNAILS, paths[artwork] + "/") == []
     assert local[14] in {r.url for r in rows[owner]}
     _assert_every_reference_holds_its_bytes(postgres_catalog, s3_store)
+    with postgres_catalog.session() as session:
+        stats = storage_stats(session)
+    assert sum(r["objects"] for r in stats.renditions) == len(list(s3_store.list(Bucket.THUMBNAILS, "")))
+    assert stats.bytes_saved_by_dedup == sum(r.bytes for a in {1, 2, 4} - {owner} for r in rows[a]) > 0
 
     # A later run: a new artwork with the same bytes shares the recorded renditions.
     origin.route("/a4.jpg", respond(200, SOURCE_A, {"Content-Type": "image/jpeg"}))
