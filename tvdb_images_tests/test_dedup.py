@@ -20,6 +20,7 @@ from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition
 from tvdb_images.catalog.removal import Removal, remove
 from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.stats import storage_stats
+from tvdb_images.cli import main
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline import dedup
 from tvdb_images.pipeline.cleanup import clean_orphans
@@ -209,3 +210,13 @@ def test_storage_dedup_folds_a_catalog_stored_before_sharing(
     assert cleanup.deleted == report.objects_released
     _assert_every_reference_holds_its_bytes(postgres_catalog, s3_store)
     assert fold_duplicates(postgres_catalog, s3_store, dry_run=False).folded == 0  # idempotent
+
+
+def test_storage_dedup_command(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("LOCAL_STORAGE_DIR", str(tmp_path / "storage"))
+    assert main(["storage", "dedup", "--dry-run"]) == 0
+    assert "0 groups of identical artwork: would fold 0, skipped 0" in capsys.readouterr().out
+    assert main(["storage"]) == 2  # the group alone prints its help
