@@ -117,6 +117,7 @@ class Model:
     deleted: int = 0
     shares: int = 0
     hand_overs: int = 0
+    blocked: int = 0
     store: ClockStore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -170,7 +171,11 @@ class Model:
         if donor is not None:
             self.pending.append(Pending(row.id, "shared", self.now, task=task, donor=donor))
             return
-        self.hand_overs += dedup.release_own_keys(self.catalog, self.store, task)
+        try:
+            self.hand_overs += dedup.release_own_keys(self.catalog, self.store, task)
+        except dedup.HandOverBlocked:
+            self.blocked += 1  # as the render stage: a retryable failure, nothing written
+            return
         stored = []
         for size in SIZES:
             key = rendition_key(row.storage_path, size, "webp")
