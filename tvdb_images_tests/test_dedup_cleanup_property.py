@@ -167,14 +167,14 @@ class Model:
             row.source_checksum,
             source_url=row.source_url,
         )
-        donor = dedup.find_donor(self.catalog, task, SIGNATURE)
-        if donor is not None:
-            self.pending.append(Pending(row.id, "shared", self.now, task=task, donor=donor))
-            return
-        try:
+        try:  # as RunShares.render_once: hand over first, whether it then shares or renders
             self.hand_overs += dedup.release_own_keys(self.catalog, self.store, task)
         except dedup.HandOverBlocked:
             self.blocked += 1  # as the render stage: a retryable failure, nothing written
+            return
+        donor = dedup.find_donor(self.catalog, task, SIGNATURE)
+        if donor is not None:
+            self.pending.append(Pending(row.id, "shared", self.now, task=task, donor=donor))
             return
         stored = []
         for size in SIZES:

@@ -128,7 +128,12 @@ class RunShares:
         self._first: dict[str, _First] = {}
 
     def render_once(self, task: RenderTask, render: Callable[[], T]) -> T | Shared:
-        """`render()`'s outcome, or a share. Raises StorageError if a hand-over could not be made."""
+        """`render()`'s outcome, or a share. Raises StorageError if a hand-over could not be made.
+
+        Whether it renders or shares, the artwork stops naming what its own keys hold now: objects
+        there that others share are handed over first, so an artwork whose rows point elsewhere never
+        holds keys others name (what makes every later hand-over find an heir)."""
+        release_own_keys(self.catalog, self.store, task)
         with self._lock:
             first = self._first.get(task.source_checksum)
             leader = first is None
@@ -156,7 +161,6 @@ class RunShares:
         donor = find_donor(self.catalog, task, self.signature)
         if donor is not None:
             return Shared(donor)
-        release_own_keys(self.catalog, self.store, task)
         return render()
 
 
