@@ -368,6 +368,7 @@ class Tally:
     deleted: int = 0
     shares: int = 0
     hand_overs: int = 0
+    blocked: int = 0
 
     def add(self, model: Model, steps: list[tuple[Any, ...]]) -> None:
         self.examples += 1
@@ -376,6 +377,7 @@ class Tally:
         self.deleted += model.deleted
         self.shares += model.shares
         self.hand_overs += model.hand_overs
+        self.blocked += model.blocked
 
 
 def _publish(tally: Tally, backend: str) -> None:
@@ -400,6 +402,7 @@ def test_cleanup_alongside_sharing_syncs_keeps_every_shared_object(
     check()
     shutil.rmtree(tmp_path / "storage", ignore_errors=True)
     assert tally.shares > 0 and tally.hand_overs > 0 and tally.deleted > 0  # the cases really happened
+    assert tally.blocked == 0  # every hand-over found an heir
     _publish(tally, "SQLite + local store")
 
 
