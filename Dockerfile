@@ -18,7 +18,7 @@ FROM base AS wheels
 ARG EXTRAS
 WORKDIR /src
 COPY pyproject.toml README.md ./
-# tvdb_images/defs/dagster.yaml links to the embedded default instance config at the top level.
+# tvdb_images/deployment/dagster.yaml links to the embedded default instance config at the top level.
 COPY dagster.yaml ./
 COPY tvdb_images ./tvdb_images
 COPY serving ./serving

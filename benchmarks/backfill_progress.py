@@ -14,6 +14,7 @@ the first partitions counted on the backfill page, and launch to completion; wit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import tempfile
@@ -25,7 +26,8 @@ import dagster as dg
 from benchmarks.common import machine, write_results
 from tvdb_images.catalog import migrate
 from tvdb_images.defs.partitions import artwork_partitions
-from tvdb_images_tests.dagster_ui import dagster_deployment, instance_config
+from tvdb_images_tests.support.dagster_ui import dagster_deployment, instance_config
+from tvdb_images_tests.support.waiting import wait_until
 
 SYNC_ASSETS = ["missing_artwork", "source_images", "image_renditions"]
 FINISHED = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED", "COMPLETED"}
@@ -51,17 +53,20 @@ def measure(storage: str, timeout: float) -> dict[str, object]:
             load_before = os.getloadavg()
             launched = time.time()
             backfill_id = deployment.api.launch_asset_backfill(SYNC_ASSETS, keys)
-            first_progress = None
-            while time.time() - launched < timeout:
+            first_progress: tuple[float, int] | None = None
+
+            def finished() -> bool:
+                nonlocal first_progress
                 progress = deployment.api.backfill_progress(backfill_id).get("image_renditions", {})
                 if first_progress is None and progress.get("materialized", 0) > 0:
                     first_progress = (time.time() - launched, progress["materialized"])
                 backfill = deployment.api.backfill(backfill_id)
-                if backfill.status in FINISHED and all(
-                    run.status in ("SUCCESS", "FAILURE", "CANCELED") for run in backfill.runs
-                ):
-                    break
-                time.sleep(5)
+                runs_done = all(run.status in ("SUCCESS", "FAILURE", "CANCELED") for run in backfill.runs)
+                return backfill.status in FINISHED and runs_done
+
+            with contextlib.suppress(TimeoutError):  # an unfinished backfill is reported as it stands
+                wait_until(finished, timeout, 5)
+            backfill = deployment.api.backfill(backfill_id)
             load_after = os.getloadavg()
             records = deployment.instance().get_run_records(
                 dg.RunsFilter(tags={"dagster/backfill": backfill_id})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -81,3 +82,10 @@ def write_results(name: str, results: dict[str, Any]) -> Path:
     results = {"benchmark": name, "command": command, **results}
     path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
     return path
+
+
+def setting_arg(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value

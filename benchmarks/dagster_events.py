@@ -23,8 +23,8 @@ import dagster as dg
 import yaml
 
 from benchmarks.common import machine, median, table, write_results
-from tvdb_images_tests import services
-from tvdb_images_tests.stack import dagster_postgres_url, deployed_dagster_storage
+from tvdb_images_tests.support import services
+from tvdb_images_tests.support.stack import dagster_postgres_url, deployed_dagster_storage
 
 STORAGES = ("sqlite", "dagster-postgres", "pooled (dagster/dagster.yaml)")
 

@@ -54,9 +54,9 @@ from tvdb_images.defs.metadata import parse_run_totals
 from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN, artwork_partitions
 from tvdb_images.defs.requests import partition_ranges
 from tvdb_images.imaging import RenderSettings
-from tvdb_images_tests import services
-from tvdb_images_tests.corpus import CORPUS_DIR
-from tvdb_images_tests.stack import deployed_dagster_storage, image_environment
+from tvdb_images_tests.support import services
+from tvdb_images_tests.support.corpus import CORPUS_DIR
+from tvdb_images_tests.support.stack import deployed_dagster_storage, image_environment
 
 STAGES = ("source_images", "image_renditions")
 SUMMARY_KEYS = (

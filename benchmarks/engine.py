@@ -1,7 +1,11 @@
 """Rendition engine on one core, side by side with plain Pillow, pyvips and the encoder's limit.
 
     python -m benchmarks.engine [--runs 7] [--method 4] [--sweep-methods 0,1,2,3,4,5,6] [--sweep-runs 3]
-                                [--avif-qualities 40,50,60,70,80,85 [--webp-quality 85]] [--skip-comparison]
+                                [--avif-qualities 40,50,60,70,80,85 [--webp-quality 85]]
+                                [--avif-speeds 4,6,8,10 [--avif-quality 70] [--avif-runs 3]
+                                 [--avif-engine-speeds 8]]
+                                [--skip-comparison] [--watermark large,medium,small,thumbnail]
+                                [--placeholders]
 
 Every contender makes the same five sizes of every `tvdb/` corpus file as WebP at quality 85 with
 the same `method`, in one process, interleaved file by file and run by run so that machine load falls
@@ -12,6 +16,10 @@ the plain Pillow output, size by size) come from the outputs themselves.
 The sweep repeats plain Pillow, the engine and the limit for each WebP method, with the bytes and
 the SSIM of each encoded output against the pixels it was encoded from (what the method costs in
 quality), which is the trade WEBP_METHOD chooses.
+
+`--placeholders` measures only what the placeholders (ThumbHash, BlurHash, dominant colour) add: the
+CPU spent inside `compute_placeholders` during each engine render, as a share of that render's CPU
+(target under 3%), into results/engine_placeholders.json.
 """
 
 from __future__ import annotations
@@ -23,11 +31,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import contenders, format_quality
+from benchmarks import avif_cost, contenders, format_quality, watermark_cost
 from benchmarks.common import cpu_seconds, machine, median, table, write_results
+from benchmarks.placeholder_cost import placeholder_cost, placeholder_report
 from benchmarks.similarity import ssim
+from tvdb_images.config import AVIF_QUALITY_DEFAULT
 from tvdb_images.imaging import SIZE_BOXES
-from tvdb_images_tests.corpus import CORPUS_DIR
+from tvdb_images_tests.support.corpus import CORPUS_DIR
 
 SIZES = list(SIZE_BOXES)
 TARGETS = {"vs_naive": 1.8, "vs_pyvips": 1.5, "of_limit": 0.85, "bytes_within": 0.02, "ssim": 0.98}
@@ -280,19 +290,59 @@ def main() -> None:
     )
     parser.add_argument("--webp-quality", type=int, default=85, help="the WebP quality to match")
     parser.add_argument(
-        "--skip-comparison", action="store_true", help="only the AVIF sweep (results/format_quality.json)"
+        "--avif-speeds", default="", help="comma-separated AVIF speeds: AVIF's cost per artwork next to WebP"
+    )
+    parser.add_argument("--avif-quality", type=int, default=AVIF_QUALITY_DEFAULT, help="for --avif-speeds")
+    parser.add_argument("--avif-runs", type=int, default=3, help="for --avif-speeds")
+    parser.add_argument("--avif-engine-speeds", default="", help="the engine part's speeds (default: all)")
+    parser.add_argument(
+        "--skip-comparison",
+        action="store_true",
+        help="only the AVIF parts and/or the watermark cost (format_quality, avif_cost, watermark.json)",
+    )
+    parser.add_argument(
+        "--watermark", default="", help="comma-separated sizes: the cost of a watermark on them per artwork"
+    )
+    parser.add_argument(
+        "--placeholders", action="store_true", help="only the placeholders' share of the engine's CPU"
     )
     args = parser.parse_args()
 
     files = corpus(args.corpus)
     context = machine()
     print(f"{len(files)} files from {args.corpus}; load average {context['load_average']}", flush=True)
+    if args.placeholders:
+        cost = placeholder_cost(files, args.runs)
+        print(placeholder_report(cost))
+        after = {"load_average_after": machine()["load_average"]}
+        print(f"wrote {write_results('engine_placeholders', {'machine': context | after, **cost})}")
+        return
     qualities = [int(q) for q in args.avif_qualities.split(",") if q.strip()]
     if qualities:
         matched = format_quality.sweep(files, args.webp_quality, qualities)
         print(format_quality.report(matched))
         after = {"load_average_after": machine()["load_average"]}
         path = write_results("format_quality", {"machine": context | after, **matched})
+        print(f"wrote {path}")
+    marked_sizes = [size.strip() for size in args.watermark.split(",") if size.strip()]
+    if marked_sizes:
+        cost = watermark_cost.measure(files, marked_sizes, args.method, args.runs)
+        print(watermark_cost.report(cost))
+        after = {"load_average_after": machine()["load_average"]}
+        print(f"wrote {write_results('watermark', {'machine': context | after, **cost})}")
+    speeds = [int(s) for s in args.avif_speeds.split(",") if s.strip()]
+    if speeds:
+        cost = avif_cost.run(
+            files,
+            speeds,
+            avif_quality=args.avif_quality,
+            webp_quality=args.webp_quality,
+            runs=args.avif_runs,
+            engine_speeds=[int(s) for s in args.avif_engine_speeds.split(",") if s.strip()] or None,
+        )
+        print(avif_cost.report(cost))
+        after = {"load_average_after": machine()["load_average"]}
+        path = write_results("avif_cost", {"machine": context | after, **cost})
         print(f"wrote {path}")
     if args.skip_comparison:
         return

@@ -23,7 +23,7 @@ from benchmarks.engine import corpus
 from benchmarks.machine_load import machine_busy_cores, raise_priority, sample
 from tvdb_images.imaging import RenderSettings, ValidationLimits, render_renditions
 from tvdb_images.pipeline.concurrency import bounded_map
-from tvdb_images_tests.corpus import CORPUS_DIR
+from tvdb_images_tests.support.corpus import CORPUS_DIR
 
 LIMITS = ValidationLimits()
 

@@ -29,8 +29,8 @@ from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
 from tvdb_images.defs.partitions import artwork_partitions
 from tvdb_images.partition_keys import RANGE_END_TAG, RANGE_START_TAG
-from tvdb_images_tests import services
-from tvdb_images_tests.stack import dagster_postgres_url, deployed_dagster_storage
+from tvdb_images_tests.support import services
+from tvdb_images_tests.support.stack import dagster_postgres_url, deployed_dagster_storage
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

@@ -41,7 +41,7 @@ from tvdb_images.pipeline.render import render_stored_sources
 from tvdb_images.pipeline.revalidate import revalidate_sources
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage.local import LocalObjectStore
-from tvdb_images_tests.validating_origin import ValidatingOrigin
+from tvdb_images_tests.support.validating_origin import ValidatingOrigin
 
 
 def _base_jpeg(colour: tuple[int, int, int]) -> bytes:

@@ -24,7 +24,7 @@ from botocore.config import Config
 from benchmarks.common import machine, median, table, write_results
 from tvdb_images.storage import Bucket
 from tvdb_images.storage.s3 import S3ObjectStore
-from tvdb_images_tests import services
+from tvdb_images_tests.support import services
 
 BUCKET = "bench-reads"
 

@@ -37,7 +37,7 @@ from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.scope import Scope
 from tvdb_images.defs.requests import partition_ranges
 from tvdb_images.pipeline.settings import PipelineSettings
-from tvdb_images_tests.stack import image_environment
+from tvdb_images_tests.support.stack import image_environment
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 IDLE_PARTITION = ("series", "0a")

@@ -3,6 +3,7 @@ bare ASGI app on the same uvicorn.
 
     python -m benchmarks.serving [--artworks 140] [--connections 64] [--seconds 10] [--runs 3]
                                  [--workers 1 2] [--set NAME=VALUE ...] [--output FILE]
+                                 [--stats-artworks 50000] [--recount-objects 10000] [--no-stats]
 
 Setup: SeaweedFS and a fresh PostgreSQL catalog, filled by a real sync (the pipeline's own stages)
 of `--artworks` artworks from the corpus origin. For each `--workers` count, two `tvdb-images serve`
@@ -12,6 +13,8 @@ one without (the streaming path). `wrk` rotates over every size of every artwork
 
 - redirect: GET on the CDN server;
 - stream: GET on the streaming server (bytes come from SeaweedFS through the API);
+- stream metrics off: the same on a third server with METRICS_ENABLED=false, interleaved with
+  `stream`, for the cost of the Prometheus metrics (serving.metrics);
 - not modified: GET with the current ETag in If-None-Match (304, no storage read);
 - trivial ASGI: a bare ASGI app answering 304 on the same uvicorn (workers, loop, httptools): what
   any Python server can do on this machine under the same load;
@@ -21,6 +24,11 @@ one without (the streaming path). `wrk` rotates over every size of every artwork
 --set SERVING_BYTE_CACHE_MB=0` measures without the caches). Each path runs `--runs` times,
 interleaved; the table shows medians. wrk, SeaweedFS, PostgreSQL and the API share the machine's two
 cores, as they would on a small host.
+
+Then the catalog statistics (unless `--no-stats`): `--stats-artworks` synthetic processed rows (five
+renditions each) are added, and the stats query is timed in-process (5 times) and through the API's
+cached endpoint (20 times); then `--recount-objects` small objects are added to storage and one
+`?recount=true` (admin token) lists it all.
 """
 
 from __future__ import annotations
@@ -28,9 +36,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,24 +47,35 @@ import boto3
 import httpx
 from sqlalchemy import select
 
-from benchmarks.common import machine, median, table, write_results
+from benchmarks.bulk_catalog import load as bulk_load
+from benchmarks.common import machine, median, setting_arg, table, write_results
 from benchmarks.machine_load import raise_priority
 from benchmarks.stack import BUCKETS, Stack, import_corpus_catalog, running_stack
+from benchmarks.wrk_load import run_wrk, summarize
 from serving.conditional import strong_etag
 from serving.server import event_loop
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
 from tvdb_images.catalog.scope import Scope
+from tvdb_images.catalog.stats import storage_stats
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.pipeline.sync import sync_scope
 from tvdb_images.storage import Bucket, store_from_settings
-from tvdb_images_tests.processes import ManagedProcess, free_port, start_api_server
+from tvdb_images.storage.layout import artwork_storage_path
+from tvdb_images_tests.support.processes import ManagedProcess, free_port, start_api_server
 
 ROOT = Path(__file__).resolve().parents[1]
-LUA = Path(__file__).resolve().parent / "wrk" / "rotate.lua"
 CDN = "https://cdn.example.com/thumbnails"
-PATHS = ("redirect", "stream", "not_modified", "trivial_asgi", "direct_s3")
-EXPECTED = {"redirect": 307, "stream": 200, "not_modified": 304, "trivial_asgi": 304, "direct_s3": 200}
+PATHS = ("redirect", "stream", "stream_metrics_off", "not_modified", "trivial_asgi", "direct_s3")
+EXPECTED = {
+    "redirect": 307,
+    "stream": 200,
+    "stream_metrics_off": 200,
+    "not_modified": 304,
+    "trivial_asgi": 304,
+    "direct_s3": 200,
+}
+TOKEN = "benchmark-admin-token"
 
 
 async def trivial_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -171,31 +191,6 @@ def check_answers(targets: dict[str, tuple[str, Path]]) -> None:
         raise RuntimeError(f"unexpected answers {statuses}, expected {EXPECTED}")
 
 
-def run_wrk(base: str, requests: Path, connections: int, seconds: int) -> dict[str, Any]:
-    output = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(LUA),
-            base,
-            "--",
-            str(requests),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    figures = json.loads(output.strip().splitlines()[-1])
-    figures["requests_per_second"] = figures["requests"] / (figures["duration_us"] / 1e6)
-    figures["mb_per_second"] = figures["bytes"] / (figures["duration_us"] / 1e6) / 1e6
-    return figures
-
-
 def measure_workers(
     stack: Stack, files: dict[str, Path], work_dir: Path, workers: int, args: argparse.Namespace
 ) -> dict[str, list[dict[str, Any]]]:
@@ -209,11 +204,16 @@ def measure_workers(
         processes.append(redirect_api)
         stream_api, stream_base = start_api(stack, work_dir, f"api-stream-{workers}", workers, settings)
         processes.append(stream_api)
+        off_api, off_base = start_api(
+            stack, work_dir, f"api-stream-off-{workers}", workers, {**settings, "METRICS_ENABLED": "false"}
+        )
+        processes.append(off_api)
         trivial, trivial_base = start_trivial(work_dir, workers)
         processes.append(trivial)
         targets = {
             "redirect": (redirect_base, files["api"]),
             "stream": (stream_base, files["api"]),
+            "stream_metrics_off": (off_base, files["api"]),
             "not_modified": (stream_base, files["conditional"]),
             "trivial_asgi": (trivial_base, files["trivial"]),
             "direct_s3": (stack.seaweedfs.endpoint, files["direct"]),
@@ -239,29 +239,50 @@ def measure_workers(
             process.stop()
 
 
-def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+def measure_catalog_stats(stack: Stack, work_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The statistics endpoint over a large catalog (`--stats-artworks` synthetic processed rows, five
+    renditions each), and how fast `?recount=true` lists storage (`--recount-objects` more objects)."""
+    pipeline = PipelineSettings.from_settings(stack.settings())
+    bulk_load(stack.database_url, args.stats_artworks, signature=pipeline.signature)
+    query_ms = []
+    for _ in range(5):
+        started = time.perf_counter()
+        with stack.catalog.session() as session:
+            computed = storage_stats(session)
+        query_ms.append((time.perf_counter() - started) * 1000)
+    store = store_from_settings(stack.settings())
+
+    def put(index: int) -> None:
+        path = artwork_storage_path("movies", 90_000_000 + index, "poster", None)
+        store.put(Bucket.THUMBNAILS, f"{path}/thumbnail.webp", b"x" * 100, content_type="image/webp")
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, range(args.recount_objects)))
+    api, base = start_api(stack, work_dir, "api-stats", 1, {**dict(args.set), "ADMIN_API_TOKEN": TOKEN})
+    try:
+        with httpx.Client(base_url=base, timeout=600) as client:
+            endpoint_ms = []
+            for _ in range(20):
+                started = time.perf_counter()
+                client.get("/api/v1/images/storage/stats").raise_for_status()
+                endpoint_ms.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            recount = client.get(
+                "/api/v1/images/storage/stats?recount=true", headers={"Authorization": f"Bearer {TOKEN}"}
+            )
+            recount_seconds = time.perf_counter() - started
+            recount.raise_for_status()
+    finally:
+        api.stop()
+    listed = recount.json()["total_objects"] + recount.json()["unrecognized_objects"]
     return {
-        name: {
-            "requests_per_second": median([r["requests_per_second"] for r in results]),
-            "mb_per_second": median([r["mb_per_second"] for r in results]),
-            "p50_ms": median([r["p50_us"] for r in results]) / 1000,
-            "p99_ms": median([r["p99_us"] for r in results]) / 1000,
-            "max_ms": median([r["max_us"] for r in results]) / 1000,
-            "errors": sum(
-                r[k]
-                for r in results
-                for k in ("errors_connect", "errors_read", "errors_status", "errors_timeout")
-            ),
-        }
-        for name, results in runs.items()
+        "renditions": sum(r["objects"] for r in computed.renditions),
+        "query_ms": median(query_ms),
+        "endpoint_cached_ms": median(endpoint_ms),
+        "recount_objects": listed,
+        "recount_seconds": recount_seconds,
+        "recount_objects_per_second": listed / recount_seconds,
     }
-
-
-def _setting(text: str) -> tuple[str, str]:
-    name, equals, value = text.partition("=")
-    if not equals or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name, value
 
 
 def main() -> None:
@@ -273,7 +294,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="uvicorn workers per API")
-    parser.add_argument("--set", type=_setting, action="append", default=[], help="NAME=VALUE for the API")
+    parser.add_argument("--set", type=setting_arg, action="append", default=[], help="NAME=VALUE for the API")
+    parser.add_argument("--stats-artworks", type=int, default=50_000, help="synthetic rows for the stats")
+    parser.add_argument("--recount-objects", type=int, default=10_000, help="extra objects for the recount")
+    parser.add_argument("--no-stats", action="store_true", help="skip the catalog statistics part")
     parser.add_argument("--output", type=Path, help="write the results here instead of results/serving.json")
     parser.add_argument("--priority", type=int, default=10, help="lower the niceness by this much (as root)")
     args = parser.parse_args()
@@ -287,10 +311,16 @@ def main() -> None:
         files = request_lists(stack, work_dir)
         urls = len(files["api"].read_text().splitlines())
         runs = {str(n): measure_workers(stack, files, work_dir, n, args) for n in args.workers}
+        stats = None if args.no_stats else measure_catalog_stats(stack, work_dir, args)
 
     summary = {workers: summarize(results) for workers, results in runs.items()}
     shares = {
         workers: paths["stream"]["requests_per_second"] / paths["direct_s3"]["requests_per_second"]
+        for workers, paths in summary.items()
+    }
+    overhead = {
+        workers: 1
+        - paths["stream"]["requests_per_second"] / paths["stream_metrics_off"]["requests_per_second"]
         for workers, paths in summary.items()
     }
     result = {
@@ -305,8 +335,14 @@ def main() -> None:
         "settings": dict(args.set),
         "summary": summary,
         "stream_share_of_direct_s3": shares,
+        "metrics_overhead_on_stream": overhead,
         "runs": runs,
-        "targets": {"stream_share_of_direct_s3": 0.5, "p99_ms_redirect_and_304": 50},
+        "catalog_stats": stats,
+        "targets": {
+            "stream_share_of_direct_s3": 0.5,
+            "p99_ms_redirect_and_304": 50,
+            "metrics_overhead_on_stream": 0.03,
+        },
     }
     rows = [
         [workers, name, s["requests_per_second"], s["mb_per_second"], s["p50_ms"], s["p99_ms"], s["errors"]]
@@ -316,6 +352,11 @@ def main() -> None:
     print(table(["workers", "path", "req/s", "MB/s", "p50 ms", "p99 ms", "errors"], rows))
     for workers, share in shares.items():
         print(f"\nworkers {workers}: streaming = {share:.1%} of direct S3 throughput (target >= 50%)")
+        print(
+            f"workers {workers}: metrics cost {overhead[workers]:.1%} of streaming throughput (target < 3%)"
+        )
+    if stats:
+        print(f"\ncatalog statistics over {args.stats_artworks} more artworks: {stats}")
     if args.output:
         command = " ".join(["python -m benchmarks.serving", *sys.argv[1:]])
         document = {"benchmark": "serving", "command": command, **result}

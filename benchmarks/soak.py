@@ -40,10 +40,11 @@ from urllib.parse import urlsplit
 import psutil
 from sqlalchemy import create_engine, select, text
 
-from benchmarks.common import machine, table, write_results
+from benchmarks.common import machine, setting_arg, table, write_results
 from benchmarks.machine_load import raise_priority
-from benchmarks.serving import _setting, run_wrk, sync_everything
+from benchmarks.serving import sync_everything
 from benchmarks.stack import Stack, corpus_catalog_lines, running_stack
+from benchmarks.wrk_load import run_wrk
 from serving.conditional import strong_etag
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
@@ -53,7 +54,7 @@ from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.pipeline.sync import sync_scope
 from tvdb_images.storage import store_from_settings
-from tvdb_images_tests.processes import start_api_server
+from tvdb_images_tests.support.processes import start_api_server
 
 SAMPLE_SECONDS = 5.0
 
@@ -204,7 +205,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--artworks", type=int, default=140)
     parser.add_argument("--sync-batch", type=int, default=10, help="new artworks per sync round")
-    parser.add_argument("--set", type=_setting, action="append", default=[], help="NAME=VALUE for the API")
+    parser.add_argument("--set", type=setting_arg, action="append", default=[], help="NAME=VALUE for the API")
     parser.add_argument("--output", type=Path, help="write the results here instead of results/soak.json")
     parser.add_argument("--priority", type=int, default=10, help="lower the niceness by this much (as root)")
     args = parser.parse_args()
@@ -238,16 +239,6 @@ def main() -> None:
                 for minute in range(args.minutes):
                     figures = run_wrk(base, requests, args.connections, 60)
                     figures["minute"] = minute + 1
-                    figures["errors"] = sum(
-                        figures[k]
-                        for k in (
-                            "errors_connect",
-                            "errors_read",
-                            "errors_write",
-                            "errors_status",
-                            "errors_timeout",
-                        )
-                    )
                     minutes.append(figures)
                     print(
                         f"  minute {minute + 1:2d}: {figures['requests_per_second']:7.0f} req/s"

@@ -20,10 +20,10 @@ from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
 from tvdb_images.config import Settings
 from tvdb_images.storage import Bucket
-from tvdb_images_tests import services
-from tvdb_images_tests.builders import TVDB_FILES, CatalogEntry, CorpusCatalog, catalog_lines
-from tvdb_images_tests.corpus import CORPUS_DIR
-from tvdb_images_tests.processes import ManagedProcess, free_port
+from tvdb_images_tests.support import services
+from tvdb_images_tests.support.builders import TVDB_FILES, CatalogEntry, CorpusCatalog, catalog_lines
+from tvdb_images_tests.support.corpus import CORPUS_DIR
+from tvdb_images_tests.support.processes import ManagedProcess, free_port
 
 BUCKETS = {Bucket.ORIGINALS: "bench-originals", Bucket.THUMBNAILS: "bench-thumbnails"}
 

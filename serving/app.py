@@ -15,7 +15,8 @@ from serving.dagster_client import DagsterClient
 from serving.docs import OPENAPI_PATH, install_docs
 from serving.errors import install_error_handlers
 from serving.http_policy import HttpPolicyMiddleware
-from serving.routes import admin, artwork, health, images, stats
+from serving.metrics_middleware import MetricsMiddleware
+from serving.routes import admin, artwork, health, images, metrics, popular, stats
 from serving.state import ServingState
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.config import Settings, load_settings
@@ -42,7 +43,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with state.views.running():  # view counts: flushed periodically and at shutdown
+            yield
         state.close()
 
     app = FastAPI(
@@ -70,16 +72,19 @@ def create_app(
     app.state.serving = state
     install_error_handlers(app)
     configure_access_log()
-    _add_middleware(app, settings)
+    _add_middleware(app, settings, state)
     for router in (images.router, artwork.router, stats.router, admin.router, health.router):
         app.include_router(router)
+    if state.metrics is not None:
+        app.include_router(metrics.router)
+    app.include_router(popular.router)
     if settings.api_docs:
         install_docs(app)
     return app
 
 
-def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    """Outermost last: proxy headers first name the client, then the access log, policy and CORS."""
+def _add_middleware(app: FastAPI, settings: Settings, state: ServingState) -> None:
+    """Outermost last: proxy headers first name the client, then the access log, metrics, policy, CORS."""
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -90,6 +95,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             max_age=600,
         )
     app.add_middleware(HttpPolicyMiddleware)
+    if state.metrics is not None:
+        app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.add_middleware(AccessLogMiddleware)
     if settings.trusted_proxies:
         # uvicorn's own handling is off (serving.server): only these peers may name the client.

@@ -17,6 +17,7 @@ import threading
 
 from cachetools import LRUCache
 
+from serving.events import NO_RECORDER, Recorder
 from serving.queries import RenditionRecord
 
 MB = 1024 * 1024
@@ -26,7 +27,10 @@ MAX_OBJECT_BYTES = 2 * MB
 
 
 class RenditionByteCache:
-    def __init__(self, budget_bytes: int, max_object_bytes: int = MAX_OBJECT_BYTES) -> None:
+    def __init__(
+        self, budget_bytes: int, max_object_bytes: int = MAX_OBJECT_BYTES, recorder: Recorder = NO_RECORDER
+    ) -> None:
+        self.recorder = recorder
         self.budget_bytes = budget_bytes
         self.max_object_bytes = min(max_object_bytes, budget_bytes)
         self._entries: LRUCache[tuple[str, str, str], bytes] = LRUCache(
@@ -35,8 +39,8 @@ class RenditionByteCache:
         self._lock = threading.Lock()
 
     @classmethod
-    def with_megabytes(cls, megabytes: float) -> RenditionByteCache:
-        return cls(int(megabytes * MB))
+    def with_megabytes(cls, megabytes: float, recorder: Recorder = NO_RECORDER) -> RenditionByteCache:
+        return cls(int(megabytes * MB), recorder=recorder)
 
     def holds_size(self, size: int) -> bool:
         """Whether an object of this many bytes is worth reading whole and keeping."""
@@ -46,7 +50,9 @@ class RenditionByteCache:
         if not self.holds_size(rendition.bytes):
             return None
         with self._lock:
-            return self._entries.get(_key(rendition))
+            data = self._entries.get(_key(rendition))
+        self.recorder.byte_cache(data is not None)
+        return data
 
     def offer(self, rendition: RenditionRecord, data: bytes) -> bool:
         """Keep `data` if it is exactly the bytes the catalog's checksum names; False if it is not."""
@@ -55,6 +61,8 @@ class RenditionByteCache:
         if self.holds_size(len(data)):
             with self._lock:
                 self._entries[_key(rendition)] = data
+                used = int(self._entries.currsize)
+            self.recorder.byte_cache_size(used)
         return True
 
     @property

@@ -1,11 +1,24 @@
-"""A small client for Dagster's GraphQL API: launch a run of a job, read a run's status.
+"""A small client for Dagster's GraphQL API: launch a run of a job, find runs by tag, read a run.
 
-The admin endpoints need only these two calls, so they are written against the schema directly
-(`launchRun` and `runOrError`, as in dagster-graphql 1.13) instead of pulling the full
-`dagster-graphql` client and its `gql` transport into the API process. The job's code location is
-looked up once through `repositoriesOrError` when the configured one (`tvdb_images`, the name in
-workspace.yaml) does not host it, so a webserver started with `-m tvdb_images.definitions` (whose
-location is named after the module) works as well.
+The one hand-written GraphQL client of the project (the tests' helpers for backfills and
+materializations, tvdb_images_tests/dagster_api.py, are built on it). dagster-graphql's
+`DagsterGraphQLClient` is installed but does not serve the API process:
+
+* Import cost. The API never imports Dagster, and `dagster_graphql` imports all of it: measured with
+  `python -X importtime -c "import serving.app, dagster_graphql"` (2-core box, load average 11-17
+  from other test runs), `serving.app` took 9.2-11.2 s cumulative and `dagster_graphql` 9.3-9.9 s more,
+  doubling the time before a worker can answer (unloaded the ratio is the same).
+* What it lacks. Runs by tag with a status filter (`runsOrError`, the idempotency lookup of
+  serving/launches.py), a run's creation, start and end times (the task status endpoint; it returns
+  the status only), and backfills or materializations (the tests). Its one `timeout` covers every
+  call, where launching a run over many partitions needs longer (`launch_timeout`) than a lookup, and
+  it has no connect timeout of its own. Launch tags and run config (partition ranges are tags) it has.
+
+So the admin endpoints' calls are written against the schema directly (`launchRun`, `runOrError`,
+`runsOrError`, as in dagster-graphql 1.13). The job's code location is looked up once through
+`repositoriesOrError` when the configured one (`tvdb_images`, the name in workspace.yaml) does not
+host it, so a webserver started with `-m tvdb_images.definitions` (whose location is named after the
+module) works as well.
 """
 
 from __future__ import annotations
@@ -195,6 +208,13 @@ class DagsterClient:
             started_at=_timestamp(result.get("startTime")),
             ended_at=_timestamp(result.get("endTime")),
         )
+
+    def query(
+        self, document: str, variables: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Any GraphQL document's `data` (operators' scripts and the tests read backfills with it);
+        DagsterUnavailable or DagsterError as for the calls above."""
+        return self._execute(document, variables or {}, timeout=timeout)
 
     def _launch(
         self, job_name: str, selector: _Selector, run_config: Mapping[str, Any], tags: Mapping[str, str]

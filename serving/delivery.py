@@ -27,6 +27,7 @@ from serving.conditional import cache_control, http_date, not_modified
 from serving.errors import NO_STORE, ApiError, storage_unavailable
 from serving.negotiation import choose_format
 from serving.queries import ArtworkRecord, RenditionRecord
+from serving.views import COUNTED_STATUSES
 from tvdb_images.config import Settings
 from tvdb_images.storage import ObjectNotFound, ObjectStore, ObjectStream, StorageError
 from tvdb_images.storage.layout import is_layout_key
@@ -42,6 +43,21 @@ class ImageRequest:
 
 
 async def deliver(
+    request: Request,
+    artwork: ArtworkRecord,
+    wanted: ImageRequest,
+    *,
+    settings: Settings,
+    store: ObjectStore,
+    byte_cache: RenditionByteCache,
+) -> Response:
+    response = await _answer(request, artwork, wanted, settings=settings, store=store, byte_cache=byte_cache)
+    if request.method == "GET" and response.status_code in COUNTED_STATUSES:
+        request.app.state.serving.views.record(artwork.id, wanted.size)  # serving.views: what counts
+    return response
+
+
+async def _answer(
     request: Request,
     artwork: ArtworkRecord,
     wanted: ImageRequest,

@@ -52,8 +52,15 @@ def catalog_session(state: State) -> Iterator[Session]:
 CatalogSession = Annotated[Session, Depends(catalog_session, scope="function")]
 
 
-def check_admin(request: Request, state: ServingState) -> str:
-    """Authenticate an admin request; returns a short fingerprint of the token for rate limiting."""
+def check_admin(
+    request: Request,
+    state: State,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)] = None,
+) -> str:
+    """Authenticate an admin request; returns a short fingerprint of the token for rate limiting.
+
+    The `Admin` dependency of the admin routes, and called directly where a route needs an admin only
+    for some of its parameters. `_declared` only puts the bearer scheme into the OpenAPI schema."""
     configured = state.settings.admin_api_token
     expected = configured.get_secret_value() if configured is not None else ""
     if not expected:
@@ -85,15 +92,7 @@ def check_admin(request: Request, state: ServingState) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
-def require_admin(
-    request: Request,
-    state: State,
-    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)],
-) -> str:
-    return check_admin(request, state)
-
-
-Admin = Annotated[str, Depends(require_admin)]
+Admin = Annotated[str, Depends(check_admin)]
 
 
 def limit_sync_launches(request: Request, state: ServingState, admin: str) -> None:

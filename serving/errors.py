@@ -67,6 +67,7 @@ def request_id(request: Request) -> str | None:
 
 
 def error_response(request: Request, error: ApiError) -> JSONResponse:
+    request.scope.setdefault("state", {})["error_code"] = error.code  # for serving.metrics_middleware
     body = ErrorBody(
         status=error.status,
         code=error.code,
@@ -83,11 +84,11 @@ def error_response(request: Request, error: ApiError) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
-    app.add_exception_handler(OperationalError, _catalog_unavailable)  # type: ignore[arg-type]
-    app.add_exception_handler(StorageError, _storage_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]  # Starlette types handlers for Exception
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]  # Starlette types handlers for Exception
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]  # Starlette types handlers for Exception
+    app.add_exception_handler(OperationalError, _catalog_unavailable)  # type: ignore[arg-type]  # Starlette types handlers for Exception
+    app.add_exception_handler(StorageError, _storage_unavailable)  # type: ignore[arg-type]  # Starlette types handlers for Exception
     app.add_exception_handler(Exception, _unexpected_error)
 
 

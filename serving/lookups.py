@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from cachetools import TTLCache
 from starlette.concurrency import run_in_threadpool
 
+from serving.events import NO_RECORDER, Recorder
 from serving.queries import ArtworkRecord, ArtworkView, CatalogReader
 
 log = logging.getLogger(__name__)
@@ -93,9 +94,10 @@ class CatalogLookups:
     """The reader's answers, cached. A query runs in the thread pool, off the event loop, and concurrent
     requests for the same key share one query."""
 
-    def __init__(self, reader: CatalogReader, cache: TtlCache) -> None:
+    def __init__(self, reader: CatalogReader, cache: TtlCache, recorder: Recorder = NO_RECORDER) -> None:
         self.reader = reader
         self.cache = cache
+        self.recorder = recorder
         self._loading: dict[Hashable, asyncio.Task[Any]] = {}
 
     async def item_image(self, content_type: str, content_id: int, image_type: str) -> ArtworkRecord | None:
@@ -114,6 +116,7 @@ class CatalogLookups:
 
     async def _lookup(self, key: Hashable, load: Callable[[], T], keep: Callable[[T], bool]) -> T:
         cached = self.cache.get(key)
+        self.recorder.lookup(cached is not None)
         if cached is not None:
             value, due = cached
             if due and key not in self._loading:

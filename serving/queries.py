@@ -28,8 +28,10 @@ from serving.conditional import content_version, strong_etag
 from serving.links import artwork_image_path
 from tvdb_images.catalog.db import create_catalog_engine
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
+from tvdb_images.catalog.results import StoredPlaceholders
 from tvdb_images.catalog.selection import primary_order_by
 from tvdb_images.catalog.signatures import MIRROR_SIGNATURE
+from tvdb_images.retrying import retrying
 from tvdb_images.storage import Bucket
 from tvdb_images.storage.layout import SIZES
 
@@ -74,6 +76,8 @@ class ArtworkRecord:
     size_versions: Mapping[str, str]
     # Set while the stored image no longer matches the source (STALE_IMAGE_POLICY=serve keeps it served).
     stale_since: datetime | None = None
+    # What a client paints while the image loads; None until rendered with them (or mirrored unchanged).
+    placeholders: StoredPlaceholders | None = None
 
     @property
     def stale(self) -> bool:
@@ -117,6 +121,9 @@ _ARTWORK_COLUMNS = [
         "source_height",
         "file_size",
         "stale_since",
+        "thumbhash",
+        "blurhash",
+        "dominant_color",
     )
 ]
 _RENDITION_COLUMNS = [
@@ -212,19 +219,25 @@ class CatalogReader:
             self._owned.dispose()
 
     def _rows(self, statement: Select[Any], values: dict[str, Any]) -> Sequence[Any]:
-        try:
-            return self._execute(statement, values)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            # The server closed a pooled connection (restart, failover, idle timeout); SQLAlchemy has
-            # invalidated the pool, so a second try gets a fresh connection.
-            log.warning("catalog connection was dropped (%s); retrying once", exc.orig)
-            return self._execute(statement, values)
+        return _RECONNECT(self._execute, statement, values)
 
     def _execute(self, statement: Select[Any], values: dict[str, Any]) -> Sequence[Any]:
         with self._engine.connect() as connection:
             return connection.execute(statement, values).all()
+
+
+def _connection_dropped(exc: BaseException) -> bool:
+    """The server closed a pooled connection (restart, failover, idle timeout): SQLAlchemy has
+    invalidated the pool, so another try gets a fresh connection."""
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _log_reconnect(attempt: int, exc: BaseException, delay: float) -> None:
+    log.warning("catalog connection was dropped (%s); retrying once", getattr(exc, "orig", exc))
+
+
+# Tried again once, at once: a second drop in a row is an outage, answered 503.
+_RECONNECT = retrying(attempts=2, retry_on=_connection_dropped, on_retry=_log_reconnect)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -264,7 +277,14 @@ def _record(rows: Sequence[Any]) -> ArtworkRecord:
         renditions=tuple(renditions),
         size_versions={size: content_version(checksums) for size, checksums in checksums_by_size.items()},
         stale_since=_utc(first.stale_since),
+        placeholders=_placeholders(first) if renditions else None,
     )
+
+
+def _placeholders(row: Any) -> StoredPlaceholders | None:
+    if row.thumbhash is None or row.blurhash is None or row.dominant_color is None:
+        return None
+    return StoredPlaceholders(row.thumbhash, row.blurhash, row.dominant_color)
 
 
 def _rendition(artwork_id: int, row: Any) -> RenditionRecord:

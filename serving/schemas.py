@@ -12,10 +12,10 @@ from tvdb_images.config import CONTENT_TYPES, IMAGE_TYPES
 from tvdb_images.registry import FORMATS, SIZE_NAMES
 
 # Enums built from the project's own tuples, so the API accepts exactly what the layout can store.
-ContentType = StrEnum("ContentType", {name: name for name in CONTENT_TYPES})  # type: ignore[misc]
-ImageType = StrEnum("ImageType", {name: name for name in IMAGE_TYPES})  # type: ignore[misc]
-Size = StrEnum("Size", {name: name for name in SIZE_NAMES})  # type: ignore[misc]
-ImageFormat = StrEnum("ImageFormat", {f.name.upper(): f.name for f in FORMATS})  # type: ignore[misc]
+ContentType = StrEnum("ContentType", {name: name for name in CONTENT_TYPES})  # type: ignore[misc]  # members from a tuple: mypy needs literals
+ImageType = StrEnum("ImageType", {name: name for name in IMAGE_TYPES})  # type: ignore[misc]  # members from a tuple: mypy needs literals
+Size = StrEnum("Size", {name: name for name in SIZE_NAMES})  # type: ignore[misc]  # members from a tuple: mypy needs literals
+ImageFormat = StrEnum("ImageFormat", {f.name.upper(): f.name for f in FORMATS})  # type: ignore[misc]  # members from a tuple: mypy needs literals
 ImageFormat.__doc__ = (
     "Formats a stored image can have: renditions (AVIF, WebP) and mirrored sources (the rest)."
 )
@@ -41,6 +41,19 @@ class RenditionInfo(BaseModel):
     bytes: int
     content_type: str
     etag: str = Field(description="Strong ETag the image endpoints send for these bytes.")
+
+
+class Placeholders(BaseModel):
+    """What to paint while the image loads, computed from the stored renditions' own pixels."""
+
+    thumbhash: str = Field(
+        description="ThumbHash, base64 (about 25 bytes): keeps alpha and the aspect ratio "
+        "(decode with thumbhash's `thumbHashToDataURL`)."
+    )
+    blurhash: str = Field(description="BlurHash (base83), what Jellyfin's clients decode; no alpha.")
+    dominant_color: str = Field(
+        pattern=r"^#[0-9a-f]{6}$", description="The image's dominant colour, `#rrggbb`: a background fill."
+    )
 
 
 class ArtworkMetadata(BaseModel):
@@ -69,6 +82,11 @@ class ArtworkMetadata(BaseModel):
         ),
     )
     stale_since: datetime | None = Field(default=None, description="When the stored image became stale.")
+    placeholders: Placeholders | None = Field(
+        default=None,
+        description="Null until the artwork is rendered with placeholders (`rerender_images` fills them "
+        "in), and for sources mirrored unchanged (ENABLE_IMAGE_OPTIMIZATION=false).",
+    )
 
 
 class RenditionCount(BaseModel):

@@ -43,7 +43,8 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from serving.http_guard import PROTOCOL
-from tvdb_images.config import load_settings
+from serving.metrics_dir import mark_dead, metrics_directory
+from tvdb_images.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -84,9 +85,31 @@ def event_loop(requested: str, workers: int) -> str:
     return "asyncio" if workers == 1 else "uvloop"
 
 
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor, telling the metrics (serving.metrics_dir) about every worker it replaced."""
+
+    def _pids(self) -> set[int]:
+        return {process.pid for process in self.processes if process.pid is not None}
+
+    def keep_subprocess_alive(self) -> None:
+        before = self._pids()
+        super().keep_subprocess_alive()
+        mark_dead(before - self._pids())
+
+    def handle_signals(self) -> None:
+        before = self._pids()
+        super().handle_signals()  # SIGHUP replaces every worker, SIGTTOU retires one
+        mark_dead(before - self._pids())
+
+
 def run(*, host: str, port: int, workers: int, loop: str = "auto") -> None:
     """Serve until SIGINT/SIGTERM; with several workers, under uvicorn's process supervisor."""
     settings = load_settings()
+    with metrics_directory(settings.metrics_enabled):
+        _run(settings, host=host, port=port, workers=workers, loop=loop)
+
+
+def _run(settings: Settings, *, host: str, port: int, workers: int, loop: str) -> None:
     os.environ[WORKERS_ENV] = str(workers)  # inherited by the workers
     config = TcpListenerConfig(
         APP,
@@ -102,7 +125,7 @@ def run(*, host: str, port: int, workers: int, loop: str = "auto") -> None:
         access_log=False,
     )
     if workers > 1:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        Supervisor(config, sockets=[config.bind_socket()]).run()
     else:
         server = uvicorn.Server(config)
         server.run()

@@ -103,7 +103,7 @@ def add_lifecycle_commands(catalog: Any) -> None:
     load.set_defaults(handler=lambda args: _import(args, plain_import))
 
 
-def _catalog():  # type: ignore[no-untyped-def]
+def _catalog():
     from tvdb_images.catalog import migrate
     from tvdb_images.catalog.db import Catalog
 

@@ -1,4 +1,5 @@
-"""`tvdb-images`: the command line (demo, catalog import, serving API, storage dedup, database migrations)."""
+"""`tvdb-images`: the command line (demo, Dagster UI, catalog import, serving API, storage dedup, database
+migrations)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
         help="port of the local artwork origin (default: the one this data directory used before, else 8765)",
     )
     demo.set_defaults(handler=_demo)
+
+    ui = commands.add_parser(
+        "ui", help="open the Dagster UI (dagster dev) on the workspace, creating DAGSTER_HOME if missing"
+    )
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("-p", "--port", type=int, default=3000)
+    ui.set_defaults(handler=_ui)
 
     catalog_command = commands.add_parser("catalog", help="catalog commands")
     catalog_command.set_defaults(handler=_print_help(catalog_command))
@@ -121,6 +129,13 @@ def _demo(args: argparse.Namespace) -> int:
     result = run_demo(origin_port=args.origin_port)
     print(format_summary(result))
     return 0 if result.ok else 1
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from tvdb_images.ui import open_ui
+
+    open_ui(load_settings(), host=args.host, port=args.port)
+    return 1  # not reached: open_ui replaces this process with `dagster dev` or raises ConfigError
 
 
 def _catalog_import(args: argparse.Namespace) -> int:

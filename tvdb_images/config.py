@@ -11,13 +11,13 @@ from __future__ import annotations
 import ipaddress
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from tvdb_images.registry import DEFAULT_OUTPUT_FORMAT, OUTPUT_FORMAT_NAMES
+from tvdb_images.registry import DEFAULT_OUTPUT_FORMAT, OUTPUT_FORMAT_NAMES, SIZE_NAMES
 
 CONTENT_TYPES: tuple[str, ...] = ("episodes", "movies", "people", "seasons", "series")
 IMAGE_TYPES: tuple[str, ...] = ("poster", "banner", "fanart", "image", "thumbnail", "clearlogo", "clearart")
@@ -26,6 +26,8 @@ IMAGE_TYPES: tuple[str, ...] = ("poster", "banner", "fanart", "image", "thumbnai
 # adds it to ALLOWED_SOURCE_HOSTS.
 DEFAULT_ALLOWED_SOURCE_HOSTS: tuple[str, ...] = ("artworks.thetvdb.com", "thetvdb.com", "www.thetvdb.com")
 AVIF_QUALITY_DEFAULT = 70
+WATERMARK_POSITIONS: tuple[str, ...] = ("top-left", "top-right", "bottom-left", "bottom-right", "center")
+AVIF_SPEED_DEFAULT = 8
 
 
 class ConfigError(RuntimeError):
@@ -61,18 +63,36 @@ class Settings(BaseSettings):
     s3_bucket_thumbnails: str = Field(default="tvdb-thumbnails", alias="S3_BUCKET_THUMBNAILS")
     cdn_base_url: str | None = Field(default=None, alias="CDN_BASE_URL")
 
-    image_format: Literal[OUTPUT_FORMAT_NAMES] = Field(  # type: ignore[valid-type]
+    # The output formats every size is rendered to, the first one's URLs in the seed's `local_*_url`
+    # columns. IMAGE_FORMATS lists them ("webp,avif"); IMAGE_FORMAT is the one-format shorthand.
+    image_format: Literal[OUTPUT_FORMAT_NAMES] = Field(  # type: ignore[valid-type]  # pydantic expands the tuple
         default=DEFAULT_OUTPUT_FORMAT, alias="IMAGE_FORMAT"
+    )
+    image_formats: Annotated[list[Literal[OUTPUT_FORMAT_NAMES]], NoDecode] | None = Field(  # type: ignore[valid-type]  # pydantic expands the tuple
+        default=None, alias="IMAGE_FORMATS"
     )
     image_quality: int = Field(default=85, ge=1, le=100, alias="IMAGE_QUALITY")
     # AVIF's own quality, chosen so that AVIF looks like WebP at the default IMAGE_QUALITY.
     image_quality_avif: int = Field(default=AVIF_QUALITY_DEFAULT, ge=1, le=100, alias="IMAGE_QUALITY_AVIF")
     webp_method: int = Field(default=4, ge=0, le=6, alias="WEBP_METHOD")
+    # libavif's speed (0 slowest/smallest .. 10 fastest), chosen by measurement (docs/performance.md).
+    avif_speed: int = Field(default=AVIF_SPEED_DEFAULT, ge=0, le=10, alias="AVIF_SPEED")
     enable_image_optimization: bool = Field(default=True, alias="ENABLE_IMAGE_OPTIMIZATION")
     max_image_file_size_mb: float = Field(default=20.0, gt=0, le=1024, alias="MAX_IMAGE_FILE_SIZE_MB")
     max_image_pixels: int = Field(default=50_000_000, gt=0, alias="MAX_IMAGE_PIXELS")
     max_image_frames: int = Field(default=100, gt=0, alias="MAX_IMAGE_FRAMES")
     render_workers: int = Field(default=0, ge=0, le=64, alias="RENDER_WORKERS")
+    # Optional watermark (off unless WATERMARK_IMAGE is set): a PNG with alpha composited onto the
+    # listed sizes at render time; the file itself is checked at start (preflight.check_watermark).
+    watermark_image: Path | None = Field(default=None, alias="WATERMARK_IMAGE")
+    watermark_position: Literal[WATERMARK_POSITIONS] = Field(  # type: ignore[valid-type]
+        default="bottom-right", alias="WATERMARK_POSITION"
+    )
+    watermark_opacity: float = Field(default=0.5, ge=0, le=1, alias="WATERMARK_OPACITY")
+    # >= 1: pixels; below 1: a fraction of the rendition's shorter side.
+    watermark_margin: float = Field(default=0.02, ge=0, le=10000, alias="WATERMARK_MARGIN")
+    watermark_scale: float = Field(default=0.2, gt=0, le=1, alias="WATERMARK_SCALE")
+    watermark_sizes: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="WATERMARK_SIZES")
 
     allowed_source_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_ALLOWED_SOURCE_HOSTS), alias="ALLOWED_SOURCE_HOSTS"
@@ -138,12 +158,65 @@ class Settings(BaseSettings):
     serving_worker_healthcheck_seconds: int = Field(
         default=120, ge=5, le=3600, alias="SERVING_WORKER_HEALTHCHECK_SECONDS"
     )
+    # Prometheus metrics at GET /metrics (serving.metrics): on or off, the bearer token a scrape needs
+    # (none: open), and how often each worker recomputes the catalog gauges (one grouped query).
+    metrics_enabled: bool = Field(default=True, alias="METRICS_ENABLED")
+    metrics_token: SecretStr | None = Field(default=None, alias="METRICS_TOKEN")
+    catalog_metrics_seconds: float = Field(default=60.0, ge=1, le=86400, alias="CATALOG_METRICS_SECONDS")
+    # Pipeline runs push their totals to this Pushgateway (pipeline/metrics_push.py; none: no push), one
+    # group per run, groups older than the retention deleted by the next push.
+    prometheus_pushgateway_url: str | None = Field(default=None, alias="PROMETHEUS_PUSHGATEWAY_URL")
+    pushgateway_retention_hours: float = Field(
+        default=24.0, gt=0, le=8760, alias="PROMETHEUS_PUSHGATEWAY_RETENTION_HOURS"
+    )
+    # View analytics (serving/views.py): count image views per artwork and size in memory, flushed to
+    # the catalog's artwork_views every VIEW_FLUSH_SECONDS and at shutdown (a killed worker loses at
+    # most one interval); at most VIEW_MAX_KEYS distinct (day, artwork, size) per worker between flushes.
+    view_analytics: bool = Field(default=True, alias="VIEW_ANALYTICS")
+    view_flush_seconds: float = Field(default=10.0, ge=0.1, le=3600, alias="VIEW_FLUSH_SECONDS")
+    view_max_keys: int = Field(default=100_000, ge=1, le=10_000_000, alias="VIEW_MAX_KEYS")
 
     @field_validator("allowed_source_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("watermark_image", mode="before")
+    @classmethod
+    def _blank_path_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("watermark_sizes", mode="before")
+    @classmethod
+    def _split_sizes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("watermark_sizes")
+    @classmethod
+    def _check_sizes(cls, value: list[str]) -> list[str]:
+        unknown = [size for size in value if size not in SIZE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown size {', '.join(unknown)}; sizes are {', '.join(SIZE_NAMES)}")
+        return [size for size in SIZE_NAMES if size in value]
+
+    @field_validator("image_formats", mode="before")
+    @classmethod
+    def _split_formats(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()] or None
+        return value
+
+    @field_validator("image_formats")
+    @classmethod
+    def _check_formats(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError(f"lists a format twice: {','.join(value)}")
         return value
 
     @field_validator("cors_allow_origins", "trusted_proxies", mode="before")
@@ -172,7 +245,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin such as https://app.example (or *)")
         return [origin.rstrip("/") for origin in value]
 
-    @field_validator("public_base_url", mode="before")
+    @field_validator("public_base_url", "prometheus_pushgateway_url", mode="before")
     @classmethod
     def _check_public_base(cls, value: object) -> object:
         if isinstance(value, str):
@@ -214,6 +287,7 @@ class Settings(BaseSettings):
         "storage_backend",
         "source_revalidate_without_validators",
         "stale_image_policy",
+        "watermark_position",
         mode="before",
     )
     @classmethod
@@ -225,6 +299,31 @@ class Settings(BaseSettings):
         if self.storage_backend == "s3" and self.s3_bucket_originals == self.s3_bucket_thumbnails:
             raise ValueError("S3_BUCKET_ORIGINALS and S3_BUCKET_THUMBNAILS must name different buckets")
         return self
+
+    @model_validator(mode="after")
+    def _check_watermark(self) -> Settings:
+        if self.watermark_image is not None and not self.watermark_sizes:
+            raise ValueError(
+                "WATERMARK_SIZES: WATERMARK_IMAGE is set but no size is listed (e.g. large,medium)"
+            )
+        if self.watermark_image is None and self.watermark_sizes:
+            raise ValueError("WATERMARK_IMAGE: not set, but WATERMARK_SIZES lists sizes to watermark")
+        return self
+
+    @model_validator(mode="after")
+    def _check_format_shorthand(self) -> Settings:
+        given, listed = self.model_fields_set, self.image_formats
+        if {"image_formats", "image_format"} <= given and listed and self.image_format != listed[0]:
+            raise ValueError(
+                f"IMAGE_FORMAT={self.image_format} disagrees with IMAGE_FORMATS={','.join(listed)}"
+                " (set only IMAGE_FORMATS, whose first format is the one IMAGE_FORMAT names)"
+            )
+        return self
+
+    @property
+    def output_formats(self) -> tuple[str, ...]:
+        """The formats renditions are stored in, in IMAGE_FORMATS order (IMAGE_FORMAT alone: one)."""
+        return tuple(self.image_formats) if self.image_formats else (self.image_format,)
 
     @cached_property
     def resolved_database_url(self) -> str:
@@ -242,10 +341,10 @@ class Settings(BaseSettings):
         return int(self.max_image_file_size_mb * 1024 * 1024)
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read and validate the settings, turning pydantic's report into one readable message."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from exc
 
@@ -253,11 +352,14 @@ def load_settings(**overrides: object) -> Settings:
 def format_validation_error(exc: ValidationError) -> str:
     lines = ["invalid configuration:"]
     for error in exc.errors():
-        location = ".".join(str(part) for part in error.get("loc", ())) or "settings"
-        name = _env_name(location)
+        message = str(error.get("msg")).removeprefix("Value error, ")
+        if not error.get("loc"):  # a check across settings: its message names them
+            lines.append(f"  {message}")
+            continue
+        name = _env_name(".".join(str(part) for part in error["loc"]))
         given = error.get("input")
         shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
-        lines.append(f"  {name}: {error.get('msg')}{shown}")
+        lines.append(f"  {name}: {message}{shown}")
     return "\n".join(lines)
 
 

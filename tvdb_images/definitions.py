@@ -16,21 +16,24 @@ from tvdb_images.defs.revalidation import REVALIDATION_ASSETS, REVALIDATION_JOBS
 from tvdb_images.defs.schedules import ALL_SCHEDULES
 from tvdb_images.defs.sensors import ALL_SENSORS
 from tvdb_images.defs.stale_checks import STALE_CHECKS
-from tvdb_images.preflight import check_s3_credentials
+from tvdb_images.defs.views import VIEW_ASSETS, VIEW_CHECKS, VIEW_JOBS, VIEW_SCHEDULES
+from tvdb_images.preflight import check_s3_credentials, check_watermark
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """All definitions, with resources configured from `settings` (default: env vars and `.env`).
 
     S3 without credentials stops the code location's load with one message naming the settings, rather
-    than failing every run; reachability is left to the runs (a server may come up after the load)."""
+    than failing every run; reachability is left to the runs (a server may come up after the load).
+    A bad WATERMARK_IMAGE stops the load the same way (and each run's start, `ImagePipelineResource`)."""
     settings = settings or load_settings()
     check_s3_credentials(settings)
+    check_watermark(settings)
     return dg.Definitions(
-        assets=with_backend_kinds(ARTWORK_ASSETS + REVALIDATION_ASSETS, settings),
-        asset_checks=ARTWORK_CHECKS + STALE_CHECKS,
-        jobs=ALL_JOBS + REVALIDATION_JOBS,
-        schedules=ALL_SCHEDULES + REVALIDATION_SCHEDULES,
+        assets=with_backend_kinds(ARTWORK_ASSETS + REVALIDATION_ASSETS + VIEW_ASSETS, settings),
+        asset_checks=ARTWORK_CHECKS + STALE_CHECKS + VIEW_CHECKS,
+        jobs=[*ALL_JOBS, *REVALIDATION_JOBS, *VIEW_JOBS],
+        schedules=ALL_SCHEDULES + REVALIDATION_SCHEDULES + VIEW_SCHEDULES,
         sensors=ALL_SENSORS,
         resources=resources_from_settings(settings),
         # A run's steps depend on each other and share one catalog engine: running them in one process

@@ -20,13 +20,21 @@ _REJECTED_CREDENTIAL_CODES = {"403", "AccessDenied", "InvalidAccessKeyId", "Sign
 
 
 def check_dependencies(settings: Settings, *, storage: bool = True, reach_storage: bool = True) -> None:
-    """Everything a command needs: the catalog database, and (with `storage`) the object store's
-    settings and (with `reach_storage`) the store itself."""
+    """Everything a command needs: the watermark file (if any), the catalog database, and (with
+    `storage`) the object store's settings and (with `reach_storage`) the store itself."""
+    check_watermark(settings)
     check_database(settings.resolved_database_url)
     if storage:
         check_s3_credentials(settings)
         if reach_storage:
             check_storage(settings)
+
+
+def check_watermark(settings: Settings) -> None:
+    """WATERMARK_IMAGE, when set, is a readable PNG with alpha of bounded size (one-line ConfigError)."""
+    from tvdb_images.pipeline.settings import watermark_from_settings  # Pillow only when needed
+
+    watermark_from_settings(settings)
 
 
 def check_database(url: str) -> None:
@@ -47,7 +55,7 @@ def check_database(url: str) -> None:
         engine.dispose()
 
 
-def _database_message(parsed, exc: SQLAlchemyError) -> str:  # type: ignore[no-untyped-def]
+def _database_message(parsed, exc: SQLAlchemyError) -> str:
     reason = _first_line(str(getattr(exc, "orig", None) or exc))
     where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
     if parsed.get_backend_name() == "sqlite":

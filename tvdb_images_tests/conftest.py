@@ -1,6 +1,7 @@
 """Shared fixtures: the generated image corpus, a loopback artwork origin, catalogs on SQLite and
-PostgreSQL, and object stores on the local disk and on a real SeaweedFS S3 server started for the test
-session.
+PostgreSQL, object stores on the local disk and on a real SeaweedFS S3 server started for the test
+session, and the served data of the serving API tests. Fixtures of one folder only live in its own
+conftest.py; plain helpers (no fixtures) in support/.
 
 Tests that need the real services fail (they do not skip) when PostgreSQL or SeaweedFS cannot be had,
 so a green run always means the real parts were exercised; `-m "not services"` deselects them.
@@ -16,12 +17,14 @@ import pytest
 
 from tvdb_images.catalog import migrate
 from tvdb_images.catalog.db import Catalog
+from tvdb_images.config import Settings
 from tvdb_images.storage import Bucket
 from tvdb_images.storage.local import LocalObjectStore
 from tvdb_images.storage.s3 import S3ObjectStore
-from tvdb_images_tests import services
-from tvdb_images_tests.images import generated_corpus
-from tvdb_images_tests.origins import LoopbackOrigin
+from tvdb_images_tests.support import services
+from tvdb_images_tests.support.images import generated_corpus
+from tvdb_images_tests.support.origins import LoopbackOrigin
+from tvdb_images_tests.support.serving_data import ServedData, base_values, fill, s3_values
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
@@ -146,7 +149,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def dagster_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh PostgreSQL database for a Dagster instance, named by DAGSTER_POSTGRES_URL."""
-    from tvdb_images_tests.stack import dagster_postgres_url
+    from tvdb_images_tests.support.stack import dagster_postgres_url
 
     name = services.unique_name("tvdb_images_dagster")
     url = dagster_postgres_url(services.create_database(name))
@@ -155,5 +158,55 @@ def dagster_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     services.drop_database(name)
 
 
-# The catalog after its first sync (test_catalog_removal.py, test_catalog_commands.py).
-from tvdb_images_tests.catalog_life import life, life_cli, life_origin  # noqa: E402, F401
+# --- served data (serving/ and the serving tests in reliability/) --------------------------------
+# Session-scoped, so each setup's pipeline run happens once per test session (see support/serving_data).
+
+
+@pytest.fixture(scope="session")
+def serving_origin(corpus_dir: Path) -> Iterator[LoopbackOrigin]:
+    with LoopbackOrigin(corpus_dir) as origin:
+        yield origin
+
+
+@pytest.fixture(scope="session")
+def embedded_data(
+    tmp_path_factory: pytest.TempPathFactory, serving_origin: LoopbackOrigin, corpus_dir: Path
+) -> Iterator[ServedData]:
+    root = tmp_path_factory.mktemp("serving-embedded")
+    url = f"sqlite:///{root / 'catalog.db'}"
+    migrate.upgrade(url)
+    values = base_values(serving_origin, url) | {"LOCAL_STORAGE_DIR": str(root / "storage")}
+    settings = Settings.model_validate(values)
+    catalog = Catalog(url)
+    store = fill(settings, catalog, serving_origin, through_dagster=False)
+    yield ServedData("embedded", _env(values), settings, catalog, store, serving_origin, corpus_dir)
+    catalog.dispose()
+
+
+@pytest.fixture(scope="session")
+def production_data(
+    postgres_template: str,
+    seaweedfs: services.SeaweedFS,
+    serving_origin: LoopbackOrigin,
+    corpus_dir: Path,
+) -> Iterator[ServedData]:
+    name = services.unique_name("tvdb_images_serving")
+    url = services.create_database(name, template=postgres_template)
+    prefix = services.unique_name("serving").replace("_", "-")
+    values = base_values(serving_origin, url) | s3_values(seaweedfs, prefix)
+    settings = Settings.model_validate(values)
+    catalog = Catalog(url)
+    store = fill(settings, catalog, serving_origin, through_dagster=True)
+    yield ServedData("production", _env(values), settings, catalog, store, serving_origin, corpus_dir)
+    catalog.dispose()
+    services.drop_database(name)
+
+
+@pytest.fixture(scope="session", params=["embedded", "production"])
+def served(request: pytest.FixtureRequest) -> ServedData:
+    """The same tests on the embedded setup and on real PostgreSQL + SeaweedFS S3."""
+    return request.getfixturevalue(f"{request.param}_data")
+
+
+def _env(values: dict[str, object]) -> dict[str, str]:
+    return {name: str(value) for name, value in values.items()}

@@ -13,8 +13,9 @@ from serving.links import public_url
 from serving.queries import ArtworkView, RenditionRecord
 from serving.routes.images import IMAGE_RESPONSES
 from serving.routes.params import ArtworkId, SizePath, Version
-from serving.schemas import ArtworkMetadata, ImageFormat, RenditionInfo
+from serving.schemas import ArtworkMetadata, ImageFormat, Placeholders, RenditionInfo
 from serving.state import ServingState
+from tvdb_images.catalog.results import StoredPlaceholders
 
 router = APIRouter(prefix="/api/v1/images/artwork", tags=["artwork"])
 
@@ -69,6 +70,15 @@ async def get_artwork(request: Request, response: Response, artwork_id: ArtworkI
         sizes=sizes,
         stale=artwork.stale,
         stale_since=artwork.stale_since if artwork.stale else None,
+        placeholders=_placeholders(artwork.placeholders),
+    )
+
+
+def _placeholders(found: StoredPlaceholders | None) -> Placeholders | None:
+    if found is None:
+        return None
+    return Placeholders(
+        thumbhash=found.thumbhash, blurhash=found.blurhash, dominant_color=found.dominant_color
     )
 
 

@@ -33,7 +33,7 @@ def create_catalog_engine(url: str, *, pool_size: int = 10, pool_pre_ping: bool 
     return create_engine(url, pool_pre_ping=pool_pre_ping, pool_size=pool_size, max_overflow=pool_size)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")

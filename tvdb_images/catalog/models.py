@@ -7,10 +7,12 @@ user's own proxy database can match them. Schema changes go through Alembic migr
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -144,6 +146,10 @@ class Artwork(Base):
     source_width: Mapped[int | None] = mapped_column(Integer)
     source_height: Mapped[int | None] = mapped_column(Integer)
     render_signature: Mapped[str | None] = mapped_column(String(64))
+    # Placeholders of the stored renditions, from the render (`imaging.placeholders`); none before it.
+    thumbhash: Mapped[str | None] = mapped_column(String(64))  # base64, ~25 bytes
+    blurhash: Mapped[str | None] = mapped_column(String(200))  # base83, at most 166 characters
+    dominant_color: Mapped[str | None] = mapped_column(String(7))  # "#rrggbb"
 
     # The origin's validators for the stored source (sent back as If-None-Match / If-Modified-Since
     # when the source is revalidated) and when the origin last confirmed or supplied it.
@@ -219,3 +225,32 @@ class ArtworkRendition(Base):
         ),
         Index("ix_artwork_renditions_dedup", "source_checksum", "render_signature"),
     )
+
+
+class ArtworkViewCount(Base):
+    """Views of one artwork's size on one UTC day, added to by the serving API's batched flushes
+    (tvdb_images.catalog.views). No foreign key: a flush must not fail on an artwork removed since."""
+
+    __tablename__ = "artwork_views"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    artwork_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    size: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (Index("ix_artwork_views_artwork_id", "artwork_id"),)
+
+
+class ArtworkViewFlush(Base):
+    """One serving worker's flush watermark for one day: every view it counted before `flushed_through`
+    is in `artwork_views`. A day is complete once each worker that counted on it flushed past its end,
+    or stopped cleanly (`stopped`: its final flush at shutdown landed)."""
+
+    __tablename__ = "artwork_view_flushes"
+
+    worker: Mapped[str] = mapped_column(String(128), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    views: Mapped[int] = mapped_column(BigInteger, nullable=False)  # this worker's views of the day
+    dropped: Mapped[int] = mapped_column(BigInteger, nullable=False)  # not counted: the counter was full
+    flushed_through: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    stopped: Mapped[bool] = mapped_column(Boolean, nullable=False)

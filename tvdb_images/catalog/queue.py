@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from tvdb_images.catalog.db import Catalog
@@ -44,6 +45,10 @@ class RenderTask:
     source_width: int | None = None
     source_height: int | None = None
     source_url: str | None = None
+    # What is stored now: a processed artwork's signature names its current formats (`+`-joined), so
+    # a changed IMAGE_FORMATS renders only the formats it adds.
+    status: str | None = None
+    render_signature: str | None = None
 
     @property
     def original_key(self) -> str:
@@ -198,7 +203,10 @@ def count_work_by_partition(
         .group_by(Artwork.content_type, Artwork.shard)
     ).all()
     return {
-        (row[0], row[1]): {name: int(value or 0) for name, value in zip(conditions, row[2:], strict=True)}
+        # The shard is filtered to NOT NULL above.
+        (row[0], cast(str, row[1])): {
+            name: int(value or 0) for name, value in zip(conditions, row[2:], strict=True)
+        }
         for row in rows
     }
 
@@ -220,7 +228,7 @@ def partitions_with_work(
         condition = or_(condition, render_condition(signature, include_stale=True))
     changed = [Artwork.updated_at > changed_since] if changed_since is not None else []
     placed = select(Artwork.content_type, Artwork.shard).where(condition, Artwork.shard.isnot(None), *changed)
-    partitions = {(content_type, shard) for content_type, shard in session.execute(placed.distinct())}
+    partitions = {(kind, cast(str, shard)) for kind, shard in session.execute(placed.distinct())}
     unplaced = select(Artwork.content_type, Artwork.content_id).where(
         condition, Artwork.storage_path.is_(None), *changed
     )
@@ -264,4 +272,4 @@ def reset_failed(
             updated_at=datetime.now(UTC),
         )
     )
-    return int(result.rowcount or 0)
+    return int(cast(CursorResult[Any], result).rowcount or 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import cast
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition, ArtworkStatus
 from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.sharing import shared_keys_under
-from tvdb_images.catalog.signatures import MIRROR_SIGNATURE
+from tvdb_images.catalog.signatures import FORMAT_SEPARATOR, MIRROR_SIGNATURE
 from tvdb_images.storage import layout
 from tvdb_images.storage.layout import SIZES
 
@@ -31,7 +32,7 @@ def referenced_keys(session: Session, content_type: str, shard: str) -> tuple[se
             Artwork.source_format.isnot(None),
         )
     ):
-        if path:
+        if path and source_format:
             originals.add(layout.original_key(path, source_format))
     thumbnails = set(
         session.scalars(
@@ -90,15 +91,24 @@ class Completeness:
 def processed_completeness(session: Session, scope: Scope) -> Completeness:
     """For each partition of `scope`: how many artworks are processed, and which of them lack
     renditions from their own latest render (all sizes, or the one mirrored source)."""
+    # An artwork in several formats has a `+`-joined signature: one part per format, each the
+    # signature its own renditions carry, and every size of each.
+    joined = FORMAT_SEPARATOR + Artwork.render_signature + FORMAT_SEPARATOR
     size_count = (
         select(func.count())
         .where(
             ArtworkRendition.artwork_id == Artwork.id,
-            ArtworkRendition.render_signature == Artwork.render_signature,
+            or_(
+                ArtworkRendition.render_signature == Artwork.render_signature,
+                joined.contains(FORMAT_SEPARATOR + ArtworkRendition.render_signature + FORMAT_SEPARATOR),
+            ),
         )
         .scalar_subquery()
     )
-    expected = case((Artwork.render_signature == MIRROR_SIGNATURE, 1), else_=len(SIZES))
+    parts = func.length(Artwork.render_signature) - func.length(
+        func.replace(Artwork.render_signature, FORMAT_SEPARATOR, "")
+    )
+    expected = case((Artwork.render_signature == MIRROR_SIGNATURE, 1), else_=(parts + 1) * len(SIZES))
     processed_in_scope = (scope.clause(), Artwork.status == ArtworkStatus.PROCESSED.value)
     found = Completeness()
     for content_type, shard, count in session.execute(
@@ -106,11 +116,11 @@ def processed_completeness(session: Session, scope: Scope) -> Completeness:
         .where(*processed_in_scope)
         .group_by(Artwork.content_type, Artwork.shard)
     ):
-        found.processed[(content_type, shard)] = count
+        found.processed[(content_type, cast(str, shard))] = count  # processed artwork has its shard
     for content_type, shard, artwork_id in session.execute(
         select(Artwork.content_type, Artwork.shard, Artwork.id)
         .where(*processed_in_scope, size_count < expected)
         .order_by(Artwork.id)
     ):
-        found.incomplete[(content_type, shard)].append(artwork_id)
+        found.incomplete[(content_type, cast(str, shard))].append(artwork_id)
     return found

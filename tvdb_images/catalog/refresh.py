@@ -11,9 +11,10 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
@@ -132,7 +133,7 @@ def refresh_artwork(
         )
         .execution_options(synchronize_session=False)
     )
-    report.marked = int(result.rowcount or 0)
+    report.marked = int(cast(CursorResult[Any], result).rowcount or 0)
     return report
 
 

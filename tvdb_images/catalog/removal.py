@@ -134,8 +134,8 @@ def _artworks_of(session: Session, removal: Removal) -> dict[int, tuple[str, int
     for chunk in _chunks(sorted(removal.artwork_ids)):
         for row in session.execute(select(*columns).where(Artwork.id.in_(chunk))):
             found[row.id] = (row.content_type, row.content_id, row.image_type)
-    for chunk in _chunks(sorted(removal.items)):
-        statement = select(*columns).where(tuple_(Artwork.content_type, Artwork.content_id).in_(chunk))
+    for item_chunk in _chunks(sorted(removal.items)):
+        statement = select(*columns).where(tuple_(Artwork.content_type, Artwork.content_id).in_(item_chunk))
         for row in session.execute(statement):
             found[row.id] = (row.content_type, row.content_id, row.image_type)
     return found

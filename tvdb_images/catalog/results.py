@@ -8,7 +8,7 @@ stored, so a catalog row never points at an object that is not there.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +20,7 @@ from tvdb_images.catalog.importer import SOURCE_URL_COLUMNS
 from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition, ArtworkStatus
 from tvdb_images.catalog.queue import RenderTask
 from tvdb_images.catalog.selection import primary_sort_key
+from tvdb_images.storage.layout import SIZES
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,16 @@ class StoredRendition:
     bytes: int
     content_type: str
     checksum: str
+    render_signature: str | None = None  # its format's own signature; None: the artwork's signature
+
+
+@dataclass(frozen=True)
+class StoredPlaceholders:
+    """What a client paints while the artwork loads, computed by the render (`imaging.placeholders`)."""
+
+    thumbhash: str
+    blurhash: str
+    dominant_color: str
 
 
 def record_download(
@@ -125,9 +136,22 @@ def record_renditions(
     renditions: Sequence[StoredRendition],
     *,
     signature: str,
+    keep_formats: Collection[str] | None = None,
+    primary_format: str | None = None,
+    placeholders: StoredPlaceholders | None = None,
+    keep_placeholders: bool = False,
     now: datetime | None = None,
 ) -> None:
     """Record stored renditions and give the artwork its local URLs, all in the caller's transaction.
+
+    `keep_formats` names the formats whose recorded renditions stay beside the new ones (those of
+    IMAGE_FORMATS that are already current): every other format's rows go, so a format dropped from
+    the list leaves its objects to orphan cleanup. None keeps every format not recorded now. The
+    artwork's local URLs are `primary_format`'s (the first listed), new or kept; by default the
+    first rendition's format. Renditions of another source never stay.
+
+    The placeholders are replaced with the renditions' (cleared when there are none, as for a mirror),
+    unless `keep_placeholders` (nothing was rendered: a format dropped or the list reordered).
 
     An artwork removed from the catalog meanwhile records nothing (its objects are left to orphan
     cleanup); the row is locked first, so a removal cannot slip in between (PostgreSQL).
@@ -136,57 +160,84 @@ def record_renditions(
     still_there = select(Artwork.id).where(Artwork.id == task.artwork_id).with_for_update()
     if session.scalar(still_there) is None:
         return
-    formats = {r.format for r in renditions}
+    recorded = {r.format for r in renditions}
+    dropped = (
+        ArtworkRendition.format.in_(recorded)
+        if keep_formats is None
+        else ArtworkRendition.format.not_in([f for f in keep_formats if f not in recorded])
+    )
     session.execute(
         delete(ArtworkRendition).where(
             ArtworkRendition.artwork_id == task.artwork_id,
-            or_(
-                ArtworkRendition.format.in_(formats), ArtworkRendition.source_checksum != task.source_checksum
-            ),
+            or_(dropped, ArtworkRendition.source_checksum != task.source_checksum),
         )
     )
-    session.execute(
-        insert(ArtworkRendition),
-        [
-            {
-                "artwork_id": task.artwork_id,
-                "size": r.size,
-                "format": r.format,
-                "storage_key": r.storage_key,
-                "url": r.url,
-                "width": r.width,
-                "height": r.height,
-                "bytes": r.bytes,
-                "content_type": r.content_type,
-                "checksum": r.checksum,
-                "source_checksum": task.source_checksum,
-                "render_signature": signature,
-                # An identical source's renditions, stored once under another artwork's path.
-                "shared": not r.storage_key.startswith(f"{task.storage_path}/"),
-                "created_at": now,
-            }
-            for r in renditions
-        ],
-    )
-    by_size = {r.size: r for r in renditions}
-    image = by_size.get("original") or renditions[0]
-    thumbnail = by_size.get("thumbnail") or renditions[-1]
+    if renditions:
+        session.execute(
+            insert(ArtworkRendition),
+            [
+                {
+                    "artwork_id": task.artwork_id,
+                    "size": r.size,
+                    "format": r.format,
+                    "storage_key": r.storage_key,
+                    "url": r.url,
+                    "width": r.width,
+                    "height": r.height,
+                    "bytes": r.bytes,
+                    "content_type": r.content_type,
+                    "checksum": r.checksum,
+                    "source_checksum": task.source_checksum,
+                    "render_signature": r.render_signature or signature,
+                    # An identical source's renditions, stored once under another artwork's path.
+                    "shared": not r.storage_key.startswith(f"{task.storage_path}/"),
+                    "created_at": now,
+                }
+                for r in renditions
+            ],
+        )
+    image, thumbnail = _local_urls(session, task.artwork_id, primary_format or renditions[0].format)
     # The artwork becomes processed only if its URL did not change while it was rendered.
     session.execute(
         update(Artwork)
         .where(_still_the_same_source(task.artwork_id, task.source_url))
         .values(
             status=ArtworkStatus.PROCESSED.value,
-            local_image_url=image.url,
-            local_thumbnail_url=thumbnail.url,
+            local_image_url=image,
+            local_thumbnail_url=thumbnail,
             processed_at=now,
             render_signature=signature,
             stale_since=None,
             failure_cause=None,
             failure_detail=None,
             failure_retryable=False,
+            **({} if keep_placeholders else _placeholder_columns(placeholders)),
         )
     )
+
+
+def _placeholder_columns(placeholders: StoredPlaceholders | None) -> dict[str, str | None]:
+    return {
+        "thumbhash": placeholders.thumbhash if placeholders else None,
+        "blurhash": placeholders.blurhash if placeholders else None,
+        "dominant_color": placeholders.dominant_color if placeholders else None,
+    }
+
+
+def _local_urls(session: Session, artwork_id: int, image_format: str) -> tuple[str | None, str | None]:
+    """The seed's image and thumbnail URLs of an artwork: its `original` and `thumbnail` renditions in
+    `image_format` (else its largest and smallest)."""
+    urls = dict(
+        session.execute(
+            select(ArtworkRendition.size, ArtworkRendition.url).where(
+                ArtworkRendition.artwork_id == artwork_id, ArtworkRendition.format == image_format
+            )
+        ).all()
+    )
+    ordered = [urls[size] for size in SIZES if size in urls]
+    if not ordered:
+        return None, None
+    return urls.get("original", ordered[0]), urls.get("thumbnail", ordered[-1])
 
 
 def ids_by_content_type(items: Iterable[tuple[str, int]]) -> dict[str, list[int]]:

@@ -17,14 +17,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from tvdb_images.catalog import results
 from tvdb_images.catalog.models import Artwork, ArtworkRendition, ArtworkStatus
 from tvdb_images.catalog.queue import RenderTask
 from tvdb_images.catalog.results import StoredRendition
-from tvdb_images.catalog.signatures import MIRROR_SIGNATURE
+from tvdb_images.catalog.signatures import MIRROR_SIGNATURE, split_signature
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Move:
     heir_id: int
 
 
-def _donor_condition(source_checksum: str, signature: str) -> tuple[object, ...]:
+def _donor_condition(source_checksum: str, signature: str) -> tuple[ColumnElement[bool], ...]:
     return (
         Artwork.status == ArtworkStatus.PROCESSED.value,
         Artwork.source_checksum == source_checksum,
@@ -68,7 +68,6 @@ def find_donor(session: Session, *, source_checksum: str, signature: str, artwor
         .where(
             ArtworkRendition.artwork_id == Artwork.id,
             ArtworkRendition.source_checksum == source_checksum,
-            ArtworkRendition.render_signature == signature,
         )
         .exists()
     )
@@ -96,7 +95,6 @@ def donor_renditions(
         .where(
             ArtworkRendition.artwork_id == donor_id,
             ArtworkRendition.source_checksum == source_checksum,
-            ArtworkRendition.render_signature == signature,
         )
         .order_by(ArtworkRendition.format, ArtworkRendition.size)
     ).all()
@@ -111,13 +109,20 @@ def donor_renditions(
             bytes=r.bytes,
             content_type=r.content_type,
             checksum=r.checksum,
+            render_signature=r.render_signature,  # its format's own signature, so partial rerenders work
         )
         for r in rows
     ]
 
 
 def record_shared(
-    session: Session, task: RenderTask, donor_id: int, *, signature: str, now: datetime | None = None
+    session: Session,
+    task: RenderTask,
+    donor_id: int,
+    *,
+    signature: str,
+    primary_format: str | None = None,
+    now: datetime | None = None,
 ) -> bool:
     """Give `task`'s artwork the donor's renditions, in the caller's transaction. False (nothing
     recorded; the artwork stays in the render queue) if the donor changed since it was found."""
@@ -126,8 +131,39 @@ def record_shared(
     )
     if not renditions:
         return False
-    results.record_renditions(session, task, renditions, signature=signature, now=now)
+    results.record_renditions(
+        session,
+        task,
+        renditions,
+        signature=signature,
+        keep_formats=(),  # the donor's renditions are every listed format: none of the sharer's stay
+        primary_format=primary_format or primary_format_of(renditions, signature),
+        placeholders=donor_placeholders(session, donor_id),
+        now=now,
+    )
     return True
+
+
+def donor_placeholders(session: Session, donor_id: int) -> results.StoredPlaceholders | None:
+    """The donor's placeholders: identical source bytes give identical placeholders."""
+    row = session.execute(
+        select(Artwork.thumbhash, Artwork.blurhash, Artwork.dominant_color).where(Artwork.id == donor_id)
+    ).one_or_none()
+    if row is None or row.thumbhash is None or row.blurhash is None or row.dominant_color is None:
+        return None
+    return results.StoredPlaceholders(row.thumbhash, row.blurhash, row.dominant_color)
+
+
+def shares_objects(session: Session, artwork_id: int) -> bool:
+    """Whether any of the artwork's rendition rows names another artwork's object."""
+    return (
+        session.scalar(
+            select(ArtworkRendition.artwork_id)
+            .where(ArtworkRendition.artwork_id == artwork_id, ArtworkRendition.shared.is_(True))
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def holders_of(session: Session, keys: Iterable[str], *, besides: Iterable[int] = ()) -> list[Holder]:
@@ -149,7 +185,7 @@ def holders_of(session: Session, keys: Iterable[str], *, besides: Iterable[int] 
         .where(ArtworkRendition.storage_key.in_(keys), ArtworkRendition.artwork_id.notin_(list(besides)))
         .order_by(ArtworkRendition.artwork_id, ArtworkRendition.storage_key)
     ).all()
-    return [Holder(*row) for row in rows]
+    return [Holder(**row._mapping) for row in rows]
 
 
 def lock_holders(session: Session, keys: Sequence[str], *, besides: int) -> list[Holder]:
@@ -212,3 +248,15 @@ def shared_keys_under(session: Session, prefix: str) -> set[str]:
             )
         )
     )
+
+
+def primary_format_of(renditions: Sequence[StoredRendition], signature: str) -> str | None:
+    """The first listed format of an artwork signature (its local URLs' format), found by the
+    renditions' own per-format signatures; None (the first rendition's) if none matches."""
+    listed = split_signature(signature)
+    if not listed:
+        return None
+    for r in renditions:
+        if r.render_signature == listed[0]:
+            return r.format
+    return None

@@ -19,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
@@ -64,7 +65,7 @@ def settle_refused(
     marked = session.execute(
         update(Artwork).where(*where).values(stale_since=func.coalesce(Artwork.stale_since, now))
     )
-    if policy == WITHDRAW and marked.rowcount:
+    if policy == WITHDRAW and cast(CursorResult[Any], marked).rowcount:
         withdraw_images(session, [artwork_id])
 
 
@@ -86,7 +87,14 @@ def withdraw_images(session: Session, artwork_ids: Sequence[int]) -> int:
         update(Artwork)
         .where(Artwork.id.in_(ids))
         .values(
-            local_image_url=None, local_thumbnail_url=None, stale_since=None, updated_at=datetime.now(UTC)
+            local_image_url=None,
+            local_thumbnail_url=None,
+            stale_since=None,
+            # The placeholders describe the renditions withdrawn here.
+            thumbhash=None,
+            blurhash=None,
+            dominant_color=None,
+            updated_at=datetime.now(UTC),
         )
     )
     refresh_content_local_urls(session, {(row.content_type, row.content_id) for row in rows})
@@ -106,7 +114,8 @@ def count_stale_by_partition(session: Session, scope: Scope) -> dict[tuple[str, 
         .where(scope.clause(), stale_clause())
         .group_by(Artwork.content_type, Artwork.shard)
     )
-    return {(content_type, shard): count for content_type, shard, count in rows}
+    # Stale artwork was stored, so it has its shard.
+    return {(content_type, cast(str, shard)): count for content_type, shard, count in rows}
 
 
 def list_stale(session: Session, scope: Scope, *, limit: int = 20) -> list[StaleArtwork]:

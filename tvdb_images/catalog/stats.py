@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -65,10 +65,10 @@ def storage_stats(session: Session) -> StorageStats:
         .group_by(Artwork.content_type)
         .order_by(Artwork.content_type)
     )
-    for content_type, count, total in original_rows:
-        stats.originals.append({"content_type": content_type, "objects": count, "bytes": int(total)})
+    for content_type, count, stored in original_rows:
+        stats.originals.append({"content_type": content_type, "objects": count, "bytes": int(stored or 0)})
         stats.total_objects += count
-        stats.total_bytes += int(total)
+        stats.total_bytes += int(stored or 0)
     shared, saved = session.execute(
         select(func.count(), func.coalesce(func.sum(ArtworkRendition.bytes), 0)).where(
             ArtworkRendition.shared.is_(True)
@@ -87,5 +87,5 @@ def storage_stats(session: Session) -> StorageStats:
         .group_by(Artwork.failure_cause)
         .order_by(Artwork.failure_cause)
     ):
-        stats.failures_by_cause[cause] = count
+        stats.failures_by_cause[cast(str, cause)] = count  # NULL causes are filtered out above
     return stats

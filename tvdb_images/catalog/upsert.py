@@ -19,6 +19,7 @@ def upsert(
 ) -> Any:
     """A statement inserting `rows`, updating `update_columns` where `index_elements` already exist."""
     dialect = session.get_bind().dialect.name
+    statement: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
         statement = postgresql.insert(model).values(list(rows))
     elif dialect == "sqlite":

@@ -7,6 +7,7 @@ never pass through an IO manager.
 """
 
 from collections import Counter
+from typing import Any
 
 import dagster as dg
 
@@ -25,6 +26,7 @@ from tvdb_images.defs.metadata import (
     run_summary,
     tally_metadata,
 )
+from tvdb_images.defs.metrics_push import push_report
 from tvdb_images.defs.partitions import artwork_backfill_policy, artwork_partitions, run_partitions
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
 from tvdb_images.partition_keys import partition_key
@@ -40,7 +42,7 @@ ARTWORK_GROUP = "artwork"
 # a bounded number of downloading steps however their runs were launched (dagster.yaml sets the limit).
 SOURCE_HOST_POOL = "tvdb_source_host"
 # Every per-partition asset: content type x shard, grouped into runs of 128 partitions by backfills.
-PARTITIONED_ASSET = {
+PARTITIONED_ASSET: dict[str, Any] = {
     "partitions_def": artwork_partitions,
     "backfill_policy": artwork_backfill_policy,
     "group_name": ARTWORK_GROUP,
@@ -133,6 +135,7 @@ def source_images(
     with image_pipeline.fetcher() as fetcher:
         report = download_sources(catalog.get_catalog(), store, fetcher, settings, scope)
     context.log.info(run_summary(report, partitions))
+    push_report(context, image_pipeline.settings, report)
     _fail_if_nothing_worked(report)
     _add_stage_metadata(context, report)
     return dg.MaterializeResult()
@@ -163,6 +166,7 @@ def image_renditions(
         catalog.get_catalog(), store, settings, scope, include_stale=config.rerender_stale
     )
     context.log.info(run_summary(report, partitions))
+    push_report(context, image_pipeline.settings, report)
     _fail_if_nothing_worked(report)
     _add_stage_metadata(context, report)
     # The same for every partition of the run: the settings its renditions were made with.
@@ -214,6 +218,7 @@ def orphaned_images(
     report = clean_orphans(
         catalog.get_catalog(), _reachable_store(storage), partitions, grace=grace, dry_run=config.dry_run
     )
+    push_report(context, image_pipeline.settings, report)
     context.log.info(
         "orphaned_images over %d partitions: %d orphans found, %d %s, %s %s",
         report.partitions,
@@ -263,7 +268,7 @@ def storage_stats(context: dg.AssetExecutionContext, catalog: CatalogResource) -
     )
 
 
-def _reachable_store(storage: ObjectStorageResource):  # type: ignore[no-untyped-def]
+def _reachable_store(storage: ObjectStorageResource):
     try:
         store = storage.get_store()
         store.check()

@@ -5,7 +5,7 @@ leaves the range's planned per-partition evaluations unresolved (the UI counts t
 check that yields an `AssetCheckEvaluation` for each partition instead resolves each planned row to
 passed or failed, and points it at that partition's latest materialization, as Dagster does for a
 single-partition run. The evaluations are logged as one batch of events, which the deployed event
-log storage writes together when DAGSTER_EVENT_BATCH_SIZE is set (tvdb_images/defs/instance_storage.py),
+log storage writes together when DAGSTER_EVENT_BATCH_SIZE is set (tvdb_images/deployment/instance_storage.py),
 as Dagster logs a ranged run's materializations.
 """
 

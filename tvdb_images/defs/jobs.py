@@ -3,6 +3,7 @@
 from enum import Enum
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from pydantic import Field
 
 from tvdb_images.catalog import queue, references
@@ -17,6 +18,7 @@ from tvdb_images.defs.assets import (
     storage_stats,
 )
 from tvdb_images.defs.metadata import run_metadata
+from tvdb_images.defs.metrics_push import push_report
 from tvdb_images.defs.refresh_job import refresh_artwork
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
 from tvdb_images.pipeline.sync import sync_scope
@@ -54,7 +56,7 @@ refresh_storage_stats = dg.define_asset_job(
 )
 
 
-ContentTypeName = Enum("ContentTypeName", {name: name for name in CONTENT_TYPES}, type=str)
+ContentTypeName = Enum("ContentTypeName", {name: name for name in CONTENT_TYPES}, type=str)  # type: ignore[misc]  # members from a tuple: mypy needs literals
 """The catalog's content types: the launchpad offers exactly these."""
 
 
@@ -99,6 +101,8 @@ def _run_sync(
         )
     context.log.info("download: %s", download.as_dict())
     context.log.info("render: %s", render.as_dict())
+    push_report(context, image_pipeline.settings, download)
+    push_report(context, image_pipeline.settings, render)
     context.add_output_metadata(
         {f"download_{k}": v for k, v in run_metadata(download).items()}
         | {f"render_{k}": v for k, v in run_metadata(render).items()},
@@ -157,7 +161,7 @@ def sync_missing_artwork() -> None:
     sync_missing_artwork_op()
 
 
-ALL_JOBS = [
+ALL_JOBS: list[dg.JobDefinition | UnresolvedAssetJobDefinition] = [
     sync_images,
     rerender_images,
     cleanup_orphans,

@@ -105,6 +105,11 @@ class ImagePipelineResource(dg.ConfigurableResource):
             )
             raise ConfigError(f"image_pipeline config: {problems}") from None
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Build the settings as the run's resources start, so that a watermark file that went bad
+        after the code location loaded fails the run before any step does work, with one line."""
+        self.pipeline_settings()
+
     def overrides(self) -> RunOverrides:
         return RunOverrides(
             image_quality=self.image_quality,

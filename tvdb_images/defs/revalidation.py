@@ -23,6 +23,7 @@ from tvdb_images.defs.assets import (
 from tvdb_images.defs.jobs import SOURCE_HOST_TAG
 from tvdb_images.defs.kinds import OBJECT_STORAGE_KIND
 from tvdb_images.defs.metadata import add_partition_metadata, run_summary, tally_metadata
+from tvdb_images.defs.metrics_push import push_report
 from tvdb_images.defs.requests import range_run_requests
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
 from tvdb_images.pipeline.report import Tally
@@ -76,6 +77,8 @@ def source_revalidation(
         )
     context.log.info(run_summary(report, partitions))
     context.log.info(run_summary(rendered, partitions))
+    push_report(context, image_pipeline.settings, report)
+    push_report(context, image_pipeline.settings, rendered)
     context.log.info(
         "source_revalidation outcomes %s, requests %s", dict(report.outcomes), dict(report.requests)
     )

@@ -16,7 +16,7 @@ from tvdb_images.defs.resources import CatalogResource
 EXAMPLES = 10
 
 
-@dg.asset_check(
+@dg.asset_check(  # type: ignore[arg-type]  # dagster types a check as returning one result; partitioned ones yield
     asset=image_renditions,
     partitions_def=artwork_partitions,
     description="No artwork is served from an image whose source has since changed or turned bad (stale).",

@@ -12,8 +12,8 @@ from pathlib import Path
 from tvdb_images.config import ConfigError, Settings
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
-# The top-level dagster.yaml, shipped in the package (tvdb_images/defs/dagster.yaml links to it).
-EMBEDDED_INSTANCE_YAML = PACKAGE_DIR / "defs" / "dagster.yaml"
+# The top-level dagster.yaml, shipped in the package (tvdb_images/deployment/dagster.yaml links to it).
+EMBEDDED_INSTANCE_YAML = PACKAGE_DIR / "deployment" / "dagster.yaml"
 # The workspace file of a source checkout; it names the code location `tvdb_images`.
 CHECKOUT_WORKSPACE_YAML = PACKAGE_DIR.parent / "workspace.yaml"
 CODE_LOCATION_NAME = "tvdb_images"
@@ -26,7 +26,7 @@ load_from:
 """
 
 
-def prepare_dagster_home(settings: Settings, say=print) -> Path:  # type: ignore[no-untyped-def]
+def prepare_dagster_home(settings: Settings, say=print) -> Path:
     """DAGSTER_HOME if set (created if missing; given the embedded dagster.yaml if it has none), else
     `dagster_home/` in the data directory, whose dagster.yaml the demo keeps equal to the embedded one.
     Sets DAGSTER_HOME for this process; a DAGSTER_HOME that cannot be used is a ConfigError."""
@@ -81,7 +81,8 @@ def program(name: str) -> str:
 
 
 def dagster_ui_command(settings: Settings, home: Path) -> str:
-    """The shell command that opens the Dagster UI on the demo's instance and data."""
+    """The shell command that opens the Dagster UI on the demo's instance and data: `tvdb-images ui`,
+    which prepares DAGSTER_HOME before it starts `dagster dev` on the workspace."""
     workspace = workspace_file(settings)
     return " ".join(
         [
@@ -90,10 +91,8 @@ def dagster_ui_command(settings: Settings, home: Path) -> str:
             "&&",
             f"DAGSTER_HOME={shlex.quote(str(home))}",
             f"TVDB_IMAGES_DATA_DIR={shlex.quote(str(settings.data_dir.resolve()))}",
-            shlex.quote(program("dagster")),
-            "dev",
-            "-w",
-            shlex.quote(workspace.name),
+            shlex.quote(program("tvdb-images")),
+            "ui",
         ]
     )
 

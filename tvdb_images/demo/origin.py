@@ -58,7 +58,7 @@ def recorded_port(data_dir: Path) -> int | None:
 @contextlib.contextmanager
 def serve_origin(
     directory: Path, data_dir: Path, *, requested_port: int | None = None, say=print
-) -> Iterator[Origin]:  # type: ignore[no-untyped-def]
+) -> Iterator[Origin]:
     """Serve `directory` until the block ends, on `requested_port` (it must be free), else on the port
     recorded for `data_dir`, else 8765; a taken preferred port falls back to a free one."""
     previous = recorded_port(data_dir)

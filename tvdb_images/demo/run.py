@@ -36,7 +36,7 @@ class DemoResult:
     seconds: float
     runs: list[tuple[str, bool]]
     status_counts: dict[str, int]
-    failures: list[tuple[int, str, str, str]] = field(default_factory=list)
+    failures: list[tuple[int, str, str | None, str | None]] = field(default_factory=list)  # cause, detail
     bytes_sources: int = 0
     bytes_renditions: int = 0
     renditions: int = 0
@@ -111,14 +111,14 @@ def run_demo(
             progress = SyncProgress(catalog, since=sync_started, runs=len(ranges), artworks=to_sync)
             with progress:
                 for start, end in ranges:
-                    result = pipeline.execute_in_process(
+                    run = pipeline.execute_in_process(
                         instance=instance,
                         tags=range_tags(start, end),
                         run_config=QUIET_CONSOLE,
                         raise_on_error=False,
                     )
-                    runs.append((result.run_id, result.success))
-                    progress.run_finished(result.success)
+                    runs.append((run.run_id, run.success))
+                    progress.run_finished(run.success)
             stats = defs.resolve_job_def("refresh_storage_stats").execute_in_process(
                 instance=instance, run_config=QUIET_CONSOLE, raise_on_error=False
             )

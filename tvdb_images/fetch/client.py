@@ -17,6 +17,9 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
 
 import httpx
+from tenacity import Retrying
+
+from tvdb_images.retrying import retrying
 
 from .conditional import HeadInfo, SourceValidators
 from .errors import (
@@ -166,16 +169,16 @@ class ImageFetcher:
         self, url: str, method: str, headers: dict[str, str]
     ) -> tuple[httpx.Response, bytes, int]:
         target = check_url(url, self.policy.allow_list)
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                response, data = self._attempt(target, method=method, headers=headers)
-            except FetchError as exc:
-                exc.attempts = attempts
-                self._wait_before_retry(url, exc, attempts)
-                continue
-            return response, data, attempts
+        for attempt in self._retrying(url):
+            with attempt:
+                number = attempt.retry_state.attempt_number
+                try:
+                    response, data = self._attempt(target, method=method, headers=headers)
+                except FetchError as exc:
+                    exc.attempts = number
+                    raise
+                return response, data, number
+        raise AssertionError("unreachable: tenacity re-raises the last error when it gives up")
 
     def close(self) -> None:
         self._client.close()
@@ -191,27 +194,38 @@ class ImageFetcher:
     ) -> None:
         self.close()
 
-    # -- one attempt ---------------------------------------------------------------------------------
+    def _retrying(self, url: str) -> Retrying:
+        """Attempts of one fetch: up to `max_retries` more after a failure worth another try."""
 
-    def _wait_before_retry(self, url: str, exc: FetchError, attempts: int) -> None:
-        """Sleep before the next attempt, or re-raise `exc` when there should be none."""
-        if exc.cause not in RETRY_IN_RUN or attempts > self.policy.max_retries:
-            raise exc
-        if exc.retry_after is not None:
-            if exc.retry_after > self.policy.backoff_max:
-                give_up = error(
-                    RATE_LIMITED,
-                    f"server asks to wait {exc.retry_after:.0f}s, more than {self.policy.backoff_max:g}s",
-                    status=exc.status,
-                    retry_after=exc.retry_after,
-                )
-                give_up.attempts = attempts
-                raise give_up from exc
-            delay = exc.retry_after
-        else:
-            delay = backoff_delay(attempts, self.policy.backoff_base, self.policy.backoff_max)
-        log.debug("retrying %s in %.2fs after %s (attempt %d)", url, delay, exc, attempts)
-        self._sleep(delay)
+        def log_retry(attempt: int, exc: BaseException, delay: float) -> None:
+            log.debug("retrying %s in %.2fs after %s (attempt %d)", url, delay, exc, attempt)
+
+        return retrying(
+            attempts=self.policy.max_retries + 1,
+            retry_on=lambda exc: isinstance(exc, FetchError) and exc.cause in RETRY_IN_RUN,
+            wait=self._delay,
+            on_retry=log_retry,
+            sleep=self._sleep,
+        )
+
+    def _delay(self, attempts: int, exc: BaseException) -> float:
+        """Seconds before the next attempt: the server's Retry-After when it gives one (giving up at
+        once when it asks for more than `backoff_max`), else backoff."""
+        assert isinstance(exc, FetchError)
+        if exc.retry_after is None:
+            return backoff_delay(attempts, self.policy.backoff_base, self.policy.backoff_max)
+        if exc.retry_after > self.policy.backoff_max:
+            give_up = error(
+                RATE_LIMITED,
+                f"server asks to wait {exc.retry_after:.0f}s, more than {self.policy.backoff_max:g}s",
+                status=exc.status,
+                retry_after=exc.retry_after,
+            )
+            give_up.attempts = attempts
+            raise give_up from exc
+        return exc.retry_after
+
+    # -- one attempt ---------------------------------------------------------------------------------
 
     def _attempt(
         self, target: Target, *, method: str = "GET", headers: dict[str, str] | None = None

@@ -1,4 +1,4 @@
-"""When to try a failed request again, and how long to wait first.
+"""How long to wait before trying a failed request again (the retrying is tvdb_images.retrying's).
 
 Exponential backoff with jitter spreads retries from many worker threads so they do not hit a
 recovering server in lockstep; a server's own Retry-After wins when it gives one.

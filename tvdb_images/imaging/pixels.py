@@ -83,8 +83,8 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
         image = image.convert("L")
         mode = "L"
     if image.has_transparency_data:
-        grey = mode in ("L", "LA", "La")
-        image = image if mode in ("LA", "RGBA") else image.convert("LA" if grey else "RGBA")
+        is_grey = mode in ("L", "LA", "La")
+        image = image if mode in ("LA", "RGBA") else image.convert("LA" if is_grey else "RGBA")
         return _drop_opaque_alpha(image)
     if mode in ("RGB", "L"):
         return image

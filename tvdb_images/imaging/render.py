@@ -15,6 +15,7 @@ renditions are still images.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image
@@ -23,9 +24,11 @@ from tvdb_images.registry import DEFAULT_OUTPUT_FORMAT, OUTPUT_ENCODINGS, OUTPUT
 
 from .encode import encode
 from .pixels import decode, exif_orientation, to_working, upright_size
+from .placeholders import Placeholders, compute_placeholders
 from .resize import FULL_SCALE, Cascade, Step, plan_steps, resample
 from .sizes import SIZE_BOXES, fit_inside
 from .validate import SourceInfo, ValidationLimits, open_source
+from .watermark import Watermark, apply_watermark
 
 __all__ = [
     "ENGINE_VERSION",
@@ -40,7 +43,7 @@ __all__ = [
 
 # Bump whenever a change here (resampling, colour handling, encoder options) changes output bytes
 # for the same settings; it is part of the settings signature stored with each rendition.
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3  # 3: placeholders (ThumbHash, BlurHash, dominant colour) with every render
 
 # Formats whose decoder can produce 1/2, 1/4 and 1/8 scale directly (DCT scaling).
 _DRAFTABLE = frozenset({"JPEG", "MPO"})
@@ -53,6 +56,7 @@ class RenderSettings:
     webp_method: int = 4
     avif_speed: int = 8
     sizes: tuple[str, ...] = tuple(SIZE_BOXES)
+    watermark: Watermark | None = None  # composited onto `watermark.sizes` only (imaging.watermark)
 
     def __post_init__(self) -> None:
         if self.format not in OUTPUT_FORMATS:
@@ -82,17 +86,25 @@ class Rendition:
 @dataclass(frozen=True)
 class RenderResult:
     source: SourceInfo
-    renditions: tuple[Rendition, ...]  # one per requested size, in SIZE_BOXES order
+    renditions: tuple[Rendition, ...]  # one per requested size and format, in SIZE_BOXES order
+    placeholders: Placeholders | None = None  # from the smallest rendition's pixels
 
 
-def render_renditions(data: bytes, settings: RenderSettings, limits: ValidationLimits) -> RenderResult:
+def render_renditions(
+    data: bytes, settings: RenderSettings | Sequence[RenderSettings], limits: ValidationLimits
+) -> RenderResult:
     """Validate `data` and render the requested sizes; raises ImageRejected for refused input.
 
     Pixels come out upright (EXIF orientation applied), in sRGB, with alpha only where the source
     has transparent pixels, and without metadata. Sizes whose dimensions equal a larger size's are
     encoded once and marked `shared_with` that size (a 1920x1080 source is its own `large`).
+
+    Several settings (one per output format, with the same sizes) render every size in each format
+    from the one decode and the one resize of each size: renditions come size by size, each size in
+    the settings' order.
     """
-    names = [name for name in SIZE_BOXES if name in settings.sizes]
+    formats = _one_per_format((settings,) if isinstance(settings, RenderSettings) else tuple(settings))
+    names = [name for name in SIZE_BOXES if name in formats[0].sizes]
     source, image = open_source(data, limits)
     decodes = _Decodes(data, source, image)
     try:
@@ -105,10 +117,11 @@ def render_renditions(data: bytes, settings: RenderSettings, limits: ValidationL
         upright = upright_size(source.width, source.height, orientation)
         targets = [(name, fit_inside(*upright, SIZE_BOXES[name])) for name in names]
         steps = plan_steps(targets, (source.width, source.height), orientation, reduced_decoding=scalable)
-        renditions = _encode_all(steps, decodes, upright, settings, cascade=not scalable)
+        renditions, smallest = _encode_all(steps, decodes, upright, formats, cascade=not scalable)
+        placeholders = compute_placeholders(smallest)
     finally:
         decodes.close()
-    return RenderResult(source=source, renditions=renditions)
+    return RenderResult(source=source, renditions=renditions, placeholders=placeholders)
 
 
 def render_settings_signature(settings: RenderSettings) -> str:
@@ -116,30 +129,50 @@ def render_settings_signature(settings: RenderSettings) -> str:
 
     A selection of sizes other than all of them adds their initials ("-lmst"), because the cascade
     (and JPEG reduced decoding when `original` is left out) depends on which sizes are made.
+    A watermark adds "-w" and a hash of its file and parameters ("-w3f9c0a12be"). The signature is
+    per artwork, and every artwork has every size, so a watermark change re-renders every artwork: the
+    sizes it does not touch come out byte-identical to the same keys (the encoders are deterministic).
     """
     encoding = OUTPUT_ENCODINGS[settings.format]
     effort = f"{encoding.effort_tag}{getattr(settings, encoding.effort_setting)}"
     signature = f"{settings.format}-q{settings.quality}-{effort}-v{ENGINE_VERSION}"
     if set(settings.sizes) != set(SIZE_BOXES):
         signature += "-" + "".join(name[0] for name in SIZE_BOXES if name in settings.sizes)
+    if settings.watermark is not None:
+        signature += f"-w{settings.watermark.tag}"
     return signature
+
+
+def _one_per_format(formats: tuple[RenderSettings, ...]) -> tuple[RenderSettings, ...]:
+    if not formats or len({f.format for f in formats}) != len(formats):
+        raise ValueError(f"one RenderSettings per output format, got {[f.format for f in formats]}")
+    if len({f.watermark for f in formats}) != 1:
+        raise ValueError("every output format carries the same watermark")
+    if len({frozenset(f.sizes) for f in formats}) != 1:
+        raise ValueError("every output format's RenderSettings must select the same sizes")
+    return formats
 
 
 def _encode_all(
     steps: list[Step],
     decodes: _Decodes,
     upright: tuple[int, int],
-    settings: RenderSettings,
+    formats: tuple[RenderSettings, ...],
     *,
     cascade: bool,
-) -> tuple[Rendition, ...]:
-    output = OUTPUT_FORMATS[settings.format]
+) -> tuple[tuple[Rendition, ...], Image.Image]:
+    """The renditions, and the pixels of the smallest one made (what the placeholders come from)."""
     last_use = {step.scale: index for index, step in enumerate(steps)}
     full: Cascade | None = None
-    encoded: dict[tuple[int, int], tuple[str, bytes]] = {}
+    watermark = formats[0].watermark  # one watermark for every format (PipelineSettings)
+    # Keyed by size and whether the size is watermarked: equal dimensions share one encoding only
+    # when both or neither carry the watermark.
+    encoded: dict[tuple[tuple[int, int], bool], tuple[str, tuple[bytes, ...]]] = {}
     renditions = []
+    smallest: Image.Image | None = None
     for index, step in enumerate(steps):
-        shared = encoded.get(step.size)
+        marked = watermark is not None and step.name in watermark.sizes
+        shared = encoded.get((step.size, marked))
         if shared is None:
             pixels = decodes.working(step.scale)
             if cascade:
@@ -147,26 +180,32 @@ def _encode_all(
                 resized = full.resized(step.size)
             else:
                 resized = resample(pixels, step.size, step.scale, upright)
-            data = encode(resized, settings)
-            encoded[step.size] = (step.name, data)
+            if marked and watermark is not None:
+                resized = apply_watermark(resized, watermark)  # a new image: the cascade keeps clean pixels
+            encodings = tuple(encode(resized, settings) for settings in formats)
+            smallest = resized
+            encoded[(step.size, marked)] = (step.name, encodings)
             shared_with = None
         else:
-            shared_with, data = shared
+            shared_with, encodings = shared
         if last_use[step.scale] == index:
             decodes.release(step.scale)  # a 4K decode need not outlive its last size
-        renditions.append(
-            Rendition(
-                size=step.name,
-                width=step.size[0],
-                height=step.size[1],
-                format=output.name,
-                mime=output.mime,
-                extension=output.extension,
-                data=data,
-                shared_with=shared_with,
+        for settings, data in zip(formats, encodings, strict=True):
+            output = OUTPUT_FORMATS[settings.format]
+            renditions.append(
+                Rendition(
+                    size=step.name,
+                    width=step.size[0],
+                    height=step.size[1],
+                    format=output.name,
+                    mime=output.mime,
+                    extension=output.extension,
+                    data=data,
+                    shared_with=shared_with,
+                )
             )
-        )
-    return tuple(renditions)
+    assert smallest is not None  # the first step is never shared
+    return tuple(renditions), smallest
 
 
 class _Decodes:

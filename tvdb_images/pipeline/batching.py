@@ -17,10 +17,13 @@ from sqlalchemy.orm import Session
 
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.pipeline.report import StageReport
+from tvdb_images.retrying import doubling, retrying
 
 log = logging.getLogger(__name__)
 
 CatalogWrite = Callable[[Session], None]
+# Waits of 0.5, 1, 2 and 4 s with the default 4 retries: PostgreSQL restarting is usually back by then.
+FIRST_WAIT_SECONDS = 0.5
 
 
 class CatalogWriter:
@@ -40,6 +43,12 @@ class CatalogWriter:
         self.max_delay_seconds = max_delay_seconds
         self.retries = retries
         self.after_flush = after_flush
+        self._retrying = retrying(
+            attempts=retries + 1,
+            retry_on=_is_connection_problem,
+            wait=doubling(FIRST_WAIT_SECONDS),
+            on_retry=_log_retry,
+        )
         self._pending: list[CatalogWrite] = []
         self._oldest: float | None = None
 
@@ -54,21 +63,14 @@ class CatalogWriter:
         if not self._pending:
             return
         writes, self._pending, self._oldest = self._pending, [], None
-        delay = 0.5
-        for attempt in range(self.retries + 1):
-            try:
-                with self.report.timed("catalog"), self.catalog.session() as session:
-                    for write in writes:
-                        write(session)
-                    if self.after_flush is not None:
-                        self.after_flush(session, writes)
-                return
-            except (OperationalError, DBAPIError) as exc:
-                if attempt >= self.retries or not _is_connection_problem(exc):
-                    raise
-                log.warning("catalog write failed (%s); retrying in %.1fs", exc.__class__.__name__, delay)
-                time.sleep(delay)
-                delay *= 2
+        self._retrying(self._write, writes)
+
+    def _write(self, writes: list[CatalogWrite]) -> None:
+        with self.report.timed("catalog"), self.catalog.session() as session:
+            for write in writes:
+                write(session)
+            if self.after_flush is not None:
+                self.after_flush(session, writes)
 
     def __enter__(self) -> CatalogWriter:
         return self
@@ -86,5 +88,11 @@ class CatalogWriter:
             log.exception("could not record the last batch while stopping on an error")
 
 
-def _is_connection_problem(exc: DBAPIError) -> bool:
+def _is_connection_problem(exc: BaseException) -> bool:
+    if not isinstance(exc, DBAPIError):  # OperationalError is one
+        return False
     return bool(getattr(exc, "connection_invalidated", False)) or isinstance(exc, OperationalError)
+
+
+def _log_retry(attempt: int, exc: BaseException, delay: float) -> None:
+    log.warning("catalog write failed (%s); retrying in %.1fs", exc.__class__.__name__, delay)

@@ -61,7 +61,7 @@ class RenderSlots:
         self._large = threading.BoundedSemaphore(1)
 
     @contextmanager
-    def hold(self, pixels: int | None):  # type: ignore[no-untyped-def]
+    def hold(self, pixels: int | None):
         """A slot for rendering a source of `pixels` (None when unknown: treated as small)."""
         large = pixels is not None and pixels > self.large_pixels
         # The large slot is taken first, so a thread waiting for it holds no render slot.

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from tvdb_images.catalog import results, sharing
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.queue import RenderTask
-from tvdb_images.catalog.results import StoredRendition
+from tvdb_images.catalog.results import StoredPlaceholders, StoredRendition
 from tvdb_images.catalog.sharing import Holder, Move
 from tvdb_images.registry import OUTPUT_FORMATS
 from tvdb_images.storage import RENDITION_CACHE_CONTROL, Bucket, ObjectStore, StorageError
@@ -47,6 +47,13 @@ def find_donor(catalog: Catalog, task: RenderTask, signature: str) -> int | None
         return sharing.find_donor(
             session, source_checksum=task.source_checksum, signature=signature, artwork_id=task.artwork_id
         )
+
+
+def shares_objects(catalog: Catalog, task: RenderTask) -> bool:
+    """Whether the artwork's recorded renditions name another artwork's objects: such an artwork is
+    re-rendered in full (every listed format), never partly, so its rows never mix the two."""
+    with catalog.session() as session:
+        return sharing.shares_objects(session, task.artwork_id)
 
 
 def release_own_keys(catalog: Catalog, store: ObjectStore, task: RenderTask) -> int:
@@ -108,6 +115,7 @@ class Shared:
 
     donor_id: int
     renditions: tuple[StoredRendition, ...] | None = None  # the run's own render, already stored
+    placeholders: StoredPlaceholders | None = None  # with `renditions`: the run's render's
 
 
 @dataclass
@@ -148,8 +156,12 @@ class RunShares:
             outcome = self._share_or_render(task, render)
             if isinstance(outcome, Shared):
                 first.shared = Shared(outcome.donor_id)
-            elif (renditions := getattr(outcome, "renditions", None)) is not None:
-                first.shared = Shared(task.artwork_id, tuple(renditions))
+            elif (renditions := getattr(outcome, "renditions", None)) and not getattr(
+                outcome, "kept_formats", None
+            ):  # only a full render (every listed format) is shared: a partial one is not a whole set
+                first.shared = Shared(
+                    task.artwork_id, tuple(renditions), getattr(outcome, "placeholders", None)
+                )
             return outcome
         finally:
             first.done.set()
@@ -164,10 +176,18 @@ class RunShares:
         return render()
 
 
-def record_shared(task: RenderTask, outcome: Shared, signature: str):  # type: ignore[no-untyped-def]
+def record_shared(task: RenderTask, outcome: Shared, signature: str) -> Callable[[Session], None]:
     def apply(session: Session) -> None:
         if outcome.renditions is not None:
-            results.record_renditions(session, task, outcome.renditions, signature=signature)
+            results.record_renditions(
+                session,
+                task,
+                outcome.renditions,
+                signature=signature,
+                keep_formats=(),
+                primary_format=sharing.primary_format_of(outcome.renditions, signature),
+                placeholders=outcome.placeholders,
+            )
         elif not sharing.record_shared(session, task, outcome.donor_id, signature=signature):
             log.info(
                 "artwork %s: donor %s changed meanwhile; rendered next run", task.artwork_id, outcome.donor_id

@@ -133,8 +133,8 @@ def _download_one(
     return Downloaded(info=info, checksum=checksum, uploaded=not unchanged, validators=fetched.validators)
 
 
-def _record_download(task: DownloadTask, outcome: Downloaded):  # type: ignore[no-untyped-def]
-    def apply(session) -> None:  # type: ignore[no-untyped-def]
+def _record_download(task: DownloadTask, outcome: Downloaded):
+    def apply(session) -> None:
         results.record_download(
             session,
             task.artwork_id,
@@ -151,8 +151,8 @@ def _record_download(task: DownloadTask, outcome: Downloaded):  # type: ignore[n
     return apply
 
 
-def _record_failure(task: DownloadTask, outcome: Failed, policy: str):  # type: ignore[no-untyped-def]
-    def apply(session) -> None:  # type: ignore[no-untyped-def]
+def _record_failure(task: DownloadTask, outcome: Failed, policy: str):
+    def apply(session) -> None:
         results.record_failure(
             session,
             task.artwork_id,

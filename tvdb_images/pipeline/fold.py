@@ -87,7 +87,7 @@ def _duplicate_groups(session: Session) -> list[tuple[tuple[str, str], list[int]
         .where(*eligible)
         .order_by(Artwork.source_checksum, Artwork.render_signature, Artwork.id)
     ):
-        grouped.setdefault((checksum, signature), []).append(artwork_id)
+        grouped.setdefault((str(checksum), str(signature)), []).append(artwork_id)
     return list(grouped.items())
 
 
@@ -110,7 +110,7 @@ def _fold_one(
     own = session.execute(
         select(ArtworkRendition.storage_key, ArtworkRendition.bytes).where(
             ArtworkRendition.artwork_id == member,
-            ArtworkRendition.render_signature == signature,
+            ArtworkRendition.source_checksum == checksum,
             ArtworkRendition.shared.is_(False),
         )
     ).all()
@@ -119,19 +119,27 @@ def _fold_one(
     if sharing.holders_of(session, [key for key, _ in own], besides=[member]):
         return None  # others share this member's objects: it stays their owner
     kept = sharing.donor_renditions(session, keeper, source_checksum=checksum, signature=signature)
-    if not kept or not _sizes_of(session, member, signature) <= {(r.size, r.format) for r in kept}:
+    if not kept or not _sizes_of(session, member, checksum) <= {(r.size, r.format) for r in kept}:
         return None
     if not dry_run:
-        results.record_renditions(session, task, kept, signature=signature)
+        results.record_renditions(
+            session,
+            task,
+            kept,
+            signature=signature,
+            keep_formats=(),
+            primary_format=sharing.primary_format_of(kept, signature),
+            placeholders=sharing.donor_placeholders(session, keeper),
+        )
         results.refresh_content_local_urls(session, [(task.content_type, task.content_id)])
     return len(own), sum(size for _, size in own)
 
 
-def _sizes_of(session: Session, artwork_id: int, signature: str) -> set[tuple[str, str]]:
+def _sizes_of(session: Session, artwork_id: int, checksum: str) -> set[tuple[str, str]]:
     return set(
         session.execute(
             select(ArtworkRendition.size, ArtworkRendition.format).where(
-                ArtworkRendition.artwork_id == artwork_id, ArtworkRendition.render_signature == signature
+                ArtworkRendition.artwork_id == artwork_id, ArtworkRendition.source_checksum == checksum
             )
         ).all()
     )

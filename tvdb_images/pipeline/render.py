@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -19,11 +19,13 @@ from sqlalchemy.orm import Session
 
 from tvdb_images.catalog import queue, results
 from tvdb_images.catalog.db import Catalog
+from tvdb_images.catalog.models import ArtworkStatus
 from tvdb_images.catalog.queue import RenderTask
-from tvdb_images.catalog.results import StoredRendition
+from tvdb_images.catalog.results import StoredPlaceholders, StoredRendition
 from tvdb_images.catalog.scope import Scope
+from tvdb_images.catalog.signatures import split_signature
 from tvdb_images.catalog.stale import settle_refused
-from tvdb_images.imaging import ImageRejected, render_renditions
+from tvdb_images.imaging import ImageRejected, RenderSettings, render_renditions
 from tvdb_images.partition_keys import partition_name
 from tvdb_images.pipeline import dedup
 from tvdb_images.pipeline.batching import CatalogWriter
@@ -41,6 +43,11 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Rendered:
     renditions: tuple[StoredRendition, ...]
+    # Formats whose recorded renditions are current and stay (None: keep every other format's).
+    kept_formats: tuple[str, ...] | None = None
+    placeholders: StoredPlaceholders | None = None  # none for a mirrored source (nothing decoded)
+    # Nothing was rendered (only the catalog changes): the recorded placeholders stay as they are.
+    keep_placeholders: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,13 +83,14 @@ def render_stored_sources(
             return _mirror_one(task, store)
         with report.working_on(partition_name(task.content_type, task.storage_path)):
             try:  # an identical source already rendered (before, or in this run) is shared
+                full = dedup.shares_objects(catalog, task)
                 return shares.render_once(
-                    task, lambda: _render_one(task, store, settings, report, render_slots)
+                    task, lambda: _render_one(task, store, settings, report, render_slots, full=full)
                 )
             except StorageError as exc:  # handing shared objects over before writing over them
                 return RenderFailed("storage_error", str(exc), retryable=True, source_kept=True)
 
-    def refresh_items(session: Session, _writes: list) -> None:  # type: ignore[type-arg]
+    def refresh_items(session: Session, _writes: list) -> None:
         if touched_items:
             results.refresh_content_local_urls(session, list(touched_items))
             touched_items.clear()
@@ -101,7 +109,7 @@ def render_stored_sources(
             elif isinstance(outcome, Rendered):
                 report.add_success(partition)
                 touched_items.add((task.content_type, task.content_id))
-                writer.add(_record(task, outcome, signature))
+                writer.add(_record(task, outcome, signature, settings.render.format))
             else:
                 report.add_failure(outcome.cause, outcome.detail, partition)
                 writer.add(_record_failure(task, outcome, settings.stale_image_policy))
@@ -127,7 +135,13 @@ def _render_one(
     settings: PipelineSettings,
     report: StageReport,
     render_slots: RenderSlots | None = None,
+    *,
+    full: bool = False,
 ) -> Rendered | RenderFailed:
+    """`full`: render every listed format, whatever is current (an artwork that shares objects)."""
+    renders, kept = (settings.renders, ()) if full else formats_to_render(task, settings)
+    if not renders:  # a format dropped, or the list reordered: only the catalog changes
+        return Rendered(renditions=(), kept_formats=kept, keep_placeholders=True)
     try:
         with report.timed("read_source"):
             data = store.get(Bucket.ORIGINALS, task.original_key)
@@ -141,11 +155,12 @@ def _render_one(
     try:
         pixels = (task.source_width or 0) * (task.source_height or 0) or None
         with render_slots.hold(pixels) if render_slots else nullcontext(), report.timed("render"):
-            result = render_renditions(data, settings.render, settings.limits)
+            result = render_renditions(data, renders, settings.limits)
     except ImageRejected as exc:
         deleted = _delete_source(store, task)
         return RenderFailed(exc.cause, exc.detail, retryable=False, source_deleted=deleted)
 
+    signatures = settings.format_signatures
     stored: list[StoredRendition] = []
     written = 0
     out_bytes = 0
@@ -173,6 +188,7 @@ def _render_one(
                         bytes=len(rendition.data),
                         content_type=rendition.mime,
                         checksum=hashlib.sha256(rendition.data).hexdigest(),
+                        render_signature=signatures[rendition.format],
                     )
                 )
     except StorageError as exc:
@@ -180,7 +196,26 @@ def _render_one(
         # and the retry overwrites the same keys.
         return RenderFailed("storage_error", str(exc), retryable=True, source_kept=True)
     report.add_bytes(bytes_in=len(data), bytes_out=out_bytes, objects_written=written)
-    return Rendered(renditions=tuple(stored))
+    found = result.placeholders
+    placeholders = (
+        StoredPlaceholders(found.thumbhash, found.blurhash, found.dominant_color) if found else None
+    )
+    return Rendered(renditions=tuple(stored), kept_formats=kept, placeholders=placeholders)
+
+
+def formats_to_render(
+    task: RenderTask, settings: PipelineSettings
+) -> tuple[tuple[RenderSettings, ...], tuple[str, ...]]:
+    """The listed formats this artwork needs rendered, and those whose stored renditions are current.
+
+    A processed artwork's signature names the format signatures it is stored with: a format whose
+    own signature is among them is kept as it is (its objects untouched), the others are rendered.
+    A new or changed source renders every format."""
+    current = set(split_signature(task.render_signature)) if task.status == ArtworkStatus.PROCESSED else set()
+    signatures = settings.format_signatures
+    renders = tuple(r for r in settings.renders if signatures[r.format] not in current)
+    kept = tuple(r.format for r in settings.renders if signatures[r.format] in current)
+    return renders, kept
 
 
 def _mirror_one(task: RenderTask, store: ObjectStore) -> Rendered | RenderFailed:
@@ -217,14 +252,23 @@ def _delete_source(store: ObjectStore, task: RenderTask) -> bool:
         return False
 
 
-def _record(task: RenderTask, outcome: Rendered, signature: str):  # type: ignore[no-untyped-def]
+def _record(task: RenderTask, outcome: Rendered, signature: str, primary: str) -> Callable[[Session], None]:
     def apply(session: Session) -> None:
-        results.record_renditions(session, task, outcome.renditions, signature=signature)
+        results.record_renditions(
+            session,
+            task,
+            outcome.renditions,
+            signature=signature,
+            keep_formats=outcome.kept_formats,
+            primary_format=primary if outcome.kept_formats is not None else None,
+            placeholders=outcome.placeholders,
+            keep_placeholders=outcome.keep_placeholders,
+        )
 
     return apply
 
 
-def _record_failure(task: RenderTask, outcome: RenderFailed, policy: str):  # type: ignore[no-untyped-def]
+def _record_failure(task: RenderTask, outcome: RenderFailed, policy: str):
     def apply(session: Session) -> None:
         results.record_failure(
             session,

@@ -16,8 +16,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from sqlalchemy import and_, delete, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from tvdb_images.catalog.db import Catalog
@@ -56,7 +58,10 @@ def referenced_objects(session: Session, scope: Scope) -> list[ReferencedObject]
         )
     ):
         objects.append(
-            ReferencedObject(artwork_id, status, Bucket.ORIGINALS, original_key(path, source_format))
+            # Both columns are filtered to NOT NULL above.
+            ReferencedObject(
+                artwork_id, status, Bucket.ORIGINALS, original_key(cast(str, path), cast(str, source_format))
+            )
         )
     for row in session.execute(
         select(
@@ -109,7 +114,7 @@ def requeue_missing(
                     ArtworkRendition.checksum == checksum,
                 )
             )
-            counts["rendition_rows_dropped"] += int(result.rowcount or 0)
+            counts["rendition_rows_dropped"] += int(cast(CursorResult[Any], result).rowcount or 0)
         source_lost = any(o.is_source for o in objects)
         status = ArtworkStatus.PENDING if source_lost else ArtworkStatus.DOWNLOADED
         result = session.execute(
@@ -117,7 +122,7 @@ def requeue_missing(
             .where(and_(Artwork.id == artwork_id, Artwork.status == ArtworkStatus.PROCESSED.value))
             .values(status=status.value, updated_at=now)
         )
-        if result.rowcount:
+        if cast(CursorResult[Any], result).rowcount:
             counts["redownload" if source_lost else "rerender"] += 1
     return counts
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,10 +28,10 @@ class Tally:
     objects_written: int = 0
     failures_by_cause: Counter[str] = field(default_factory=Counter)
     failure_examples: dict[str, str] = field(default_factory=dict)
-    seconds_by_phase: Counter[str] = field(default_factory=Counter)
+    seconds_by_phase: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     # CPU the worker threads spent in each phase: unlike wall seconds, not inflated by waiting for a
     # core or a socket, so it tells where a sync's processor time goes.
-    cpu_seconds_by_phase: Counter[str] = field(default_factory=Counter)
+    cpu_seconds_by_phase: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     @property
     def attempted(self) -> int:
@@ -60,21 +60,6 @@ class Tally:
     def _add_time(self, phase: str, seconds: float, cpu_seconds: float) -> None:
         self.seconds_by_phase[phase] += seconds
         self.cpu_seconds_by_phase[phase] += cpu_seconds
-
-    def _merge(self, other: Tally) -> None:
-        self._add(
-            succeeded=other.succeeded,
-            skipped=other.skipped,
-            bytes_in=other.bytes_in,
-            bytes_out=other.bytes_out,
-            objects_written=other.objects_written,
-        )
-        self.failed += other.failed
-        self.failures_by_cause.update(other.failures_by_cause)
-        for cause, detail in other.failure_examples.items():
-            self.failure_examples.setdefault(cause, detail)
-        self.seconds_by_phase.update(other.seconds_by_phase)
-        self.cpu_seconds_by_phase.update(other.cpu_seconds_by_phase)
 
     def tally_dict(self) -> dict[str, Any]:
         return {
@@ -162,18 +147,12 @@ class StageReport(Tally):
                 tally._add_time(phase, seconds, cpu_seconds)
 
     @contextmanager
-    def timed(self, phase: str):  # type: ignore[no-untyped-def]
+    def timed(self, phase: str):
         start, cpu_start = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
             self.add_time(phase, time.perf_counter() - start, time.thread_time() - cpu_start)
-
-    def merge(self, other: StageReport) -> None:
-        self._merge(other)
-        self.elapsed_seconds += other.elapsed_seconds
-        for name, tally in other.by_partition.items():
-            self.by_partition.setdefault(name, Tally())._merge(tally)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -6,12 +6,13 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
-from tvdb_images.catalog.signatures import MIRROR_SIGNATURE
-from tvdb_images.config import Settings
+from tvdb_images.catalog.signatures import MIRROR_SIGNATURE, join_signatures
+from tvdb_images.config import ConfigError, Settings
 from tvdb_images.fetch import FetchPolicy
 from tvdb_images.imaging import RenderSettings, ValidationLimits, render_settings_signature
+from tvdb_images.imaging.watermark import Watermark, WatermarkError, load_watermark
 
-__all__ = ["MIRROR_SIGNATURE", "PipelineSettings", "RunOverrides"]
+__all__ = ["MIRROR_SIGNATURE", "PipelineSettings", "RunOverrides", "watermark_from_settings"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,8 @@ class RunOverrides:
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    render: RenderSettings
+    # One per output format (IMAGE_FORMATS order, all with the same sizes): rendered from one decode.
+    renders: tuple[RenderSettings, ...]
     limits: ValidationLimits
     fetch: FetchPolicy
     optimization_enabled: bool = True
@@ -41,10 +43,29 @@ class PipelineSettings:
     revalidate_without_validators: str = "head"  # "head" or "get"
     stale_image_policy: str = "serve"  # "serve" (the last good image, marked stale) or "withdraw"
 
+    def __post_init__(self) -> None:
+        if not self.renders or len({r.format for r in self.renders}) != len(self.renders):
+            raise ValueError("renders must name each output format once, at least one")
+
+    @property
+    def render(self) -> RenderSettings:
+        """The first listed format's settings: its URLs fill the seed's `local_*_url` columns."""
+        return self.renders[0]
+
+    @property
+    def format_signatures(self) -> dict[str, str]:
+        """Each output format's own render signature, stored with its renditions."""
+        return {r.format: render_settings_signature(r) for r in self.renders}
+
     @property
     def signature(self) -> str:
-        """Identifies the rendition settings; renditions made with another signature are stale."""
-        return render_settings_signature(self.render) if self.optimization_enabled else MIRROR_SIGNATURE
+        """Identifies the rendition settings; artwork recorded with another signature is stale.
+
+        Several formats join their own signatures with "+" in IMAGE_FORMATS order, so the artwork's
+        signature also says which formats it is stored in, and which of them are current."""
+        if not self.optimization_enabled:
+            return MIRROR_SIGNATURE
+        return join_signatures(self.format_signatures.values())
 
     @classmethod
     def from_settings(cls, settings: Settings, overrides: RunOverrides | None = None) -> PipelineSettings:
@@ -55,12 +76,18 @@ class PipelineSettings:
         webp_method = _given(run.webp_method, settings.webp_method)
         workers = _given(run.render_workers, settings.render_workers) or os.cpu_count() or 1
         # Each format its own quality, chosen so that the formats look alike (docs/performance.md).
-        quality = avif_quality if settings.image_format == "avif" else webp_quality
+        quality = {"avif": avif_quality}
+        watermark = watermark_from_settings(settings)
         return cls(
-            render=RenderSettings(
-                format=settings.image_format,
-                quality=quality,
-                webp_method=webp_method,
+            renders=tuple(
+                RenderSettings(
+                    format=name,
+                    quality=quality.get(name, webp_quality),
+                    webp_method=webp_method,
+                    avif_speed=settings.avif_speed,
+                    watermark=watermark,
+                )
+                for name in settings.output_formats
             ),
             limits=ValidationLimits(
                 max_bytes=settings.max_image_bytes,
@@ -88,6 +115,27 @@ class PipelineSettings:
             revalidate_without_validators=settings.source_revalidate_without_validators,
             stale_image_policy=settings.stale_image_policy,
         )
+
+
+def watermark_from_settings(settings: Settings) -> Watermark | None:
+    """The watermark the settings name, read and checked now; None when WATERMARK_IMAGE is unset.
+
+    A file that cannot be used is a ConfigError of one line naming WATERMARK_IMAGE, raised wherever the
+    pipeline's settings are built: at a command's preflight, the code location's load, and a run's start.
+    """
+    if settings.watermark_image is None or not settings.enable_image_optimization:
+        return None
+    try:
+        return load_watermark(
+            settings.watermark_image,
+            sizes=tuple(settings.watermark_sizes),
+            position=settings.watermark_position,
+            opacity=settings.watermark_opacity,
+            margin=settings.watermark_margin,
+            scale=settings.watermark_scale,
+        )
+    except WatermarkError as exc:
+        raise ConfigError(f"WATERMARK_IMAGE: {exc}") from None
 
 
 def _given(override: int | None, setting: int) -> int:

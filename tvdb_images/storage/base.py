@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 # A rendition's key is stable per artwork, but its bytes are replaced when TVDB replaces the source or
 # an operator re-renders (IMAGE_QUALITY, IMAGE_FORMAT). So objects are long-lived but not `immutable`:
@@ -41,12 +41,20 @@ class ObjectNotFound(StorageError):
     """No object under that key."""
 
 
+class ObjectBody(Protocol):
+    """What an ObjectStream reads its bytes from: a file, a botocore stream, a urllib3 response."""
+
+    def read(self, amount: int | None = None, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class ObjectStream:
     """An object's bytes as a stream, with what a server needs to send headers before the body."""
 
     info: ObjectInfo
-    body: BinaryIO
+    body: ObjectBody
 
     def iter_chunks(self, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
         try:
