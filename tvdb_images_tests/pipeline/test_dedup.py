@@ -17,7 +17,9 @@ from sqlalchemy import select
 
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition, ArtworkStatus
+from tvdb_images.catalog.queue import RenderTask
 from tvdb_images.catalog.removal import Removal, remove
+from tvdb_images.catalog.rows import select_as
 from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.stats import storage_stats
 from tvdb_images.cli import main
@@ -25,6 +27,8 @@ from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline import dedup
 from tvdb_images.pipeline.cleanup import clean_orphans
 from tvdb_images.pipeline.fold import fold_duplicates
+from tvdb_images.pipeline.render import Rendered, _render_one, render_stored_sources
+from tvdb_images.pipeline.report import StageReport
 from tvdb_images.pipeline.sync import sync_scope
 from tvdb_images.storage import Bucket, ObjectStore
 from tvdb_images.storage.layout import SHARDS
@@ -65,8 +69,8 @@ def _import(catalog: Catalog, origin: LoopbackOrigin, items: list[CatalogItem]) 
     )
 
 
-def _sync(catalog: Catalog, store: ObjectStore, origin: LoopbackOrigin):  # type: ignore[no-untyped-def]
-    settings = settings_for_origin(origin.netloc)
+def _sync(catalog: Catalog, store: ObjectStore, origin: LoopbackOrigin, **overrides: object):  # type: ignore[no-untyped-def]
+    settings = settings_for_origin(origin.netloc, **overrides)
     with ImageFetcher(settings.fetch) as fetcher:
         return sync_scope(catalog, store, fetcher, settings, Scope())
 
@@ -220,3 +224,57 @@ def test_storage_dedup_command(
     assert main(["storage", "dedup", "--dry-run"]) == 0
     assert "0 groups of identical artwork: would fold 0, skipped 0" in capsys.readouterr().out
     assert main(["storage"]) == 2  # the group alone prints its help
+
+
+def test_sharers_get_the_donors_placeholders_and_stay_whole_through_a_partial_rerender(
+    sqlite_catalog: Catalog, local_store: ObjectStore, origin: LoopbackOrigin
+) -> None:
+    """Several formats: sharing is keyed on the whole artwork signature, a sharer gets the donor's
+    placeholders, and after one format's settings change every artwork holds every format, current."""
+    _import(sqlite_catalog, origin, ITEMS)
+    both: dict[str, object] = {"IMAGE_FORMATS": "webp,avif"}
+    _sync(sqlite_catalog, local_store, origin, **both)
+    for overrides in (both, {**both, "IMAGE_QUALITY_AVIF": 60}):
+        settings = settings_for_origin(origin.netloc, **overrides)
+        # The first pass renders nothing more; the second re-renders AVIF (a partial rerender).
+        render = render_stored_sources(sqlite_catalog, local_store, settings, Scope(), include_stale=True)
+        assert render.failed == 0
+        rows = _rows(sqlite_catalog)
+        assert any(r.shared for a in (1, 2, 4) for r in rows[a])  # identical sources still share
+        with sqlite_catalog.session() as session:
+            artworks = {a.id: a for a in session.scalars(select(Artwork))}
+            session.expunge_all()
+        for artwork_id, artwork in artworks.items():
+            assert artwork.render_signature == settings.signature
+            assert artwork.thumbhash and artwork.blurhash and artwork.dominant_color
+            held = {(r.size, r.format) for r in rows[artwork_id]}
+            assert {f for _, f in held} == {"webp", "avif"}
+            assert len(held) == len(rows[artwork_id])
+            for row in rows[artwork_id]:
+                assert row.render_signature == settings.format_signatures[row.format]
+        same = {(artworks[a].thumbhash, artworks[a].blurhash, artworks[a].dominant_color) for a in (1, 2, 4)}
+        assert len(same) == 1
+        _assert_every_reference_holds_its_bytes(sqlite_catalog, local_store)
+
+
+def test_an_artwork_that_shares_is_rendered_in_full(
+    sqlite_catalog: Catalog, local_store: ObjectStore, origin: LoopbackOrigin
+) -> None:
+    """The rule for partial rerenders: a sharer renders every listed format, an owner only the changed."""
+    _import(sqlite_catalog, origin, ITEMS)
+    _sync(sqlite_catalog, local_store, origin, IMAGE_FORMATS="webp,avif")
+    changed = settings_for_origin(origin.netloc, IMAGE_FORMATS="webp,avif", IMAGE_QUALITY_AVIF=60)
+    rows = _rows(sqlite_catalog)
+    sharer = next(a for a in (1, 2, 4) if all(r.shared for r in rows[a]))
+    owner = next(a for a in (1, 2, 4) if not any(r.shared for r in rows[a]))
+    with sqlite_catalog.session() as session:
+        tasks = {t.artwork_id: t for t in select_as(session, RenderTask, Artwork.id.in_([sharer, owner]))}
+    assert dedup.shares_objects(sqlite_catalog, tasks[sharer])
+    assert not dedup.shares_objects(sqlite_catalog, tasks[owner])
+    for artwork_id, expected, expected_kept in ((sharer, {"webp", "avif"}, ()), (owner, {"avif"}, ("webp",))):
+        task = tasks[artwork_id]
+        full = dedup.shares_objects(sqlite_catalog, task)
+        outcome = _render_one(task, local_store, changed, StageReport(stage="render"), full=full)
+        assert isinstance(outcome, Rendered)
+        assert {r.format for r in outcome.renditions} == expected
+        assert outcome.kept_formats == expected_kept
