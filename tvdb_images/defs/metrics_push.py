@@ -25,6 +25,6 @@ def push_report(
     """Push one step's totals; never raises (a Pushgateway that is down is a warning)."""
     target = push_target(settings)
     if isinstance(report, CleanupReport):
-        push_cleanup_report(target, report, context.run_id, context.log.warning)
+        push_cleanup_report(target, report, context.run.run_id, context.log.warning)
     else:
-        push_stage_report(target, report, context.run_id, context.log.warning)
+        push_stage_report(target, report, context.run.run_id, context.log.warning)

@@ -69,9 +69,9 @@ def test_each_format_gets_its_own_quality_and_signature(monkeypatch: pytest.Monk
     pipeline = PipelineSettings.from_settings(load_settings())
     assert [(r.format, r.quality) for r in pipeline.renders] == [("webp", 85), ("avif", 70)]
     assert pipeline.render.format == "webp"
-    assert pipeline.format_signatures == {"webp": "webp-q85-m4-v2", "avif": "avif-q70-s6-v2"}
-    assert pipeline.signature == "webp-q85-m4-v2+avif-q70-s6-v2"
-    assert split_signature(pipeline.signature) == ("webp-q85-m4-v2", "avif-q70-s6-v2")
+    assert pipeline.format_signatures == {"webp": "webp-q85-m4-v3", "avif": "avif-q70-s6-v3"}
+    assert pipeline.signature == "webp-q85-m4-v3+avif-q70-s6-v3"
+    assert split_signature(pipeline.signature) == ("webp-q85-m4-v3", "avif-q70-s6-v3")
     assert len(pipeline.signature) <= 64  # the catalog column's width
 
 
@@ -118,7 +118,7 @@ def test_a_rerender_renders_only_the_formats_not_current(monkeypatch: pytest.Mon
     assert plan(processed, webp) == (["avif"], ("webp",))  # AVIF added: WebP kept as it is
     assert plan(processed, f"{webp}+{avif}") == ([], ("webp", "avif"))
     assert plan(processed, f"{avif}+{webp}") == ([], ("webp", "avif"))  # reordered: catalog only
-    assert plan(processed, "webp-q70-m4-v2") == (["webp", "avif"], ())  # another WebP quality
+    assert plan(processed, "webp-q70-m4-v3") == (["webp", "avif"], ())  # another WebP quality
     assert plan(processed, "mirror") == (["webp", "avif"], ())
     assert plan(downloaded, f"{webp}+{avif}") == (["webp", "avif"], ())  # a new source: everything
 
@@ -135,7 +135,7 @@ def test_recording_keeps_the_listed_formats_drops_the_others_and_checks_complete
         artwork = session.get(Artwork, 50)
         path, shard = artwork.storage_path, artwork.shard
         task = RenderTask(50, "series", 5, "poster", path, "jpeg", "c" * 64, source_url=artwork.source_url)
-    webp, avif = "webp-q85-m4-v2", "avif-q70-s8-v2"
+    webp, avif = "webp-q85-m4-v3", "avif-q70-s8-v3"
 
     def stored(image_format: str, signature: str) -> list[results.StoredRendition]:
         return [

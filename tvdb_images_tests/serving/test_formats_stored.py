@@ -28,7 +28,7 @@ from tvdb_images.pipeline.settings import PipelineSettings
 from tvdb_images.storage import Bucket, ObjectStore, store_from_settings
 from tvdb_images.storage.base import ObjectInfo
 from tvdb_images.storage.layout import SIZES, partition_prefix, shard_of
-from tvdb_images_tests import services
+from tvdb_images_tests.support import services
 from tvdb_images_tests.support.origins import LoopbackOrigin
 
 ITEM = ("series", 71)
