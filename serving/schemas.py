@@ -141,6 +141,12 @@ class StorageStatsResponse(BaseModel):
     originals: list[OriginalCount]
     artwork_by_status: list[StatusCount] = Field(description="From the catalog, also when recounting.")
     failures_by_cause: dict[str, int]
+    shared_renditions: int = Field(
+        default=0, description="Rendition rows sharing an object an identical source already stored."
+    )
+    bytes_saved_by_deduplication: int = Field(
+        default=0, description="Bytes those shared renditions would take if each were stored again."
+    )
     counted_from: str = Field(description="`catalog`, or `storage` for a recount.")
     truncated: bool = Field(default=False, description="A recount stopped at its object limit.")
     computed_at: datetime = Field(description="When these figures were computed.")

@@ -1,4 +1,5 @@
-"""`tvdb-images`: the command line (demo, Dagster UI, catalog import, serving API, database migrations)."""
+"""`tvdb-images`: the command line (demo, Dagster UI, catalog import, serving API, storage dedup, database
+migrations)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from tvdb_images.catalog_commands import add_lifecycle_commands
 from tvdb_images.config import CONTENT_TYPES, ConfigError, load_settings
 from tvdb_images.pipeline.causes import FAILURE_CAUSES
+from tvdb_images.storage_commands import add_storage_commands
 from tvdb_images.wording import plural
 
 
@@ -85,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
         help="event loop; auto: asyncio with one worker, uvloop with several (docs/performance.md)",
     )
     serve.set_defaults(handler=_serve)
+
+    add_storage_commands(commands)  # storage dedup
 
     db_command = commands.add_parser("db", help="database commands")
     db_command.set_defaults(handler=_print_help(db_command))

@@ -117,6 +117,8 @@ def _response(
         originals=[OriginalCount(**row) for row in counted.originals],
         artwork_by_status=[StatusCount(**row) for row in catalog_stats.artwork_by_status],
         failures_by_cause=catalog_stats.failures_by_cause,
+        shared_renditions=catalog_stats.shared_renditions,
+        bytes_saved_by_deduplication=catalog_stats.bytes_saved_by_dedup,
         counted_from=counted_from,
         truncated=truncated,
         unrecognized_objects=unrecognized,

@@ -24,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -210,11 +211,24 @@ class ArtworkRendition(Base):
     # Which source bytes this was rendered from: renditions of an older source are replaced, never mixed.
     source_checksum: Mapped[str] = mapped_column(String(64), nullable=False)
     render_signature: Mapped[str] = mapped_column(String(64), nullable=False)
+    # True when `storage_key` lies under another artwork's storage path: an identical source rendered
+    # once and shared (catalog/sharing.py). Orphan cleanup finds these references by key prefix.
+    shared: Mapped[bool] = mapped_column(default=False, server_default=false(), nullable=False)
     created_at: Mapped[datetime] = _now_column()
 
     artwork: Mapped[Artwork] = relationship(back_populates="renditions")
 
-    __table_args__ = (Index("ix_artwork_renditions_storage_key", "storage_key"),)
+    __table_args__ = (
+        Index("ix_artwork_renditions_storage_key", "storage_key"),
+        Index(
+            "ix_artwork_renditions_shared_key",
+            "storage_key",
+            postgresql_where=text("shared"),
+            postgresql_ops={"storage_key": "text_pattern_ops"},
+            sqlite_where=text("shared"),
+        ),
+        Index("ix_artwork_renditions_dedup", "source_checksum", "render_signature"),
+    )
 
 
 class ArtworkViewCount(Base):

@@ -15,13 +15,15 @@ from sqlalchemy.orm import Session
 
 from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition, ArtworkStatus
 from tvdb_images.catalog.scope import Scope
+from tvdb_images.catalog.sharing import shared_keys_under
 from tvdb_images.catalog.signatures import FORMAT_SEPARATOR, MIRROR_SIGNATURE
 from tvdb_images.storage import layout
 from tvdb_images.storage.layout import SIZES
 
 
 def referenced_keys(session: Session, content_type: str, shard: str) -> tuple[set[str], set[str]]:
-    """Keys the catalog references in one partition: (originals bucket, thumbnails bucket)."""
+    """Keys the catalog references in one partition: (originals bucket, thumbnails bucket), whichever
+    artwork's row names them."""
     originals: set[str] = set()
     for path, source_format in session.execute(
         select(Artwork.storage_path, Artwork.source_format).where(
@@ -39,6 +41,8 @@ def referenced_keys(session: Session, content_type: str, shard: str) -> tuple[se
             .where(Artwork.content_type == content_type, Artwork.shard == shard)
         )
     )
+    # Objects of this partition that artwork elsewhere shares (an identical source rendered once).
+    thumbnails |= shared_keys_under(session, layout.partition_prefix(content_type, shard))
     return originals, thumbnails
 
 

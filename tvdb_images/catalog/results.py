@@ -201,6 +201,8 @@ def record_renditions(
                     "checksum": r.checksum,
                     "source_checksum": task.source_checksum,
                     "render_signature": r.render_signature or signature,
+                    # An identical source's renditions, stored once under another artwork's path.
+                    "shared": not r.storage_key.startswith(f"{task.storage_path}/"),
                     "created_at": now,
                 }
                 for r in renditions

@@ -20,6 +20,10 @@ class StorageStats:
     originals: list[dict[str, Any]] = field(default_factory=list)  # by content type
     artwork_by_status: list[dict[str, Any]] = field(default_factory=list)  # by content type, status
     failures_by_cause: dict[str, int] = field(default_factory=dict)
+    # Exact deduplication: rendition rows naming an object another artwork's row already names
+    # (an identical source rendered once), and the bytes a copy of each would have taken.
+    shared_renditions: int = 0
+    bytes_saved_by_dedup: int = 0
 
     @property
     def total_size_mb(self) -> float:
@@ -37,8 +41,9 @@ def storage_stats(session: Session) -> StorageStats:
             func.coalesce(func.sum(ArtworkRendition.bytes), 0),
         )
         .join(Artwork, Artwork.id == ArtworkRendition.artwork_id)
-        # A mirrored source (ENABLE_IMAGE_OPTIMIZATION=false) is the originals object counted below.
-        .where(ArtworkRendition.render_signature != MIRROR_SIGNATURE)
+        # A mirrored source (ENABLE_IMAGE_OPTIMIZATION=false) is the originals object counted below;
+        # a shared row names an object counted once, under the artwork that rendered it.
+        .where(ArtworkRendition.render_signature != MIRROR_SIGNATURE, ArtworkRendition.shared.is_(False))
         .group_by(Artwork.content_type, ArtworkRendition.size, ArtworkRendition.format)
         .order_by(Artwork.content_type, ArtworkRendition.size, ArtworkRendition.format)
     )
@@ -64,6 +69,12 @@ def storage_stats(session: Session) -> StorageStats:
         stats.originals.append({"content_type": content_type, "objects": count, "bytes": int(stored or 0)})
         stats.total_objects += count
         stats.total_bytes += int(stored or 0)
+    shared, saved = session.execute(
+        select(func.count(), func.coalesce(func.sum(ArtworkRendition.bytes), 0)).where(
+            ArtworkRendition.shared.is_(True)
+        )
+    ).one()
+    stats.shared_renditions, stats.bytes_saved_by_dedup = int(shared), int(saved)
     for content_type, status, count in session.execute(
         select(Artwork.content_type, Artwork.status, func.count())
         .group_by(Artwork.content_type, Artwork.status)

@@ -264,6 +264,8 @@ def storage_stats(context: dg.AssetExecutionContext, catalog: CatalogResource) -
             "originals": records_table(stats.originals),
             "artwork_by_status": records_table(stats.artwork_by_status),
             "total_size": dg.MetadataValue.text(format_bytes(stats.total_bytes)),
+            "shared_renditions": dg.MetadataValue.int(stats.shared_renditions),
+            "bytes_saved_by_deduplication": dg.MetadataValue.int(stats.bytes_saved_by_dedup),
             "failures_by_cause": records_table(
                 [{"cause": cause, "count": count} for cause, count in stats.failures_by_cause.items()]
             ),

@@ -27,6 +27,7 @@ from tvdb_images.catalog.signatures import split_signature
 from tvdb_images.catalog.stale import settle_refused
 from tvdb_images.imaging import ImageRejected, RenderSettings, render_renditions
 from tvdb_images.partition_keys import partition_name
+from tvdb_images.pipeline import dedup
 from tvdb_images.pipeline.batching import CatalogWriter
 from tvdb_images.pipeline.concurrency import RenderSlots, bounded_map
 from tvdb_images.pipeline.memory import limit_malloc_arenas
@@ -76,12 +77,19 @@ def render_stored_sources(
     # At most `render_workers` renders at once (and one of a 4K-class source): the extra threads read
     # sources and upload meanwhile, and a run process's memory stays bounded whatever the mix.
     render_slots = RenderSlots(settings.render_workers)
+    shares = dedup.RunShares(catalog, store, signature)
 
-    def run(task: RenderTask) -> Rendered | RenderFailed:
+    def run(task: RenderTask) -> Rendered | RenderFailed | dedup.Shared:
         if not settings.optimization_enabled:
             return _mirror_one(task, store)
         with report.working_on(partition_name(task.content_type, task.storage_path)):
-            return _render_one(task, store, settings, report, render_slots)
+            try:  # an identical source already rendered (before, or in this run) is shared
+                full = dedup.shares_objects(catalog, task)
+                return shares.render_once(
+                    task, lambda: _render_one(task, store, settings, report, render_slots, full=full)
+                )
+            except StorageError as exc:  # handing shared objects over before writing over them
+                return RenderFailed("storage_error", str(exc), retryable=True, source_kept=True)
 
     def refresh_items(session: Session, _writes: list) -> None:
         if touched_items:
@@ -95,7 +103,11 @@ def render_stored_sources(
             run, tasks, workers=settings.render_workers + 2, max_in_flight=settings.render_workers * 2 + 2
         ):
             partition = partition_name(task.content_type, task.storage_path)
-            if isinstance(outcome, Rendered):
+            if isinstance(outcome, dedup.Shared):
+                report.add_success(partition, unchanged=True)
+                touched_items.add((task.content_type, task.content_id))
+                writer.add(dedup.record_shared(task, outcome, signature))
+            elif isinstance(outcome, Rendered):
                 report.add_success(partition)
                 touched_items.add((task.content_type, task.content_id))
                 writer.add(_record(task, outcome, signature, settings.render.format))
@@ -124,8 +136,11 @@ def _render_one(
     settings: PipelineSettings,
     report: StageReport,
     render_slots: RenderSlots | None = None,
+    *,
+    full: bool = False,
 ) -> Rendered | RenderFailed:
-    renders, kept = formats_to_render(task, settings)
+    """`full`: render every listed format, whatever is current (an artwork that shares objects)."""
+    renders, kept = (settings.renders, ()) if full else formats_to_render(task, settings)
     if not renders:  # a format dropped, or the list reordered: only the catalog changes
         return Rendered(renditions=(), kept_formats=kept, keep_placeholders=True)
     try:
