@@ -293,6 +293,7 @@ def test_asset_kinds_name_the_configured_backends(
         "orphaned_images": {storage_kind},
         "storage_stats": {catalog_kind},
         "source_revalidation": {storage_kind},
+        "artwork_views_daily": {catalog_kind},
     }
 
 
