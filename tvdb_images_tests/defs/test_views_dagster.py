@@ -51,7 +51,9 @@ def _run(catalog: Catalog, instance: dg.DagsterInstance, **kw: object) -> dg.Exe
     return dg.materialize(
         [artwork_views_daily, artwork_views_complete],
         partition_key=KEY,
-        resources={"catalog": CatalogResource(database_url=catalog.url)},
+        resources={
+            "catalog": CatalogResource(settings=Settings.model_validate({"DATABASE_URL": catalog.url}))
+        },
         instance=instance,
         raise_on_error=True,
         **kw,  # type: ignore[arg-type]
