@@ -382,10 +382,20 @@ def test_postgresql_restarted_mid_sync_then_rerun_converges(
             catalog.dispose()
 
 
+# The child renders each artwork a quarter second slower than it would, so that results reach the
+# catalog a few at a time (the writer flushes every second) and the kill lands between two flushes
+# however fast the machine is.
 KILLED_RUN = """
 import sys
+import time
 import dagster as dg
+from tvdb_images.pipeline import render
 from tvdb_images.definitions import defs
+_render = render.render_renditions
+def _slow_render(*args, **kwargs):
+    time.sleep(0.25)
+    return _render(*args, **kwargs)
+render.render_renditions = _slow_render
 job = defs.resolve_job_def("sync_images")
 result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), partition_key=sys.argv[1])
 sys.exit(0 if result.success else 1)
@@ -413,7 +423,7 @@ def test_sync_process_killed_mid_partition_then_rerun_converges(
             "S3_BUCKET_THUMBNAILS": s3_bucket_names[Bucket.THUMBNAILS],
             "ALLOWED_SOURCE_HOSTS": origin.netloc,
             "FETCH_MAX_RETRIES": "0",
-            "RENDER_WORKERS": "1",  # slow enough that the kill lands mid-render
+            "RENDER_WORKERS": "1",
             "TVDB_IMAGES_DATA_DIR": str(tmp_path / "data"),
         }
         key = str(partition_key(*scenario.partition))

@@ -131,6 +131,8 @@ def start_seaweedfs(data_dir: Path, *, base_port: int | None = None, timeout: fl
                 "-master.telemetry=false",
                 "-admin.ui=false",
                 "-webdav=false",
+                "-volume.max=4000",
+                "-master.volumeSizeLimitMB=64",
                 *(f"-{name}={port}" for name, port in ports.items()),
             ],
             stdout=log,
