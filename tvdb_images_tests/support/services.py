@@ -131,6 +131,8 @@ def start_seaweedfs(data_dir: Path, *, base_port: int | None = None, timeout: fl
                 "-master.telemetry=false",
                 "-admin.ui=false",
                 "-webdav=false",
+                # Each bucket is a collection with volumes of its own; sized from free disk at 1 GiB a
+                # volume, a small disk ran out after ~78 test buckets (PutObject: InternalError).
                 "-volume.max=4000",
                 "-master.volumeSizeLimitMB=64",
                 *(f"-{name}={port}" for name, port in ports.items()),
