@@ -24,9 +24,10 @@ from serving.schemas import (
 from tvdb_images.registry import FIT_INSIDE, SIZE_BY_NAME
 
 SUGGESTED_SIZES = "100vw"
-# The `<img src>` a browser loads when it takes no `<source>`: wide enough for most layouts, not the
-# whole original.
-FALLBACK_MAX_WIDTH = 1280
+# The `<img src>` a browser loads when it takes no `<source>`: at most as wide as the `medium` box,
+# enough for most layouts, never the whole original.
+_MEDIUM_BOX = SIZE_BY_NAME["medium"].box
+FALLBACK_MAX_WIDTH = _MEDIUM_BOX[0] if _MEDIUM_BOX else 1 << 31
 
 
 def is_fit_inside(size: str) -> bool:
