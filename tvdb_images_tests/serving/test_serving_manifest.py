@@ -16,9 +16,11 @@ from PIL import Image
 
 from serving.app import create_app
 from serving.conditional import content_version
+from serving.manifest import build_manifest
+from serving.queries import ArtworkRecord, RenditionRecord
 from tvdb_images.catalog.models import Artwork
 from tvdb_images.config import ConfigError, load_settings
-from tvdb_images.storage import ObjectStore, store_from_settings
+from tvdb_images.storage import Bucket, ObjectStore, store_from_settings
 from tvdb_images_tests.support import services
 from tvdb_images_tests.support.responsive_data import SMALL, WIDE, WIDE_WIDTHS, responsive_data
 from tvdb_images_tests.support.serving_data import (
@@ -263,3 +265,71 @@ def test_wide_source_gives_one_candidate_per_size_and_crops_apart(responsive: Se
 def test_a_crop_may_not_take_the_manifests_name() -> None:
     with pytest.raises(ConfigError, match=r"CROP_RENDITIONS: .*reserved"):
         load_settings(CROP_RENDITIONS="card:342x513,manifest:300x300")
+
+
+# -- the pure function, on records no sync writes ------------------------------------------------
+
+
+def _record(renditions: list[tuple[str, str, int, int]]) -> ArtworkRecord:
+    """An artwork whose renditions are (size, format, width, height), with made-up keys and bytes."""
+    built = tuple(
+        RenditionRecord(
+            size=size,
+            format=image_format,
+            bucket=Bucket.THUMBNAILS,
+            storage_key=f"series/ab/cd/1/poster/{size}.{image_format}",
+            width=width,
+            height=height,
+            bytes=width * height // 10,
+            content_type=f"image/{image_format}",
+            checksum=f"{size}-{image_format}",
+            etag=f'"{size}-{image_format}"',
+            version=f"{size}-{image_format}",
+            pinned_path=f"/{size}.{image_format}",
+        )
+        for size, image_format, width, height in renditions
+    )
+    return ArtworkRecord(
+        id=1,
+        content_type="series",
+        content_id=1,
+        image_type="poster",
+        language=None,
+        score=None,
+        source_url="https://artworks.thetvdb.com/banners/1.jpg",
+        status="processed",
+        failure_cause=None,
+        processed_at=None,
+        source_width=3000,
+        source_height=2000,
+        source_bytes=1,
+        renditions=built,
+        size_versions={},
+    )
+
+
+def test_an_avif_only_artwork_falls_back_to_avif_and_a_narrow_one_to_its_narrowest_size() -> None:
+    manifest = build_manifest(
+        _record(
+            [("original", "avif", 3000, 2000), ("large", "avif", 1620, 1080), ("medium", "avif", 1080, 720)]
+        ),
+        lambda r: r.pinned_path,
+    )
+    assert [f.format for f in manifest.formats] == ["avif"]
+    assert (manifest.fallback.format, manifest.fallback.size) == ("avif", "medium")  # type: ignore[union-attr]
+    assert manifest.formats[0].srcset == "/medium.avif 1080w, /large.avif 1620w, /original.avif 3000w"
+    # The upright source is the `original` rendition, whatever the catalog says of the download.
+    wide = build_manifest(
+        _record([("original", "webp", 2000, 3000), ("large", "webp", 1500, 2250)]), lambda r: r.pinned_path
+    )
+    assert (wide.width, wide.height, wide.aspect_ratio) == (2000, 3000, 0.6667)
+    assert (wide.fallback.size, wide.fallback.width) == ("large", 1500)  # type: ignore[union-attr]
+
+
+def test_a_crop_no_longer_configured_is_still_listed_by_name_and_never_in_a_srcset() -> None:
+    manifest = build_manifest(
+        _record([("original", "webp", 640, 360), ("small", "webp", 640, 360), ("banner", "webp", 758, 140)]),
+        lambda r: r.pinned_path,
+    )
+    assert manifest.formats[0].srcset == "/small.webp 640w"  # one width once, the smaller size kept
+    assert [(c.size, c.width) for c in manifest.crops["banner"]] == [("banner", 758)]
