@@ -16,7 +16,7 @@ from serving.docs import OPENAPI_PATH, install_docs
 from serving.errors import install_error_handlers
 from serving.http_policy import HttpPolicyMiddleware
 from serving.metrics_middleware import MetricsMiddleware
-from serving.routes import admin, artwork, health, images, metrics, popular, stats
+from serving.routes import admin, artwork, health, images, manifest, metrics, popular, stats
 from serving.routes.params import document_sizes
 from serving.state import ServingState
 from tvdb_images.catalog.db import Catalog
@@ -74,7 +74,9 @@ def create_app(
     install_error_handlers(app)
     configure_access_log()
     _add_middleware(app, settings, state)
-    for router in (images.router, artwork.router, stats.router, admin.router, health.router):
+    # The manifest routes first: the image routes' `{size}` segment would take `manifest` too.
+    routers = (manifest.router, images.router, artwork.router, stats.router, admin.router, health.router)
+    for router in routers:
         app.include_router(router)
     if state.metrics is not None:
         app.include_router(metrics.router)

@@ -220,7 +220,12 @@ def not_stored(artwork: ArtworkRecord, settings: Settings) -> Response:
     """No local copy yet: a 404 naming the source, or (MISSING_IMAGE_REDIRECT) a redirect to it."""
     if settings.missing_image_redirect and _redirectable(artwork.source_url, settings):
         return RedirectResponse(artwork.source_url, status_code=302, headers=NO_STORE)
-    raise ApiError(
+    raise not_stored_error(artwork)
+
+
+def not_stored_error(artwork: ArtworkRecord) -> ApiError:
+    """The 404 of an artwork with nothing stored yet, naming its source, status and failure cause."""
+    return ApiError(
         404,
         "image_not_stored",
         f"artwork {artwork.id} is not stored yet (status: {artwork.status})",

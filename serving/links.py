@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
+
+if TYPE_CHECKING:
+    from serving.queries import RenditionRecord
+    from tvdb_images.config import Settings
+    from tvdb_images.storage import ObjectStore
 
 API_PREFIX = "/api/v1"
 
@@ -18,6 +24,14 @@ def public_url(public_base_url: str | None, path: str) -> str:
     """An API path as clients should use it: under PUBLIC_BASE_URL when set, else root-relative.
     Never built from the request's Host header, which any client (or a cache poisoner) chooses."""
     return f"{public_base_url}{path}" if public_base_url else path
+
+
+def versioned_url(settings: Settings, store: ObjectStore, rendition: RenditionRecord) -> str:
+    """A rendition's URL that changes whenever its bytes do, so it can be cached for good: on the CDN
+    with `?v=` (the key is reused when a source is rendered again), else this API's pinned URL."""
+    if settings.cdn_base_url:
+        return f"{store.url(rendition.bucket, rendition.storage_key)}?{urlencode({'v': rendition.version})}"
+    return public_url(settings.public_base_url, rendition.pinned_path)
 
 
 def task_path(task_id: str) -> str:

@@ -105,6 +105,74 @@ class ArtworkMetadata(BaseModel):
     )
 
 
+class ManifestImage(BaseModel):
+    """One stored rendition in a manifest: what a `srcset` candidate or an `<img>` needs."""
+
+    size: str
+    url: str = Field(
+        description="Versioned URL of exactly these bytes: on the CDN (with `?v=`) when CDN_BASE_URL "
+        "is set, else this API's pinned URL (`?format=&v=`), absolute under PUBLIC_BASE_URL."
+    )
+    width: int
+    height: int
+    bytes: int
+
+
+class ManifestFormat(BaseModel):
+    """One stored format: a `<source type=... srcset=...>` of a `<picture>`."""
+
+    format: str
+    type: str = Field(description="MIME type, the `<source>`'s `type` attribute.")
+    srcset: str = Field(
+        description="`URL 300w, URL 640w, ...`: every distinct width of the fit-in sizes, narrowest first "
+        "(crops are not in it; a size as wide as a larger one is left out)."
+    )
+    images: list[ManifestImage] = Field(description="Every stored fit-in size of this format, largest first.")
+
+
+class ManifestCrop(ManifestImage):
+    format: str
+    type: str
+
+
+class ManifestFallback(ManifestImage):
+    """The `<img src>` inside the `<picture>`: what a browser that takes no `<source>` loads."""
+
+    format: str
+    type: str
+
+
+class ImageManifest(BaseModel):
+    """Everything a client needs to build a responsive `<picture>` for one artwork, with no other call."""
+
+    artwork_id: int
+    content_type: str
+    content_id: int
+    image_type: str
+    width: int = Field(description="Width of the upright source (the `original` size), in pixels.")
+    height: int = Field(description="Height of the upright source, in pixels.")
+    aspect_ratio: float = Field(description="`width / height` of the source, for CSS `aspect-ratio`.")
+    formats: list[ManifestFormat] = Field(
+        description="Stored formats in the order a `<picture>` should list them: AVIF, then WebP, "
+        "then mirrored sources (a browser takes the first `<source>` whose `type` it decodes)."
+    )
+    sizes: str = Field(
+        description="A suggested `sizes` attribute (`100vw`: the image spans the viewport); replace it "
+        "with the width of the layout's slot."
+    )
+    fallback: ManifestFallback | None = Field(
+        description="The `<img src>`: the widest rendition at most 1280 px wide, in WebP when stored."
+    )
+    crops: dict[str, list[ManifestCrop]] = Field(
+        default_factory=dict,
+        description="Each stored crop (CROP_RENDITIONS) by name, one entry per format in `formats` order.",
+    )
+    placeholders: Placeholders | None = Field(
+        default=None, description="What to paint while the image loads; as in the artwork metadata."
+    )
+    stale: bool = Field(default=False, description="As in the artwork metadata.")
+
+
 class RenditionCount(BaseModel):
     content_type: str
     size: str

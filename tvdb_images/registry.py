@@ -136,6 +136,8 @@ SIZE_BY_NAME = MappingProxyType({size.name: size for size in RENDITION_SIZES})
 # `Settings.rendition_sizes` is this table with them appended, built once at load. A crop name is a
 # storage key's file name and an API path segment, and fits the catalog's size column (16).
 CROP_NAME_PATTERN = r"[a-z][a-z0-9_]{0,15}"
+# Path segments the API routes beside `{size}` (`.../{image_type}/manifest`): no crop may take them.
+RESERVED_CROP_NAMES: frozenset[str] = frozenset({"manifest"})
 CROP_BOX_MIN = 16
 CROP_BOX_MAX = 4096
 _CROP_ITEM = re.compile(rf"({CROP_NAME_PATTERN}):([0-9]{{1,5}})x([0-9]{{1,5}})")
@@ -153,6 +155,8 @@ def parse_crop_renditions(text: str) -> tuple[RenditionSize, ...]:
         name, width, height = match.group(1), int(match.group(2)), int(match.group(3))
         if name in SIZE_BY_NAME:
             raise ValueError(f"crop {name!r} has the name of a built-in size ({', '.join(SIZE_NAMES)})")
+        if name in RESERVED_CROP_NAMES:
+            raise ValueError(f"crop {name!r} is reserved: the API serves the image manifest under that name")
         if any(row.name == name for row in rows):
             raise ValueError(f"crop {name!r} is given twice")
         if not (CROP_BOX_MIN <= width <= CROP_BOX_MAX and CROP_BOX_MIN <= height <= CROP_BOX_MAX):

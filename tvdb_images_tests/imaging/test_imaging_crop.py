@@ -130,6 +130,7 @@ def test_signature_changes_with_the_crops() -> None:
     ("text", "message"),
     [
         ("thumbnail:300x300", "built-in size"),
+        ("manifest:300x300", "reserved"),
         ("card:342x513,card:100x100", "twice"),
         ("card:8x513", "16..4096"),
         ("card:342x5000", "16..4096"),

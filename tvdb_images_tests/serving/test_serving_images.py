@@ -406,6 +406,8 @@ def test_openapi_documents_every_endpoint_and_the_error_shape(embedded_data: Ser
         spec = client.get("/openapi.json").json()
         assert client.get("/docs").status_code == 200
     expected = {
+        "/api/v1/images/{content_type}/{content_id}/{image_type}/manifest": {"get", "head"},
+        "/api/v1/images/artwork/{artwork_id}/manifest": {"get", "head"},
         "/api/v1/images/{content_type}/{content_id}/{image_type}/{size}": {"get", "head"},
         "/api/v1/images/artwork/{artwork_id}": {"get"},
         "/api/v1/images/artwork/{artwork_id}/{size}": {"get", "head"},

@@ -141,10 +141,12 @@ def start_api_server(
     cwd: Path | None = None,
     extra_args: Sequence[str] = (),
     timeout: float = 60,
+    port: int | None = None,
 ) -> tuple[ManagedProcess, int]:
-    """`tvdb-images serve` on a free loopback port, as an operator starts it; returns with its port once
-    `/healthz` answers, and stops it if it never does."""
-    port = free_port()
+    """`tvdb-images serve` on a free loopback port (or `port`, when its URL must be known beforehand,
+    e.g. for PUBLIC_BASE_URL), as an operator starts it; returns with its port once `/healthz`
+    answers, and stops it if it never does."""
+    port = port or free_port()
     argv = [str(Path(sys.executable).with_name("tvdb-images")), "serve", "--host", "127.0.0.1"]
     process = ManagedProcess(
         name, [*argv, "--port", str(port), *extra_args], env=env, cwd=cwd, log_dir=log_dir
