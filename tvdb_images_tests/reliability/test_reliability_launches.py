@@ -59,9 +59,9 @@ def _terminate(stack: DagsterStack, run_id: str) -> None:
 
 
 def test_a_retry_with_the_same_idempotency_key_gets_the_same_run(dagster_stack: DagsterStack) -> None:
-    series = dagster_stack.new_item()
-    sync = f"/api/v1/admin/sync/images/series/{series}"
-    key = {"Idempotency-Key": f"sync-{series}-{uuid.uuid4()}"}
+    movie = dagster_stack.new_item("movies")  # its run is not awaited: not a series (see new_item)
+    sync = f"/api/v1/admin/sync/images/movies/{movie}"
+    key = {"Idempotency-Key": f"sync-{movie}-{uuid.uuid4()}"}
     with TestClient(create_app(dagster_stack.settings.model_copy(update={"admin_sync_burst": 50}))) as client:
         first = client.post(sync, headers={**ADMIN, **key})
         retries = [client.post(sync, headers={**ADMIN, **key}) for _ in range(3)]

@@ -54,13 +54,16 @@ class DagsterStack:
     origin: LoopbackOrigin
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(FIRST_CONTENT_ID))
 
-    def new_item(self) -> int:
-        """Import a series with one poster that no other test has touched; returns its content id."""
+    def new_item(self, content_type: str = "series") -> int:
+        """Import an item with one poster that no other test has touched; returns its content id.
+
+        A test whose run it does not wait for takes another content type than `series`, whose missing
+        artwork test_serving_dagster.py syncs."""
         content_id = next(self._ids)
         artwork = (content_id, 7001 + content_id - FIRST_CONTENT_ID, "poster", POSTER, "eng", 10)
         catalog = Catalog(self.settings.resolved_database_url)
         try:
-            import_catalog_lines(catalog, catalog_lines([("series", *artwork)], self.origin))
+            import_catalog_lines(catalog, catalog_lines([(content_type, *artwork)], self.origin))
         finally:
             catalog.dispose()
         return content_id
