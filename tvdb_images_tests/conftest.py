@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tvdb_images.catalog import migrate
 from tvdb_images.catalog.db import Catalog
@@ -22,11 +23,20 @@ from tvdb_images.storage import Bucket
 from tvdb_images.storage.local import LocalObjectStore
 from tvdb_images.storage.s3 import S3ObjectStore
 from tvdb_images_tests.support import services
+from tvdb_images_tests.support.dagster_stack import DagsterStack
+from tvdb_images_tests.support.dagster_stack import dagster_stack as start_dagster_stack
+from tvdb_images_tests.support.examples import SOAK, soaking
 from tvdb_images_tests.support.images import generated_corpus
 from tvdb_images_tests.support.origins import LoopbackOrigin
 from tvdb_images_tests.support.serving_data import ServedData, base_values, fill, s3_values
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+# TVDB_IMAGES_TEST_PROFILE=soak: the property tests that name no count of their own generate ten times
+# Hypothesis's default; those that name one take their soak count (support/examples.py).
+hypothesis_settings.register_profile(SOAK, max_examples=1000)
+if soaking():
+    hypothesis_settings.load_profile(SOAK)
 
 
 @pytest.fixture(scope="session")
@@ -156,6 +166,20 @@ def dagster_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("DAGSTER_POSTGRES_URL", url)
     yield url
     services.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def dagster_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_template: str,
+    seaweedfs: services.SeaweedFS,
+    corpus_dir: Path,
+) -> Iterator[DagsterStack]:
+    """One real dagster-webserver for the admin-launch tests of serving/ and reliability/ (per session,
+    so per xdist worker); each test syncs items of its own (support/dagster_stack.py)."""
+    root = tmp_path_factory.mktemp("serving-dagster")
+    with start_dagster_stack(root, postgres_template, seaweedfs, corpus_dir) as stack:
+        yield stack
 
 
 # --- served data (serving/ and the serving tests in reliability/) --------------------------------

@@ -39,6 +39,7 @@ from schemathesis.checks import not_a_server_error
 from serving.app import create_app
 from serving.dagster_client import DagsterClient
 from tvdb_images.storage.layout import is_layout_key
+from tvdb_images_tests.support.examples import examples
 from tvdb_images_tests.support.reliability_log import record
 from tvdb_images_tests.support.serving_data import (
     ADMIN_TOKEN,
@@ -146,14 +147,14 @@ def _seeding_global_random(draw: st.DrawFn, strategy: st.SearchStrategy[Any]) ->
         random.setstate(state)
 
 
-def _send_generated(operation: Any, headers: dict[str, str], examples: int, tally: Tally) -> None:
+def _send_generated(operation: Any, headers: dict[str, str], count: int, tally: Tally) -> None:
     strategies = [
         operation.as_strategy(mode, path_parameters=target)
         for mode in GenerationMode
         for target in [None, *_stored_targets(operation)]
     ]
 
-    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=count, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(case=_seeding_global_random(st.one_of(strategies)))
     def send(case: schemathesis.Case) -> None:
         response = case.call(headers=headers or None)
@@ -183,12 +184,18 @@ def _fuzz(data: ServedData, examples_per_operation: int) -> tuple[int, Tally, li
     return operations, tally, touched
 
 
-@pytest.mark.parametrize(("setup", "examples"), [("embedded", 80), ("production", 15)])
+@pytest.mark.parametrize(
+    ("setup", "per_operation"),
+    [
+        pytest.param("embedded", examples(default=30, soak=80), id="embedded"),
+        pytest.param("production", examples(default=8, soak=15), id="production"),
+    ],
+)
 def test_schemathesis_finds_no_server_error(
-    request: pytest.FixtureRequest, setup: str, examples: int
+    request: pytest.FixtureRequest, setup: str, per_operation: int
 ) -> None:
     data: ServedData = request.getfixturevalue(f"{setup}_data")
-    operations, tally, keys = _fuzz(data, examples)
+    operations, tally, keys = _fuzz(data, per_operation)
     outside = sorted({key for key in keys if not is_layout_key(key)})
     backends = {"embedded": "SQLite + local disk", "production": "PostgreSQL + SeaweedFS S3"}
     record(

@@ -40,6 +40,7 @@ from tvdb_images.storage import Bucket, ObjectInfo, ObjectStore
 from tvdb_images.storage.layout import original_key, rendition_key
 from tvdb_images.storage.local import LocalObjectStore
 from tvdb_images.storage.s3 import S3ObjectStore
+from tvdb_images_tests.support.examples import examples
 from tvdb_images_tests.support.reliability_log import record
 from tvdb_images_tests.support.reliability_setup import CatalogItem, import_items, same_shard_ids
 
@@ -352,7 +353,7 @@ def test_cleanup_alongside_a_sync_never_deletes_what_it_must_keep(
     store.ensure_buckets()
     tally = Tally()
 
-    @settings(max_examples=300, **HYPOTHESIS)
+    @settings(max_examples=examples(default=100, soak=300), **HYPOTHESIS)
     @given(steps=scenarios)
     def check(steps: list[tuple[Any, ...]]) -> None:
         tally.add(_run(sqlite_catalog, store, steps), steps)
@@ -366,7 +367,7 @@ def test_cleanup_alongside_a_sync_never_deletes_what_it_must_keep(
 def test_cleanup_property_on_postgresql_and_s3(postgres_catalog: Catalog, s3_store: S3ObjectStore) -> None:
     tally = Tally()
 
-    @settings(max_examples=30, **HYPOTHESIS)
+    @settings(max_examples=examples(default=15, soak=30), **HYPOTHESIS)
     @given(steps=scenarios)
     def check(steps: list[tuple[Any, ...]]) -> None:
         tally.add(_run(postgres_catalog, s3_store, steps), steps)

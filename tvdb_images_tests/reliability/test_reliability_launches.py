@@ -1,4 +1,4 @@
-"""Admin launches against a real `dagster-webserver` (the stack of test_serving_dagster.py): a retried
+"""Admin launches against a real `dagster-webserver` (support/dagster_stack.py): a retried
 request never starts a second run, and a slow launch is answered with the run it created, never a 503.
 Each case is recorded for docs/reliability.md (section "The serving API at its edges")."""
 
@@ -9,17 +9,18 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
 from serving.dagster_client import DagsterClient
 from serving.launches import IDEMPOTENCY_TAG, REQUEST_TAG
-from tvdb_images_tests.serving import test_serving_dagster
-from tvdb_images_tests.serving.test_serving_dagster import ADMIN, DagsterStack
+from tvdb_images_tests.support.dagster_stack import DagsterStack
 from tvdb_images_tests.support.reliability_log import record
+from tvdb_images_tests.support.serving_data import ADMIN_TOKEN
 
-# The same real webserver and daemon-less instance as the serving tests (module scope: its own).
-dagster_stack = test_serving_dagster.dagster_stack
+pytestmark = pytest.mark.stack  # a real dagster-webserver; runs with the other stacks, not beside them
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 CLEANUP_ALL = "/api/v1/admin/sync/images/cleanup"
 
@@ -58,15 +59,13 @@ def _terminate(stack: DagsterStack, run_id: str) -> None:
 
 
 def test_a_retry_with_the_same_idempotency_key_gets_the_same_run(dagster_stack: DagsterStack) -> None:
-    key = {"Idempotency-Key": f"sync-777-{uuid.uuid4()}"}
+    movie = dagster_stack.new_item("movies")  # its run is not awaited: not a series (see new_item)
+    sync = f"/api/v1/admin/sync/images/movies/{movie}"
+    key = {"Idempotency-Key": f"sync-{movie}-{uuid.uuid4()}"}
     with TestClient(create_app(dagster_stack.settings.model_copy(update={"admin_sync_burst": 50}))) as client:
-        first = client.post("/api/v1/admin/sync/images/series/777", headers={**ADMIN, **key})
-        retries = [
-            client.post("/api/v1/admin/sync/images/series/777", headers={**ADMIN, **key}) for _ in range(3)
-        ]
-        other_work = client.post(
-            "/api/v1/admin/sync/images/series/777?retry_failed=false", headers={**ADMIN, **key}
-        )
+        first = client.post(sync, headers={**ADMIN, **key})
+        retries = [client.post(sync, headers={**ADMIN, **key}) for _ in range(3)]
+        other_work = client.post(f"{sync}?retry_failed=false", headers={**ADMIN, **key})
     assert first.status_code == 202, first.text
     run_id = first.json()["task_id"]
     tag = _run_tags(dagster_stack, run_id)[IDEMPOTENCY_TAG]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+import pytest
 
 from serving.negotiation import parse_accept
 from tvdb_images_tests.support.processes import ManagedProcess, free_port
@@ -52,6 +53,7 @@ def _worker_pids(supervisor: int) -> set[int]:
     return pids
 
 
+@pytest.mark.slow  # saturates every core: nothing else may run beside it
 def test_workers_come_up_and_stay_under_cpu_saturation(production_data: ServedData, tmp_path: Path) -> None:
     """A busy loop on every core, and the server at a lower priority than the loops (nice 10: about a
     tenth of a core each), so that importing the app takes many seconds of wall time, as on a loaded

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -30,6 +30,7 @@ from tvdb_images.storage.base import ObjectInfo
 from tvdb_images.storage.layout import SIZES, partition_prefix, shard_of
 from tvdb_images_tests.support import services
 from tvdb_images_tests.support.origins import LoopbackOrigin
+from tvdb_images_tests.support.waiting import wait_until
 
 ITEM = ("series", 71)
 ARTWORK = {710: ("poster", "/tvdb/poster_a.jpg"), 711: ("fanart", "/tvdb/fanart_a.jpg")}
@@ -145,7 +146,7 @@ def test_both_formats_are_stored_served_dropped_and_added_back_exactly(
     _check_negotiation(both, rows, avif_stored=True)
 
     # Drop AVIF: the rerender changes only the catalog, cleanup removes exactly the AVIF objects.
-    time.sleep(1.1)  # so that a rewritten object would show a newer Last-Modified
+    _past_the_second_of(stored)  # so that a rewritten object would show a newer Last-Modified
     webp_only = _settings(base, WEBP)
     rerender = _run(webp_only, "rerender_images", instance)
     assert _objects_written(rerender) == 0
@@ -163,7 +164,7 @@ def test_both_formats_are_stored_served_dropped_and_added_back_exactly(
     _check_negotiation(webp_only, rows, avif_stored=False)
 
     # Add it back: exactly the AVIF objects are written, the WebP ones left as they are.
-    time.sleep(1.1)
+    _past_the_second_of(stored)
     rerender = _run(both, "rerender_images", instance)
     assert _objects_written(rerender) == len(avif_keys)
     after_add = _listing(store)
@@ -204,6 +205,14 @@ def _check_negotiation(settings: Settings, rows: dict, *, avif_stored: bool) -> 
                     assert hashlib.sha256(answer.content).hexdigest() == chosen.checksum
                     assert answer.headers["etag"] == f'"{chosen.checksum}"'
     assert sent == ({"webp", "avif"} if avif_stored else {"webp"})
+
+
+def _past_the_second_of(listing: dict[str, ObjectInfo]) -> None:
+    """Wait until an object written now would show a later Last-Modified (whole seconds in S3) than
+    every listed one: what a fixed 1.1 s sleep ensured, without waiting when the runs in between took
+    that long already."""
+    newest = max(info.last_modified for info in listing.values())
+    wait_until(lambda: datetime.now(UTC) >= newest + timedelta(seconds=1.1), 5, 0.05, "the clock stood")
 
 
 def _unchanged(before: dict[str, ObjectInfo], after: dict[str, ObjectInfo], keys: set[str]) -> bool:

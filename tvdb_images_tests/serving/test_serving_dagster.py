@@ -1,129 +1,26 @@
-"""The admin endpoints against a real `dagster-webserver`: launch a sync of one content item through
-Dagster's GraphQL API, poll the task until the run succeeds, then fetch the image it stored.
-
-The webserver loads the code location with `-m tvdb_images.definitions` from a temporary DAGSTER_HOME
-whose instance launches runs at once (DefaultRunCoordinator) in a subprocess (DefaultRunLauncher),
-with the production setup's environment: PostgreSQL catalog, SeaweedFS S3 storage. Loaded that way
-the location is named `tvdb_images.definitions`, not `tvdb_images`, so the client's lookup of the
-job's location is exercised as well.
-"""
+"""The admin endpoints against a real `dagster-webserver` (support/dagster_stack.py, one per test
+session): launch a sync of one content item through Dagster's GraphQL API, poll the task until the run
+succeeds, then fetch the image it stored."""
 
 from __future__ import annotations
 
 import io
-import os
-import sys
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from serving.app import create_app
-from serving.dagster_client import (
-    JOB_LOCATIONS_QUERY,
-    DagsterClient,
-    DagsterError,
-    DagsterUnavailable,
-    RunNotFound,
-)
+from serving.dagster_client import DagsterClient, DagsterError, DagsterUnavailable, RunNotFound
 from serving.routes.admin import RANGE_END_TAG, RANGE_START_TAG
-from tvdb_images.catalog.db import Catalog
-from tvdb_images.catalog.importer import import_catalog_lines
-from tvdb_images.config import Settings
 from tvdb_images.imaging import fit_inside
-from tvdb_images_tests.support import services
-from tvdb_images_tests.support.origins import LoopbackOrigin
-from tvdb_images_tests.support.processes import ManagedProcess, free_port
-from tvdb_images_tests.support.serving_data import ADMIN_TOKEN, base_values, catalog_lines, s3_values
+from tvdb_images_tests.support.dagster_stack import DagsterStack
+from tvdb_images_tests.support.serving_data import ADMIN_TOKEN
 from tvdb_images_tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.stack  # a real dagster-webserver; runs with the other stacks, not beside them
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-ITEM = ("series", 777, 7001, "poster", "tvdb/poster_a.jpg", "eng", 10)
-INSTANCE_YAML = """\
-telemetry:
-  enabled: false
-run_coordinator:
-  module: dagster._core.run_coordinator
-  class: DefaultRunCoordinator
-"""
-
-
-@dataclass
-class DagsterStack:
-    settings: Settings
-    graphql_url: str
-    webserver: ManagedProcess
-
-
-def _wait_for_code_location(url: str, webserver: ManagedProcess, timeout: float = 60) -> None:
-    """The webserver answers before its code server has loaded the definitions: wait for the jobs."""
-
-    def loaded() -> bool:
-        if not webserver.alive():
-            raise RuntimeError(f"dagster-webserver exited:\n{webserver.log_tail()}")
-        data = httpx.post(url, json={"query": JOB_LOCATIONS_QUERY}, timeout=5).json()["data"]
-        nodes = data["repositoriesOrError"].get("nodes") or []
-        return any(job["name"] == "sync_content_item" for node in nodes for job in node["jobs"])
-
-    wait_until(
-        loaded,
-        timeout,
-        0.5,
-        lambda: f"code location not loaded:\n{webserver.log_tail()}",
-        ignore=(httpx.HTTPError, KeyError, TypeError, ValueError),
-    )
-
-
-@pytest.fixture(scope="module")
-def dagster_stack(
-    tmp_path_factory: pytest.TempPathFactory,
-    postgres_template: str,
-    seaweedfs: services.SeaweedFS,
-    corpus_dir: Path,
-) -> Iterator[DagsterStack]:
-    root = tmp_path_factory.mktemp("serving-dagster")
-    name = services.unique_name("tvdb_images_dagster")
-    database_url = services.create_database(name, template=postgres_template)
-    port = free_port()
-    graphql_url = f"http://127.0.0.1:{port}/graphql"
-    with LoopbackOrigin(corpus_dir) as origin:
-        values = (
-            base_values(origin, database_url)
-            | s3_values(seaweedfs, services.unique_name("dagster").replace("_", "-"))
-            | {"DAGSTER_GRAPHQL_URL": graphql_url}
-        )
-        settings = Settings.model_validate(values)
-        catalog = Catalog(database_url)
-        import_catalog_lines(catalog, catalog_lines([ITEM], origin))
-        catalog.dispose()
-
-        home = root / "dagster_home"
-        home.mkdir()
-        (home / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
-        env = {**os.environ, **{k: str(v) for k, v in values.items()}}
-        env |= {"DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1", "PYTHONUNBUFFERED": "1"}
-        webserver = ManagedProcess(
-            "dagster-webserver",
-            [
-                str(Path(sys.executable).with_name("dagster-webserver")),
-                *("-h", "127.0.0.1", "-p", str(port), "-m", "tvdb_images.definitions"),
-            ],
-            env=env,
-            cwd=root,
-            log_dir=root,
-        ).start()
-        try:
-            webserver.wait_http(f"http://127.0.0.1:{port}/server_info", timeout=60)
-            _wait_for_code_location(graphql_url, webserver)
-            yield DagsterStack(settings, graphql_url, webserver)
-        finally:
-            webserver.stop()
-            services.drop_database(name)
 
 
 def _wait_for_task(client: TestClient, status_url: str, timeout: float = 50) -> dict:  # type: ignore[type-arg]
@@ -140,11 +37,12 @@ def _wait_for_task(client: TestClient, status_url: str, timeout: float = 50) -> 
 
 
 def test_admin_sync_runs_in_dagster_and_the_image_is_then_served(dagster_stack: DagsterStack) -> None:
+    series = dagster_stack.new_item()
     with TestClient(create_app(dagster_stack.settings)) as client:
-        before = client.get("/api/v1/images/series/777/poster/small")
+        before = client.get(f"/api/v1/images/series/{series}/poster/small")
         assert before.status_code == 404 and before.json()["details"]["artwork_status"] == "pending"
 
-        launched = client.post("/api/v1/admin/sync/images/series/777", headers=ADMIN)
+        launched = client.post(f"/api/v1/admin/sync/images/series/{series}", headers=ADMIN)
         assert launched.status_code == 202, launched.text
         accepted = launched.json()
         task_id = accepted["task_id"]
@@ -158,7 +56,7 @@ def test_admin_sync_runs_in_dagster_and_the_image_is_then_served(dagster_stack: 
         assert task["dagster_status"] == "SUCCESS" and task["job"] == "sync_content_item"
         assert task["created_at"] <= task["started_at"] <= task["ended_at"]
 
-        image = client.get("/api/v1/images/series/777/poster/small")
+        image = client.get(f"/api/v1/images/series/{series}/poster/small")
         assert image.status_code == 200
         assert image.headers["content-type"] == "image/webp"
         with Image.open(io.BytesIO(image.content)) as decoded:

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tvdb_images_tests.support.examples import PROFILE_ENV, SOAK
 from tvdb_images_tests.support.reliability_log import RESULTS_ENV, read_rows
 from tvdb_images_tests.support.reliability_tables import TABLES
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         run = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *TESTS],
             cwd=ROOT,
-            env={**os.environ, RESULTS_ENV: str(results)},
+            env={**os.environ, RESULTS_ENV: str(results), PROFILE_ENV: SOAK},  # the published counts
             capture_output=True,
             text=True,
         )
