@@ -3,6 +3,7 @@ on SQLite and PostgreSQL, through every kind of write, folds, and concurrent wri
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from pathlib import Path
@@ -12,6 +13,7 @@ from sqlalchemy import delete, func, select, text, update
 
 from tvdb_images.catalog import migrate, status_counts
 from tvdb_images.catalog.db import Catalog
+from tvdb_images.catalog.importer import import_catalog_lines
 from tvdb_images.catalog.models import Artwork, ArtworkStatusCount
 from tvdb_images.catalog.upsert import upsert
 
@@ -259,3 +261,19 @@ def test_migration_seeds_counts_on_postgresql(postgres_url: str) -> None:
             assert status_counts.read(connection).counts == {} == status_counts.exact(connection)
     finally:
         catalog.dispose()
+
+
+def test_import_leaves_one_delta_row_per_group(any_catalog: Catalog) -> None:
+    def line(content_id: int) -> str:
+        artworks = [
+            {"id": content_id * 10 + n, "type": "poster", "url": f"https://a/{content_id}/{n}.jpg"}
+            for n in range(3)
+        ]
+        return json.dumps({"content_type": "series", "id": content_id, "artworks": artworks})
+
+    report = import_catalog_lines(any_catalog, [line(i) for i in range(1, 41)], batch_size=5)
+    assert report.errors == [] and report.artworks_new == 120
+    with any_catalog.engine.connect() as connection:
+        counts = status_counts.read(connection)
+        assert counts.counts == status_counts.exact(connection) == {("series", "pending", None): 120}
+    assert counts.rows == 1  # folded after the import's eight batches
