@@ -22,7 +22,7 @@ from tvdb_images.catalog.models import Artwork, ArtworkStatusCount
 
 Group = tuple[str, str, str | None]  # (content_type, status, failure_cause)
 
-# `read_and_fold` folds once the deltas outnumber this: summing a few thousand rows stays cheap.
+# Readers fold once the deltas outnumber this: summing a few thousand rows stays cheap.
 FOLD_ABOVE = 1000
 
 _GROUP = (ArtworkStatusCount.content_type, ArtworkStatusCount.status, ArtworkStatusCount.failure_cause)
@@ -77,15 +77,6 @@ def fold(engine: Engine) -> int:
         if values:
             connection.execute(insert(ArtworkStatusCount), values)
         return len(removed) - len(values)
-
-
-def read_and_fold(engine: Engine, *, fold_above: int = FOLD_ABOVE) -> StatusCounts:
-    """`read`, folding first when more than `fold_above` delta rows have piled up since the last fold."""
-    with engine.connect() as connection:
-        counts = read(connection)
-    if counts.rows > fold_above:
-        fold(engine)
-    return counts
 
 
 def exact_statement() -> Select[str, str, str | None, int]:

@@ -131,27 +131,6 @@ def test_fold_compacts_to_one_row_per_group_and_keeps_counts(any_catalog: Catalo
     assert status_counts.fold(any_catalog.engine) == 0  # folded already
 
 
-def test_read_and_fold_folds_past_the_threshold(any_catalog: Catalog) -> None:
-    rng = random.Random(5)
-    for start in range(1, 200, 10):
-        with any_catalog.session() as session:
-            session.execute(
-                upsert(
-                    session,
-                    Artwork,
-                    [_row(i, rng) for i in range(start, start + 10)],
-                    index_elements=["id"],
-                    update_columns=["status"],
-                )
-            )
-    piled = _delta_rows(any_catalog)
-    counts = status_counts.read_and_fold(any_catalog.engine, fold_above=piled)
-    assert counts.rows == piled and _delta_rows(any_catalog) == piled  # not above: no fold
-    counts = status_counts.read_and_fold(any_catalog.engine, fold_above=piled - 1)
-    assert _delta_rows(any_catalog) == len(counts.counts) < piled
-    _assert_counts_match(any_catalog)
-
-
 def test_concurrent_writers_and_folds_keep_counts_exact(any_catalog: Catalog) -> None:
     errors: list[BaseException] = []
 

@@ -96,3 +96,28 @@ def test_gauges_equal_the_real_counts(any_catalog: Catalog) -> None:
     _assert_gauges_match(any_catalog, gauges)
     status_counts.fold(any_catalog.engine)
     _assert_gauges_match(any_catalog, gauges)
+
+
+def _delta_rows(catalog: Catalog) -> int:
+    with catalog.engine.connect() as connection:
+        return status_counts.read(connection).rows
+
+
+def test_a_scrape_past_the_threshold_folds_in_the_background(any_catalog: Catalog) -> None:
+    rng = random.Random(4)
+    for start in range(1, 200, 10):  # twenty statements: deltas pile up
+        with any_catalog.session() as session:
+            rows = _rows(rng, range(start, start + 10))
+            session.execute(upsert(session, Artwork, rows, index_elements=["id"], update_columns=["status"]))
+    piled = _delta_rows(any_catalog)
+    gauges = CatalogGauges(any_catalog.engine, ttl=0, fold_above=piled)
+    _assert_gauges_match(any_catalog, gauges)  # not above the threshold: no fold
+    gauges.wait_for_fold()
+    assert _delta_rows(any_catalog) == piled
+    gauges.fold_above = piled - 1
+    _assert_gauges_match(any_catalog, gauges)
+    gauges.wait_for_fold(timeout=30)
+    with any_catalog.engine.connect() as connection:
+        groups = len(status_counts.exact(connection))
+    assert _delta_rows(any_catalog) == groups < piled
+    _assert_gauges_match(any_catalog, gauges)
