@@ -98,29 +98,45 @@ def _trigger_cost(url: str, engine: Engine, bulk: int, repeats: int, signature: 
             print(f"{mode}: {steps}", flush=True)
             first += 2 * bulk
     medians = {mode: {step: median(times) for step, times in steps.items()} for mode, steps in runs.items()}
-    return {
-        "rows": bulk,
-        "runs": runs,
-        "medians": medians,
-        "plans": _trigger_plans(engine, first, bulk, signature),
-    }
+    explained = _trigger_plans(engine, first, bulk, signature, repeats)
+    return {"rows": bulk, "runs": runs, "medians": medians} | explained
 
 
-def _trigger_plans(engine: Engine, first: int, bulk: int, signature: str) -> dict[str, list[str]]:
-    """EXPLAIN ANALYZE of the insert and the upsert of `bulk` rows, rolled back: PostgreSQL reports the
-    time spent in each AFTER trigger, a figure the machine's load hardly blurs."""
+def _trigger_plans(engine: Engine, first: int, bulk: int, signature: str, repeats: int) -> dict[str, Any]:
+    """EXPLAIN ANALYZE of the insert and the upsert of `bulk` rows, rolled back, with the triggers on
+    and off in turn: PostgreSQL reports the time spent in each AFTER trigger, a figure the machine's
+    load hardly blurs, and each statement's execution time without the commit."""
     span = {"first": first, "last": first + bulk - 1}
     params = span | {"signature": signature, "content_base": 70_000_000, "pending_percent": 2}
     kept = ("Trigger", "Execution Time")
-    with engine.connect() as connection, connection.begin() as transaction:
-        insert = connection.exec_driver_sql("EXPLAIN (ANALYZE) " + ARTWORK_SQL, params)
-        upsert = connection.execute(text("EXPLAIN (ANALYZE) " + str(UPSERT_SQL)), span)
-        plans = {
-            "insert": [row[0] for row in insert if row[0].lstrip().startswith(kept)],
-            "upsert": [row[0] for row in upsert if row[0].lstrip().startswith(kept)],
-        }
-        transaction.rollback()
-    return plans
+    found: dict[str, Any] = {"plans": {}, "execution_ms": {"triggers": [], "no_triggers": []}}
+    for repeat in range(repeats):
+        modes = ("triggers", "no_triggers") if repeat % 2 == 0 else ("no_triggers", "triggers")
+        for mode in modes:
+            _set_triggers(engine, mode == "triggers")
+            with engine.connect() as connection, connection.begin() as transaction:
+                insert = [
+                    row[0] for row in connection.exec_driver_sql("EXPLAIN (ANALYZE) " + ARTWORK_SQL, params)
+                ]
+                upsert = [
+                    row[0] for row in connection.execute(text("EXPLAIN (ANALYZE) " + str(UPSERT_SQL)), span)
+                ]
+                transaction.rollback()
+            _set_triggers(engine, True)
+            times = {name: _execution_ms(plan) for name, plan in (("insert", insert), ("upsert", upsert))}
+            found["execution_ms"][mode].append(times)
+            if mode == "triggers":
+                found["plans"] = {
+                    name: [line for line in plan if line.lstrip().startswith(kept)]
+                    for name, plan in (("insert", insert), ("upsert", upsert))
+                }
+            print(f"EXPLAIN {mode}: {times}", flush=True)
+    return found
+
+
+def _execution_ms(plan: list[str]) -> float:
+    line = next(line for line in plan if line.startswith("Execution Time"))
+    return float(line.split(":")[1].split()[0])
 
 
 def main() -> None:
@@ -131,6 +147,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--bulk", type=int, default=100_000)
     parser.add_argument("--bulk-repeats", type=int, default=3)
+    parser.add_argument("--name", default="catalog_gauges", help="results file name (benchmarks/results/)")
     args = parser.parse_args()
     context = machine()
     with running_stack("bench_catalog_gauges", with_origin=False) as stack:
@@ -200,8 +217,11 @@ def main() -> None:
     print(f"trigger cost ({args.bulk:,} rows): {trigger_cost['medians']}")
     for statement, lines in trigger_cost["plans"].items():
         print(f"{statement}: " + "; ".join(line.strip() for line in lines))
+    for mode, times in trigger_cost["execution_ms"].items():
+        steps = {step: median([run[step] for run in times]) for step in ("insert", "upsert")}
+        print(f"EXPLAIN ANALYZE medians, {mode}: {steps} ms")
     print(f"counts table equals GROUP BY: {equal}")
-    print(f"wrote {write_results('catalog_gauges', result)}")
+    print(f"wrote {write_results(args.name, result)}")
     assert equal
 
 
