@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from tvdb_images.catalog import status_counts
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkStatus
 from tvdb_images.catalog.selection import primary_sort_key
@@ -106,6 +107,8 @@ def import_catalog_lines(
             batch = []
     if batch:
         _import_batch(catalog, batch, report)
+    if report.items:  # each batch appended count deltas (one per row on SQLite): compact them
+        status_counts.fold(catalog.engine)
     return report
 
 

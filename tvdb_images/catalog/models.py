@@ -258,3 +258,19 @@ class ArtworkViewFlush(Base):
     dropped: Mapped[int] = mapped_column(BigInteger, nullable=False)  # not counted: the counter was full
     flushed_through: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     stopped: Mapped[bool] = mapped_column(Boolean, nullable=False)
+
+
+class ArtworkStatusCount(Base):
+    """A delta of the artwork count of one (content_type, status, failure_cause) group, appended by
+    triggers on `artwork` (migration 0007) and compacted by `catalog.status_counts.fold`: the sum
+    per group is the count, read without scanning the artwork table."""
+
+    __tablename__ = "artwork_status_counts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    content_type: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    failure_cause: Mapped[str | None] = mapped_column(String(32))
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False)
