@@ -237,3 +237,20 @@ def test_the_dedup_report_asset_lists_clusters_and_applies_the_option(
         else:
             assert metadata["members_unfolded"] == dg.MetadataValue.int(0)
     assert sorted(near_shared_members_of(postgres_catalog)) == [2, 3, 4]
+
+
+def test_without_exact_deduplication_identical_sources_are_rendered_each(
+    postgres_catalog: Catalog, s3_store: ObjectStore, origin: LoopbackOrigin
+) -> None:
+    identical = [item for item in ITEMS if item.artwork_id in (3, 4)]
+    import_items(
+        postgres_catalog,
+        [CatalogItem(i.content_type, i.content_id, i.artwork_id, origin.url(i.url)) for i in identical],
+    )
+    settings = settings_for_origin(origin.netloc, DEDUP_EXACT_DUPLICATES=False)
+    with ImageFetcher(settings.fetch) as fetcher:
+        _download, render = sync_scope(postgres_catalog, s3_store, fetcher, settings, Scope())
+    assert render.succeeded == 2 and render.failed == 0
+    keys = _keys(postgres_catalog)
+    assert len(keys[3]) == len(keys[4]) > 0 and not keys[3] & keys[4]
+    assert render.objects_written == len(keys[3]) + len(keys[4])
