@@ -347,6 +347,8 @@ step = st.one_of(
     whole_sync,
     whole_sync,
     st.tuples(st.just("new_source"), index, st.sampled_from(VARIANTS)),
+    st.tuples(st.just("new_source"), index, st.just("c")),  # near-duplicates of "a" need a "c"
+    st.tuples(st.just("near_fold")),
     st.tuples(st.just("near_fold")),
     st.tuples(st.just("tick"), st.sampled_from([5, 30, 61, 120])),
     st.tuples(st.just("cleanup"), injected, injected),
