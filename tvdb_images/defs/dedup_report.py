@@ -1,4 +1,5 @@
-"""Near-duplicates for analysts: `dedup_report` lists the clusters of near-identical artwork (the same
+"""Near-duplicates for analysts: `dedup_report` hashes artwork rendered before perceptual hashes
+existed (from its stored thumbnail), lists the clusters of near-identical artwork (the same
 picture at another size or quality, by perceptual hash) with the bytes they take and the best source
 of each, and applies DEDUP_NEAR_DUPLICATES: on, each cluster is served from its best member's
 renditions; off (the default), members served that way are queued to be rendered on their own again
@@ -12,6 +13,7 @@ from tvdb_images.defs.kinds import CATALOG_KIND, OBJECT_STORAGE_KIND
 from tvdb_images.defs.metadata import format_bytes
 from tvdb_images.defs.resources import CatalogResource, ImagePipelineResource, ObjectStorageResource
 from tvdb_images.pipeline.near_fold import fold_near_duplicates, unfold_near_duplicates
+from tvdb_images.pipeline.perceptual_backfill import backfill_perceptual_hashes
 
 DEDUP_GROUP = "analytics"
 TABLE_ROWS = 50
@@ -33,9 +35,12 @@ def dedup_report(
 ) -> dg.MaterializeResult:
     settings = image_pipeline.pipeline_settings()
     db = catalog.get_catalog()
+    store = storage.get_store()
+    backfilled = backfill_perceptual_hashes(db, store)  # artwork rendered before hashes existed
     with db.session() as session:
         clusters = find_clusters(session)
     metadata: dict[str, dg.MetadataValue] = {
+        "hashes_backfilled": dg.MetadataValue.int(backfilled.hashed),
         "clusters": dg.MetadataValue.int(len(clusters)),
         "artworks_in_clusters": dg.MetadataValue.int(sum(len(c.members) for c in clusters)),
         "bytes_in_clusters": dg.MetadataValue.int(sum(c.bytes for c in clusters)),
@@ -44,7 +49,7 @@ def dedup_report(
         "clusters_table": dg.MetadataValue.md(clusters_table(clusters)),
     }
     if settings.dedup_near:
-        folded = fold_near_duplicates(db, storage.get_store(), clusters=clusters)
+        folded = fold_near_duplicates(db, store, clusters=clusters)
         metadata["members_folded"] = dg.MetadataValue.int(folded.folded)
         metadata["members_skipped"] = dg.MetadataValue.int(folded.skipped)
         metadata["bytes_released"] = dg.MetadataValue.int(folded.bytes_released)

@@ -23,12 +23,14 @@ from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.stats import storage_stats
 from tvdb_images.definitions import build_definitions
 from tvdb_images.fetch import ImageFetcher
+from tvdb_images.imaging.perceptual import hamming
 from tvdb_images.pipeline.cleanup import clean_orphans
 from tvdb_images.pipeline.near_fold import (
     fold_near_duplicates,
     near_shared_members,
     unfold_near_duplicates,
 )
+from tvdb_images.pipeline.perceptual_backfill import backfill_perceptual_hashes
 from tvdb_images.pipeline.render import render_stored_sources
 from tvdb_images.pipeline.sync import sync_scope
 from tvdb_images.storage import Bucket, ObjectStore
@@ -169,6 +171,10 @@ def test_opting_in_serves_the_cluster_from_its_best_member(
         served = client.get(f"/api/v1/images/artwork/{member}/small")
         assert served.status_code == 200 and served.content == best.content
     assert client.get("/api/v1/images/artwork/5/small").content != best.content
+    answer = client.get("/api/v1/images/storage/stats").json()
+    assert answer["near_shared_renditions"] == stats.near_shared_renditions
+    assert answer["bytes_saved_by_near_deduplication"] == stats.bytes_saved_by_near_dedup
+    assert answer["bytes_saved_by_deduplication"] == stats.bytes_saved_by_dedup
 
     # Cleanup frees the folded members' own objects and keeps everything a row names.
     cleaned = clean_orphans(postgres_catalog, s3_store, _partitions(), grace=timedelta(0), dry_run=False)
@@ -254,3 +260,21 @@ def test_without_exact_deduplication_identical_sources_are_rendered_each(
     keys = _keys(postgres_catalog)
     assert len(keys[3]) == len(keys[4]) > 0 and not keys[3] & keys[4]
     assert render.objects_written == len(keys[3]) + len(keys[4])
+
+
+def test_artwork_rendered_before_hashes_existed_is_hashed_from_its_thumbnail(
+    postgres_catalog: Catalog, s3_store: ObjectStore, origin: LoopbackOrigin
+) -> None:
+    _setup(postgres_catalog, s3_store, origin)
+    with postgres_catalog.session() as session:
+        rendered = {row[0]: row[1] for row in session.execute(select(Artwork.id, Artwork.perceptual_hash))}
+        session.execute(update(Artwork).values(perceptual_hash=None))
+    report = backfill_perceptual_hashes(postgres_catalog, s3_store)
+    assert report.hashed == len(SCORES) and report.failed == 0
+    with postgres_catalog.session() as session:
+        backfilled = {row[0]: row[1] for row in session.execute(select(Artwork.id, Artwork.perceptual_hash))}
+        clusters = find_clusters(session)
+    for artwork_id, value in rendered.items():
+        assert hamming(backfilled[artwork_id], value) <= 2
+    assert [sorted(m.artwork_id for m in c.members) for c in clusters] == [[1, 2, 3, 4]]
+    assert backfill_perceptual_hashes(postgres_catalog, s3_store).hashed == 0  # nothing left to hash
