@@ -143,6 +143,9 @@ def test_opting_in_serves_the_cluster_from_its_best_member(
     _setup(postgres_catalog, s3_store, origin)
     before = _keys(postgres_catalog)
     own = _own_bytes(postgres_catalog)
+    dry = fold_near_duplicates(postgres_catalog, s3_store, dry_run=True)
+    assert dry.folded == 3 and dry.bytes_released == own[2] + own[3]
+    assert _keys(postgres_catalog) == before  # a dry run changes nothing
     report = fold_near_duplicates(postgres_catalog, s3_store)
     assert report.folded == 3 and report.skipped == 0
     assert report.bytes_released == own[2] + own[3]
