@@ -21,6 +21,7 @@ from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition
 from tvdb_images.catalog.near_duplicates import find_clusters
 from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.stats import storage_stats
+from tvdb_images.cli import main
 from tvdb_images.definitions import build_definitions
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.imaging.perceptual import hamming
@@ -281,3 +282,38 @@ def test_artwork_rendered_before_hashes_existed_is_hashed_from_its_thumbnail(
         assert hamming(backfilled[artwork_id], value) <= 2
     assert [sorted(m.artwork_id for m in c.members) for c in clusters] == [[1, 2, 3, 4]]
     assert backfill_perceptual_hashes(postgres_catalog, s3_store).hashed == 0  # nothing left to hash
+
+
+def test_the_near_duplicates_command(
+    postgres_catalog: Catalog,
+    s3_store: ObjectStore,
+    origin: LoopbackOrigin,
+    seaweedfs: services.SeaweedFS,
+    s3_bucket_names: dict[Bucket, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _setup(postgres_catalog, s3_store, origin)
+    settings = production_settings(postgres_catalog.url, seaweedfs, s3_bucket_names)
+    for name, value in {
+        "DATABASE_URL": postgres_catalog.url,
+        "STORAGE_BACKEND": "s3",
+        "S3_ENDPOINT_URL": seaweedfs.endpoint,
+        "S3_ACCESS_KEY_ID": seaweedfs.access_key,
+        "S3_SECRET_ACCESS_KEY": seaweedfs.secret_key,
+        "S3_BUCKET_ORIGINALS": settings.s3_bucket_originals,
+        "S3_BUCKET_THUMBNAILS": settings.s3_bucket_thumbnails,
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    assert main(["storage", "near-duplicates"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1 near-duplicate clusters") and "best 1 (1280x720): 2, 3, 4" in out
+    assert main(["storage", "near-duplicates", "--fold"]) == 2  # DEDUP_NEAR_DUPLICATES is off
+    capsys.readouterr()
+    monkeypatch.setenv("DEDUP_NEAR_DUPLICATES", "true")
+    assert main(["storage", "near-duplicates", "--fold", "--dry-run"]) == 0
+    assert "would fold 3, skipped 0" in capsys.readouterr().out
+    assert near_shared_members_of(postgres_catalog) == []
+    assert main(["storage", "near-duplicates", "--fold"]) == 0
+    assert "folded 3, skipped 0" in capsys.readouterr().out
+    assert near_shared_members_of(postgres_catalog) == [2, 3, 4]
