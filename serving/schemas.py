@@ -215,6 +215,14 @@ class StorageStatsResponse(BaseModel):
     bytes_saved_by_deduplication: int = Field(
         default=0, description="Bytes those shared renditions would take if each were stored again."
     )
+    near_shared_renditions: int = Field(
+        default=0,
+        description="Of the shared renditions, those serving a near-duplicate cluster's best member "
+        "(DEDUP_NEAR_DUPLICATES).",
+    )
+    bytes_saved_by_near_deduplication: int = Field(
+        default=0, description="Of the bytes saved by deduplication, those saved by near-duplicates."
+    )
     counted_from: str = Field(description="`catalog`, or `storage` for a recount.")
     truncated: bool = Field(default=False, description="A recount stopped at its object limit.")
     computed_at: datetime = Field(description="When these figures were computed.")

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         default="head", alias="SOURCE_REVALIDATE_WITHOUT_VALIDATORS"
     )
     stale_image_policy: Literal["serve", "withdraw"] = Field(default="serve", alias="STALE_IMAGE_POLICY")
+    # Identical sources (sha256) rendered with the same settings are rendered and stored once.
+    dedup_exact_duplicates: bool = Field(default=True, alias="DEDUP_EXACT_DUPLICATES")
+    # Near-duplicate clusters (same picture at another size or quality, by perceptual hash) are served
+    # from their best member's renditions. Off by default: a human may disagree with a hash.
+    dedup_near_duplicates: bool = Field(default=False, alias="DEDUP_NEAR_DUPLICATES")
 
     admin_api_token: SecretStr | None = Field(default=None, alias="ADMIN_API_TOKEN")
     dagster_graphql_url: str = Field(default="http://127.0.0.1:3000/graphql", alias="DAGSTER_GRAPHQL_URL")

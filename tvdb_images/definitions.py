@@ -9,6 +9,7 @@ import dagster as dg
 from tvdb_images.config import Settings, load_settings
 from tvdb_images.defs.assets import ARTWORK_ASSETS
 from tvdb_images.defs.checks import ARTWORK_CHECKS
+from tvdb_images.defs.dedup_report import DEDUP_ASSETS, DEDUP_JOBS, DEDUP_SCHEDULES
 from tvdb_images.defs.jobs import ALL_JOBS
 from tvdb_images.defs.kinds import with_backend_kinds
 from tvdb_images.defs.resources import resources_from_settings
@@ -30,10 +31,12 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     check_s3_credentials(settings)
     check_watermark(settings)
     return dg.Definitions(
-        assets=with_backend_kinds(ARTWORK_ASSETS + REVALIDATION_ASSETS + VIEW_ASSETS, settings),
+        assets=with_backend_kinds(
+            ARTWORK_ASSETS + REVALIDATION_ASSETS + VIEW_ASSETS + DEDUP_ASSETS, settings
+        ),
         asset_checks=ARTWORK_CHECKS + STALE_CHECKS + VIEW_CHECKS,
-        jobs=[*ALL_JOBS, *REVALIDATION_JOBS, *VIEW_JOBS],
-        schedules=ALL_SCHEDULES + REVALIDATION_SCHEDULES + VIEW_SCHEDULES,
+        jobs=[*ALL_JOBS, *REVALIDATION_JOBS, *VIEW_JOBS, *DEDUP_JOBS],
+        schedules=[*ALL_SCHEDULES, *REVALIDATION_SCHEDULES, *VIEW_SCHEDULES, *DEDUP_SCHEDULES],
         sensors=ALL_SENSORS,
         resources=resources_from_settings(settings),
         # A run's steps depend on each other and share one catalog engine: running them in one process

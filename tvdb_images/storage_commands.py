@@ -1,5 +1,7 @@
-"""`tvdb-images storage dedup`: fold artwork already stored twice from identical sources into one copy.
-The logic lives in tvdb_images.pipeline.fold; this module only parses arguments and prints counts."""
+"""`tvdb-images storage dedup`: fold artwork already stored twice from identical sources into one copy;
+`tvdb-images storage near-duplicates`: list near-duplicate clusters, and with `--fold` (which needs
+DEDUP_NEAR_DUPLICATES=true) serve each from its best member. The logic lives in tvdb_images.pipeline
+(fold, near_fold) and tvdb_images.catalog.near_duplicates; this module parses arguments and prints."""
 
 from __future__ import annotations
 
@@ -25,6 +27,18 @@ def add_storage_commands(commands: Any) -> None:
     )
     dedup.add_argument("--dry-run", action="store_true", help="count what would be folded; change nothing")
     dedup.set_defaults(handler=_dedup)
+    near = storage.add_parser(
+        "near-duplicates",
+        help="list clusters of near-identical artwork (same picture, other size or quality)",
+        description=(
+            "Hash artwork rendered before perceptual hashes existed, then list the clusters of"
+            " near-identical artwork with their bytes and best member. --fold serves each cluster from"
+            " its best member's renditions (needs DEDUP_NEAR_DUPLICATES=true)."
+        ),
+    )
+    near.add_argument("--fold", action="store_true", help="serve each cluster from its best member")
+    near.add_argument("--dry-run", action="store_true", help="with --fold: count only; change nothing")
+    near.set_defaults(handler=_near_duplicates)
 
 
 def _dedup(args: argparse.Namespace) -> int:
@@ -47,4 +61,38 @@ def _dedup(args: argparse.Namespace) -> int:
     )
     for example in report.examples:
         print(f"  {example}")
+    return 0
+
+
+def _near_duplicates(args: argparse.Namespace) -> int:
+    from tvdb_images.catalog import migrate
+    from tvdb_images.catalog.db import Catalog
+    from tvdb_images.catalog.near_duplicates import find_clusters
+    from tvdb_images.pipeline.near_fold import fold_near_duplicates
+    from tvdb_images.pipeline.perceptual_backfill import backfill_perceptual_hashes
+    from tvdb_images.preflight import check_dependencies
+    from tvdb_images.storage import store_from_settings
+
+    settings = load_settings()
+    if args.fold and not settings.dedup_near_duplicates:
+        print("--fold needs DEDUP_NEAR_DUPLICATES=true (otherwise the next dedup_report undoes it)")
+        return 2
+    check_dependencies(settings)
+    migrate.upgrade(settings.resolved_database_url)
+    catalog, store = Catalog(settings.resolved_database_url), store_from_settings(settings)
+    hashed = backfill_perceptual_hashes(catalog, store).hashed
+    with catalog.session() as session:
+        clusters = find_clusters(session)
+    reclaimable = sum(c.bytes_reclaimable for c in clusters)
+    print(f"{len(clusters)} near-duplicate clusters, {reclaimable} bytes reclaimable ({hashed} newly hashed)")
+    for cluster in clusters[:20]:
+        others = ", ".join(str(m.artwork_id) for m in cluster.members[1:])
+        print(f"  best {cluster.best.artwork_id} ({cluster.best.width}x{cluster.best.height}): {others}")
+    if args.fold:
+        report = fold_near_duplicates(catalog, store, dry_run=args.dry_run, clusters=clusters)
+        verb = "would fold" if args.dry_run else "folded"
+        print(
+            f"{verb} {report.folded}, skipped {report.skipped};"
+            f" {report.bytes_released} bytes left to orphan cleanup"
+        )
     return 0

@@ -119,6 +119,8 @@ def _response(
         failures_by_cause=catalog_stats.failures_by_cause,
         shared_renditions=catalog_stats.shared_renditions,
         bytes_saved_by_deduplication=catalog_stats.bytes_saved_by_dedup,
+        near_shared_renditions=catalog_stats.near_shared_renditions,
+        bytes_saved_by_near_deduplication=catalog_stats.bytes_saved_by_near_dedup,
         counted_from=counted_from,
         truncated=truncated,
         unrecognized_objects=unrecognized,

@@ -151,6 +151,9 @@ class Artwork(Base):
     thumbhash: Mapped[str | None] = mapped_column(String(64))  # base64, ~25 bytes
     blurhash: Mapped[str | None] = mapped_column(String(200))  # base83, at most 166 characters
     dominant_color: Mapped[str | None] = mapped_column(String(7))  # "#rrggbb"
+    # 64-bit pHash of the same pixels (`imaging.perceptual`, stored signed): near-duplicate clusters
+    # (`catalog.near_duplicates`) compare it by Hamming distance. None before a render computed it.
+    perceptual_hash: Mapped[int | None] = mapped_column(BigInteger)
 
     # The origin's validators for the stored source (sent back as If-None-Match / If-Modified-Since
     # when the source is revalidated) and when the origin last confirmed or supplied it.

@@ -46,6 +46,8 @@ class StoredPlaceholders:
     thumbhash: str
     blurhash: str
     dominant_color: str
+    # The pHash of the same pixels (signed, as stored), for near-duplicate clusters; None: not computed.
+    perceptual_hash: int | None = None
 
 
 def record_download(
@@ -228,11 +230,12 @@ def record_renditions(
     )
 
 
-def _placeholder_columns(placeholders: StoredPlaceholders | None) -> dict[str, str | None]:
+def _placeholder_columns(placeholders: StoredPlaceholders | None) -> dict[str, str | int | None]:
     return {
         "thumbhash": placeholders.thumbhash if placeholders else None,
         "blurhash": placeholders.blurhash if placeholders else None,
         "dominant_color": placeholders.dominant_color if placeholders else None,
+        "perceptual_hash": placeholders.perceptual_hash if placeholders else None,
     }
 
 

@@ -147,11 +147,13 @@ def record_shared(
 def donor_placeholders(session: Session, donor_id: int) -> results.StoredPlaceholders | None:
     """The donor's placeholders: identical source bytes give identical placeholders."""
     row = session.execute(
-        select(Artwork.thumbhash, Artwork.blurhash, Artwork.dominant_color).where(Artwork.id == donor_id)
+        select(Artwork.thumbhash, Artwork.blurhash, Artwork.dominant_color, Artwork.perceptual_hash).where(
+            Artwork.id == donor_id
+        )
     ).one_or_none()
     if row is None or row.thumbhash is None or row.blurhash is None or row.dominant_color is None:
         return None
-    return results.StoredPlaceholders(row.thumbhash, row.blurhash, row.dominant_color)
+    return results.StoredPlaceholders(row.thumbhash, row.blurhash, row.dominant_color, row.perceptual_hash)
 
 
 def shares_objects(session: Session, artwork_id: int) -> bool:

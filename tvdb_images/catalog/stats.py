@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
 from tvdb_images.catalog.signatures import MIRROR_SIGNATURE
@@ -24,6 +24,10 @@ class StorageStats:
     # (an identical source rendered once), and the bytes a copy of each would have taken.
     shared_renditions: int = 0
     bytes_saved_by_dedup: int = 0
+    # Of those, rows serving a near-duplicate's best member (DEDUP_NEAR_DUPLICATES): an object rendered
+    # from other source bytes than the row's own.
+    near_shared_renditions: int = 0
+    bytes_saved_by_near_dedup: int = 0
 
     @property
     def total_size_mb(self) -> float:
@@ -75,6 +79,13 @@ def storage_stats(session: Session) -> StorageStats:
         )
     ).one()
     stats.shared_renditions, stats.bytes_saved_by_dedup = int(shared), int(saved)
+    owner = aliased(ArtworkRendition)
+    near_shared, near_saved = session.execute(
+        select(func.count(), func.coalesce(func.sum(ArtworkRendition.bytes), 0))
+        .join(owner, (owner.storage_key == ArtworkRendition.storage_key) & owner.shared.is_(False))
+        .where(ArtworkRendition.shared.is_(True), owner.source_checksum != ArtworkRendition.source_checksum)
+    ).one()
+    stats.near_shared_renditions, stats.bytes_saved_by_near_dedup = int(near_shared), int(near_saved)
     for content_type, status, count in session.execute(
         select(Artwork.content_type, Artwork.status, func.count())
         .group_by(Artwork.content_type, Artwork.status)

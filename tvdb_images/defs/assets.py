@@ -266,6 +266,7 @@ def storage_stats(context: dg.AssetExecutionContext, catalog: CatalogResource) -
             "total_size": dg.MetadataValue.text(format_bytes(stats.total_bytes)),
             "shared_renditions": dg.MetadataValue.int(stats.shared_renditions),
             "bytes_saved_by_deduplication": dg.MetadataValue.int(stats.bytes_saved_by_dedup),
+            "bytes_saved_by_near_deduplication": dg.MetadataValue.int(stats.bytes_saved_by_near_dedup),
             "failures_by_cause": records_table(
                 [{"cause": cause, "count": count} for cause, count in stats.failures_by_cause.items()]
             ),

@@ -33,6 +33,7 @@ from tvdb_images.registry import (
 from . import crop
 from .crop import CropWindow
 from .encode import encode
+from .perceptual import perceptual_hash
 from .pixels import decode, exif_orientation, to_working, upright_size
 from .placeholders import Placeholders, compute_placeholders
 from .resize import FULL_SCALE, Cascade, Step, plan_steps, resample
@@ -114,6 +115,7 @@ class RenderResult:
     # One per requested size and format, in SIZE_BOXES order, then each crop in every format.
     renditions: tuple[Rendition, ...]
     placeholders: Placeholders | None = None  # from the smallest size's pixels (never a crop's)
+    perceptual_hash: int | None = None  # unsigned 64-bit pHash of the same pixels (imaging.perceptual)
 
 
 def render_renditions(
@@ -149,9 +151,12 @@ def render_renditions(
         crops = _crop_all(decodes, formats, release=release)
         renditions, smallest = _encode_all(steps, decodes, upright, formats, cascade=not scalable)
         placeholders = compute_placeholders(smallest)
+        phash = perceptual_hash(smallest)
     finally:
         decodes.close()
-    return RenderResult(source=source, renditions=renditions + crops, placeholders=placeholders)
+    return RenderResult(
+        source=source, renditions=renditions + crops, placeholders=placeholders, perceptual_hash=phash
+    )
 
 
 def render_settings_signature(settings: RenderSettings) -> str:

@@ -26,6 +26,7 @@ from tvdb_images.catalog.scope import Scope
 from tvdb_images.catalog.signatures import split_signature
 from tvdb_images.catalog.stale import settle_refused
 from tvdb_images.imaging import ImageRejected, RenderSettings, render_renditions
+from tvdb_images.imaging.perceptual import to_signed
 from tvdb_images.partition_keys import partition_name
 from tvdb_images.pipeline import dedup
 from tvdb_images.pipeline.batching import CatalogWriter
@@ -85,9 +86,14 @@ def render_stored_sources(
         with report.working_on(partition_name(task.content_type, task.storage_path)):
             try:  # an identical source already rendered (before, or in this run) is shared
                 full = dedup.shares_objects(catalog, task)
-                return shares.render_once(
-                    task, lambda: _render_one(task, store, settings, report, render_slots, full=full)
-                )
+
+                def render() -> Rendered | RenderFailed:
+                    return _render_one(task, store, settings, report, render_slots, full=full)
+
+                if not settings.dedup_exact:  # each renders on its own; objects others share move first
+                    dedup.release_own_keys(catalog, store, task)
+                    return render()
+                return shares.render_once(task, render)
             except StorageError as exc:  # handing shared objects over before writing over them
                 return RenderFailed("storage_error", str(exc), retryable=True, source_kept=True)
 
@@ -198,8 +204,9 @@ def _render_one(
         return RenderFailed("storage_error", str(exc), retryable=True, source_kept=True)
     report.add_bytes(bytes_in=len(data), bytes_out=out_bytes, objects_written=written)
     found = result.placeholders
+    phash = None if result.perceptual_hash is None else to_signed(result.perceptual_hash)
     placeholders = (
-        StoredPlaceholders(found.thumbhash, found.blurhash, found.dominant_color) if found else None
+        StoredPlaceholders(found.thumbhash, found.blurhash, found.dominant_color, phash) if found else None
     )
     # Every format's crop of one name shares its window (one decode, one choice): recorded once.
     windows = {r.size: (r.crop.x, r.crop.y, r.crop.width, r.crop.height) for r in result.renditions if r.crop}

@@ -42,6 +42,8 @@ class PipelineSettings:
     revalidate_every: timedelta | None = timedelta(days=30)  # None: sources are never revalidated
     revalidate_without_validators: str = "head"  # "head" or "get"
     stale_image_policy: str = "serve"  # "serve" (the last good image, marked stale) or "withdraw"
+    dedup_exact: bool = True  # identical sources are rendered once and shared (pipeline.dedup)
+    dedup_near: bool = False  # near-duplicate clusters are served from their best member (near_fold)
 
     def __post_init__(self) -> None:
         if not self.renders or len({r.format for r in self.renders}) != len(self.renders):
@@ -120,6 +122,8 @@ class PipelineSettings:
             ),
             revalidate_without_validators=settings.source_revalidate_without_validators,
             stale_image_policy=settings.stale_image_policy,
+            dedup_exact=settings.dedup_exact_duplicates,
+            dedup_near=settings.dedup_near_duplicates,
         )
 
 

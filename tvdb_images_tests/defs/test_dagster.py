@@ -92,6 +92,7 @@ def test_definitions_load_and_are_complete() -> None:
         "refresh_storage_stats",
         "revalidate_sources",
         "artwork_views_daily_job",
+        "dedup_report_job",
     }
     assert {s.name for s in repository.schedule_defs} == {
         "nightly_sync",
@@ -99,6 +100,7 @@ def test_definitions_load_and_are_complete() -> None:
         "daily_storage_stats",
         "daily_source_revalidation",
         "artwork_views_daily_schedule",
+        "daily_dedup_report",
     }
     assert {s.name for s in repository.sensor_defs} == {
         "catalog_changes_sensor",
@@ -114,6 +116,7 @@ def test_definitions_load_and_are_complete() -> None:
         "storage_stats",
         "source_revalidation",
         "artwork_views_daily",
+        "dedup_report",
     }
     assert len(artwork_partitions.get_partition_keys()) == 5 * 256
     checks = {key.name for key in graph.asset_check_keys}

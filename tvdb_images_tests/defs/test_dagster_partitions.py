@@ -294,6 +294,7 @@ def test_asset_kinds_name_the_configured_backends(
         "storage_stats": {catalog_kind},
         "source_revalidation": {storage_kind},
         "artwork_views_daily": {catalog_kind},
+        "dedup_report": {catalog_kind, storage_kind},
     }
 
 

@@ -8,6 +8,11 @@ a render that shares a recorded donor's renditions instead of writing (the real 
 storage path (whose objects others may still share) to a fresh row. Sync steps are injected inside
 cleanup, after its listing and before its deletes.
 
+With DEDUP_NEAR_DUPLICATES on, a third variant ("c") is the same picture as "a" in other bytes (its
+perceptual hash two bits from a's): `near_fold` steps (the real `fold_near_duplicates`, also injected
+inside cleanup) point such a cluster's members at its best member's renditions, so rows name objects
+rendered from other source bytes, which hand-overs, URL changes, removals and cleanup must respect too.
+
 Checked at every delete and after every step:
   * cleanup never deletes an object any row names at that moment, nor one younger than the grace;
   * every key any row names exists;
@@ -37,6 +42,7 @@ from tvdb_images.catalog.queue import RenderTask
 from tvdb_images.catalog.removal import Removal, remove
 from tvdb_images.pipeline import dedup
 from tvdb_images.pipeline.cleanup import clean_orphans
+from tvdb_images.pipeline.near_fold import fold_near_duplicates
 from tvdb_images.storage import Bucket, ObjectInfo, ObjectStore
 from tvdb_images.storage.layout import original_key, rendition_key, shard_of
 from tvdb_images.storage.local import LocalObjectStore
@@ -47,7 +53,10 @@ from tvdb_images_tests.support.reliability_setup import CatalogItem, import_item
 
 GRACE = timedelta(hours=1)
 START = datetime(2026, 1, 1, tzinfo=UTC)
-VARIANTS = ("a", "b")
+VARIANTS = ("a", "b", "c")  # "c": the picture of "a" in other bytes (a near-duplicate)
+# The perceptual hash each variant's render records (signed, as stored): c two bits from a, b far.
+PHASHES = {"a": 0x0F0F_0F0F_3333_5555, "b": 0x7070_7070_CCCC_2AAA, "c": 0x0F0F_0F0F_3333_5556}
+PHASH_OF = {hashlib.sha256(f"source-{v}.jpg".encode()).hexdigest(): h for v, h in PHASHES.items()}
 SIZES = ("original", "thumbnail")
 SIGNATURE = "webp-test"
 
@@ -119,6 +128,7 @@ class Model:
     shares: int = 0
     hand_overs: int = 0
     blocked: int = 0
+    near_folded: int = 0
     store: ClockStore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -202,11 +212,14 @@ class Model:
         for name in ("download", "record_all", "render", "record_all"):
             getattr(self, name)(*(() if name == "record_all" else (index,)))
 
-    def new_source(self, index: int) -> None:
-        """The artwork's URL changes to the other variant's, and a sync stores it."""
+    def new_source(self, index: int, variant: str = "") -> None:
+        """The artwork's URL changes to `variant`'s (another one's if it is the current one), and a
+        sync stores it."""
         row = self._row(index)
-        current = "a" if row is None or row.source_url.endswith("-a.jpg") else "b"
-        self.change_url(index, "b" if current == "a" else "a")
+        current = "a" if row is None else row.source_url.rsplit("-", 1)[1].removesuffix(".jpg")
+        if variant in ("", current):
+            variant = "b" if current == "a" else "a"
+        self.change_url(index, variant)
         self.sync(index)
 
     def record_all(self) -> None:
@@ -234,8 +247,17 @@ class Model:
             elif done.kind == "shared" and done.task is not None:
                 self.shares += sharing.record_shared(session, done.task, done.donor, signature=SIGNATURE)
             elif done.task is not None:
-                results.record_renditions(session, done.task, done.renditions, signature=SIGNATURE)
+                placeholders = results.StoredPlaceholders(
+                    "thumbhash", "blurhash", "#000000", PHASH_OF[done.task.source_checksum]
+                )
+                results.record_renditions(
+                    session, done.task, done.renditions, signature=SIGNATURE, placeholders=placeholders
+                )
             results.refresh_content_local_urls(session, [(i.content_type, i.content_id) for i in self.items])
+
+    def near_fold(self) -> None:
+        """DEDUP_NEAR_DUPLICATES: every near-duplicate cluster served from its best member."""
+        self.near_folded += fold_near_duplicates(self.catalog, self.store).folded
 
     def tick(self, minutes: int) -> None:
         """A sync never holds a write past the grace period: one that would has died, unrecorded."""
@@ -317,6 +339,7 @@ sync_step = st.one_of(
     st.tuples(st.just("record_next")),
     url_change,
     st.tuples(st.just("remove"), index),
+    st.tuples(st.just("near_fold")),
 )
 injected = st.lists(sync_step, max_size=4)
 # Whole syncs and URL changes weigh more: sharing, then an owner's URL change, needs several of them.
@@ -324,7 +347,10 @@ step = st.one_of(
     sync_step,
     whole_sync,
     whole_sync,
-    st.tuples(st.just("new_source"), index),
+    st.tuples(st.just("new_source"), index, st.sampled_from(VARIANTS)),
+    st.tuples(st.just("new_source"), index, st.just("c")),  # near-duplicates of "a" need a "c"
+    st.tuples(st.just("near_fold")),
+    st.tuples(st.just("near_fold")),
     st.tuples(st.just("tick"), st.sampled_from([5, 30, 61, 120])),
     st.tuples(st.just("cleanup"), injected, injected),
 )
@@ -383,6 +409,7 @@ class Tally:
     shares: int = 0
     hand_overs: int = 0
     blocked: int = 0
+    near_folded: int = 0
 
     def add(self, model: Model, steps: list[tuple[Any, ...]]) -> None:
         self.examples += 1
@@ -392,6 +419,7 @@ class Tally:
         self.shares += model.shares
         self.hand_overs += model.hand_overs
         self.blocked += model.blocked
+        self.near_folded += model.near_folded
 
 
 def _publish(tally: Tally, backend: str) -> None:
@@ -417,6 +445,7 @@ def test_cleanup_alongside_sharing_syncs_keeps_every_shared_object(
     check()
     shutil.rmtree(tmp_path / "storage", ignore_errors=True)
     assert tally.shares > 0 and tally.hand_overs > 0 and tally.deleted > 0  # the cases really happened
+    assert tally.near_folded > 0
     assert tally.blocked == 0  # every hand-over found an heir
     _publish(tally, "SQLite + local store")
 
