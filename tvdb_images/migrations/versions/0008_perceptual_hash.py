@@ -23,10 +23,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("artwork") as batch:
-        batch.add_column(sa.Column("perceptual_hash", sa.BigInteger(), nullable=True))
+    op.add_column("artwork", sa.Column("perceptual_hash", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("artwork") as batch:
-        batch.drop_column("perceptual_hash")
+    # Plain ALTER TABLE (SQLite >= 3.35 has DROP COLUMN), never batch "move and copy": recreating
+    # `artwork` on SQLite would drop the status count triggers of migration 0007.
+    op.execute("ALTER TABLE artwork DROP COLUMN perceptual_hash")
