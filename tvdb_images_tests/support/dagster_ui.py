@@ -75,7 +75,8 @@ def dagster_deployment(
     home.mkdir(parents=True, exist_ok=True)
     config = dict(instance or instance_config())
     storage = config.get("storage", {}).get("custom")
-    if storage:  # named explicitly, so this process opens the same storage without DAGSTER_HOME
+    if storage and "postgres_url" not in storage.get("config", {}):
+        # SQLite files named explicitly, so this process opens the same storage without DAGSTER_HOME
         storage["config"] = {"base_dir": str(home), **storage.get("config", {})}
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     full_env = {**env, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1", "PYTHONUNBUFFERED": "1"}
