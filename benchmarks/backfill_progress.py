@@ -9,7 +9,8 @@ polls it every 5 s until it completes.
 
 `--storage postgres` (the default) is the deployment: dagster/dagster.yaml as the native stack test
 uses it (PostgreSQL run and event storage, the production queue and limits, step logs in S3; runs
-started as processes instead of containers), the image's DAGSTER_* environment, a PostgreSQL
+started as processes instead of containers) and the compose file's daemon command
+(`tvdb_images.deployment.daemon`), the image's DAGSTER_* environment, a PostgreSQL
 catalog and SeaweedFS storage. `--storage batching` is the embedded default (the top-level
 dagster.yaml: SQLite with `BatchingSqliteStorage`, a SQLite catalog, local storage);
 `--storage dagster` replaces that storage by Dagster's own SQLite storage.
@@ -26,6 +27,7 @@ import argparse
 import contextlib
 import itertools
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -99,7 +101,10 @@ def postgres_deployment(tmp: Path) -> Iterator[DagsterDeployment]:
             }
             os.environ.update(instance_env)  # this process reads the same instance's run records
             env = {**os.environ, **stack.env(RENDER_WORKERS=2), **instance_env}
-            with dagster_deployment(tmp, env, instance=instance_for_native_run()) as deployment:
+            daemon = [sys.executable, "-m", "tvdb_images.deployment.daemon", "run"]  # as compose runs it
+            with dagster_deployment(
+                tmp, env, instance=instance_for_native_run(), daemon_command=daemon
+            ) as deployment:
                 yield deployment
         finally:
             services.drop_database(dagster_db)

@@ -5,7 +5,7 @@ started on free loopback ports and stopped by the pids started here."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,9 +68,15 @@ def _wait_daemons_healthy(api: DagsterAPI, daemon: ManagedProcess, timeout: floa
 
 @contextmanager
 def dagster_deployment(
-    tmp_path: Path, env: Mapping[str, str], *, instance: Mapping[str, object] | None = None
+    tmp_path: Path,
+    env: Mapping[str, str],
+    *,
+    instance: Mapping[str, object] | None = None,
+    daemon_command: Sequence[str] | None = None,
 ) -> Iterator[DagsterDeployment]:
-    """Start the webserver and the daemon with `env` (the program's settings) and a fresh DAGSTER_HOME."""
+    """Start the webserver and the daemon with `env` (the program's settings) and a fresh DAGSTER_HOME.
+
+    `daemon_command` replaces `dagster-daemon run` (e.g. by the deployment's, without its `-w`)."""
     home = tmp_path / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     config = dict(instance or instance_config())
@@ -92,7 +98,7 @@ def dagster_deployment(
     )
     daemon = ManagedProcess(
         "daemon",
-        [str(bin_dir / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
+        [*(daemon_command or [str(bin_dir / "dagster-daemon"), "run"]), "-w", str(WORKSPACE)],
         env=full_env,
         cwd=REPOSITORY,
         log_dir=logs,
