@@ -1,24 +1,30 @@
 """How long a 1,280-partition backfill with nothing to do takes, from the click to its last run's end.
 
-    python -m benchmarks.backfill_progress [--storage postgres|batching|dagster]
+    python -m benchmarks.backfill_progress [--storage postgres|batching|dagster] [--daemon deployed|dagster]
+                                           [--priority 10]
 
 Starts `dagster-webserver` and `dagster-daemon` as the browser test does (the repository's
 workspace.yaml, an instance in a temporary DAGSTER_HOME, an empty catalog), launches an asset backfill
 of all 1,280 partitions of the three sync assets through GraphQL (the Lineage dialog's request), and
 polls it every 5 s until it completes.
 
-`--storage postgres` (the default) is the deployment: dagster/dagster.yaml as the native stack test
-uses it (PostgreSQL run and event storage, the production queue and limits, step logs in S3; runs
-started as processes instead of containers) and the compose file's daemon command
-(`tvdb_images.deployment.daemon`), the image's DAGSTER_* environment, a PostgreSQL
-catalog and SeaweedFS storage. `--storage batching` is the embedded default (the top-level
-dagster.yaml: SQLite with `BatchingSqliteStorage`, a SQLite catalog, local storage);
-`--storage dagster` replaces that storage by Dagster's own SQLite storage.
+`--storage postgres` (the default) is the deployment: dagster/dagster.yaml as the native stack test uses
+it (PostgreSQL run and event storage, the production queue and limits, step logs in S3; runs started as
+processes instead of containers) and the compose file's daemon command (`tvdb_images.deployment.daemon`;
+`--daemon dagster`: plain `dagster-daemon`), the image's DAGSTER_* environment, a PostgreSQL catalog and
+SeaweedFS storage. `--storage batching` is the embedded default (the top-level dagster.yaml: SQLite with
+`BatchingSqliteStorage`, a SQLite catalog, local storage); `--storage dagster` replaces that storage by
+Dagster's own SQLite storage.
 
 Reported, from the run records: launch to the first run submitted and started, the gaps between run
-submissions, each run's queue wait and its own wall time (start to end: process start, imports,
-discovery, both checks), launch to the first partitions counted on the backfill page, launch to the
-last run's end (the figure the target is about) and to the backfill marked complete; with the load.
+submissions, each run's queue wait (submitted to started: the launch, a new process importing Dagster
+and the code location, included) and its own wall time (started to ended), the phases of each run from
+its events (the launch, each step and check), launch to the first partitions counted on the backfill
+page, launch to the last run's end (the figure the target is about) and to the backfill marked complete;
+with the load average and the cores the whole machine kept busy meanwhile. As root, `--priority` lowers
+the niceness of this process and so of the webserver, the daemon, the code server and every run it
+starts (PostgreSQL and SeaweedFS excepted), to measure the software rather than the machine's other
+work.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import boto3
 import dagster as dg
 
 from benchmarks.common import machine, median, write_results
+from benchmarks.machine_load import machine_busy_cores, raise_priority, sample
 from benchmarks.stack import running_stack
 from tvdb_images.catalog import migrate
 from tvdb_images.defs.partitions import artwork_partitions
@@ -49,6 +56,10 @@ from tvdb_images_tests.support.waiting import wait_until
 SYNC_ASSETS = ["missing_artwork", "source_images", "image_renditions"]
 FINISHED = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED", "COMPLETED"}
 COMPUTE_LOGS_BUCKET = "bench-compute-logs"
+DAEMONS = {  # the compose file's command, and Dagster's own (backfills looked at every 30 s)
+    "deployed": [sys.executable, "-m", "tvdb_images.deployment.daemon", "run"],
+    "dagster": [str(Path(sys.executable).parent / "dagster-daemon"), "run"],
+}
 
 
 @contextlib.contextmanager
@@ -71,7 +82,7 @@ def sqlite_deployment(tmp: Path, storage: str) -> Iterator[DagsterDeployment]:
 
 
 @contextlib.contextmanager
-def postgres_deployment(tmp: Path) -> Iterator[DagsterDeployment]:
+def postgres_deployment(tmp: Path, daemon: str) -> Iterator[DagsterDeployment]:
     """The deployment's instance and services, natively: PostgreSQL for Dagster and the catalog, S3."""
     with running_stack("bench_backfill", with_origin=False) as stack:
         dagster_db = services.unique_name("bench_backfill_dagster")
@@ -101,22 +112,25 @@ def postgres_deployment(tmp: Path) -> Iterator[DagsterDeployment]:
             }
             os.environ.update(instance_env)  # this process reads the same instance's run records
             env = {**os.environ, **stack.env(RENDER_WORKERS=2), **instance_env}
-            daemon = [sys.executable, "-m", "tvdb_images.deployment.daemon", "run"]  # as compose runs it
+            command = DAEMONS[daemon]
             with dagster_deployment(
-                tmp, env, instance=instance_for_native_run(), daemon_command=daemon
+                tmp, env, instance=instance_for_native_run(), daemon_command=command
             ) as deployment:
                 yield deployment
         finally:
             services.drop_database(dagster_db)
 
 
-def measure(storage: str, timeout: float) -> dict[str, Any]:
+def measure(storage: str, timeout: float, daemon: str = "deployed") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="backfill_progress_") as directory:
         tmp = Path(directory)
-        deployments = postgres_deployment(tmp) if storage == "postgres" else sqlite_deployment(tmp, storage)
+        deployments = (
+            postgres_deployment(tmp, daemon) if storage == "postgres" else sqlite_deployment(tmp, storage)
+        )
         with deployments as deployment:
             keys = [str(key) for key in artwork_partitions.get_partition_keys()]
             load_before = os.getloadavg()
+            cpu_before = sample()
             launched = time.time()
             backfill_id = deployment.api.launch_asset_backfill(SYNC_ASSETS, keys)
             first_progress: tuple[float, int] | None = None
@@ -138,6 +152,7 @@ def measure(storage: str, timeout: float) -> dict[str, Any]:
                 wait_until(finished, timeout, 5)
             backfill = deployment.api.backfill(backfill_id)
             load_after = os.getloadavg()
+            busy = machine_busy_cores(cpu_before, sample(), time.time() - launched)
             instance = deployment.instance()
             records = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
             phases = [run_phases(instance, record.dagster_run.run_id) for record in records]
@@ -148,6 +163,7 @@ def measure(storage: str, timeout: float) -> dict[str, Any]:
         "first_progress_s_and_partitions": first_progress,
         "backfill_marked_complete_s": round(complete_s, 1) if complete_s else None,
         "load_average_before_after": [round(load_before[0], 1), round(load_after[0], 1)],
+        "machine_busy_cores": round(busy, 2),
     }
 
 
@@ -199,11 +215,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--storage", choices=["postgres", "batching", "dagster"], default="postgres")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--daemon", choices=sorted(DAEMONS), default="deployed", help="--storage postgres's")
+    parser.add_argument("--priority", type=int, default=10, help="lower the niceness by this much (as root)")
     args = parser.parse_args()
-    result = measure(args.storage, args.timeout)
+    niceness = raise_priority(args.priority)
+    result = measure(args.storage, args.timeout, args.daemon) | {"niceness": niceness, "daemon": args.daemon}
     for key, value in result.items():
         print(f"{key}: {value}")
-    write_results(f"backfill_progress_{args.storage}", {"machine": machine(), "result": result})
+    name = f"backfill_progress_{args.storage}" + ("_dagster_daemon" if args.daemon == "dagster" else "")
+    write_results(name, {"machine": machine(), "result": result})
 
 
 if __name__ == "__main__":
