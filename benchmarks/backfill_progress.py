@@ -1,7 +1,7 @@
 """How long a 1,280-partition backfill with nothing to do takes, from the click to its last run's end.
 
     python -m benchmarks.backfill_progress [--storage postgres|batching|dagster] [--daemon deployed|dagster]
-                                           [--priority 10]
+                                           [--changed 100] [--priority 10]
 
 Starts `dagster-webserver` and `dagster-daemon` as the browser test does (the repository's
 workspace.yaml, an instance in a temporary DAGSTER_HOME, an empty catalog), launches an asset backfill
@@ -15,6 +15,11 @@ processes instead of containers) and the compose file's daemon command (`tvdb_im
 SeaweedFS storage. `--storage batching` is the embedded default (the top-level dagster.yaml: SQLite with
 `BatchingSqliteStorage`, a SQLite catalog, local storage); `--storage dagster` replaces that storage by
 Dagster's own SQLite storage.
+
+`--changed N` (with `--storage postgres`) is the nightly sync instead: N corpus artworks to sync
+(TVDB_IMAGES_CORPUS_DIR, served by a loopback origin), and the backfill covers exactly the ranges the
+nightly schedule requests for that catalog, tagged for the TVDB host as `sync_images` runs are; the
+catalog's statuses afterwards are reported.
 
 Reported, from the run records: launch to the first run submitted and started, the gaps between run
 submissions, each run's queue wait (submitted to started: the launch, a new process importing Dagster
@@ -42,12 +47,17 @@ from typing import Any
 
 import boto3
 import dagster as dg
+from sqlalchemy import func, select
 
 from benchmarks.common import machine, median, write_results
 from benchmarks.machine_load import machine_busy_cores, raise_priority, sample
-from benchmarks.stack import running_stack
-from tvdb_images.catalog import migrate
+from benchmarks.stack import import_corpus_catalog, running_stack
+from tvdb_images.catalog import migrate, queue
+from tvdb_images.catalog.db import Catalog
+from tvdb_images.catalog.models import Artwork
+from tvdb_images.defs.jobs import SOURCE_HOST_TAG
 from tvdb_images.defs.partitions import artwork_partitions
+from tvdb_images.defs.requests import partition_ranges
 from tvdb_images_tests.support import services
 from tvdb_images_tests.support.dagster_ui import DagsterDeployment, dagster_deployment, instance_config
 from tvdb_images_tests.support.stack import image_environment, instance_for_native_run
@@ -82,9 +92,12 @@ def sqlite_deployment(tmp: Path, storage: str) -> Iterator[DagsterDeployment]:
 
 
 @contextlib.contextmanager
-def postgres_deployment(tmp: Path, daemon: str) -> Iterator[DagsterDeployment]:
-    """The deployment's instance and services, natively: PostgreSQL for Dagster and the catalog, S3."""
-    with running_stack("bench_backfill", with_origin=False) as stack:
+def postgres_deployment(tmp: Path, daemon: str, changed: int) -> Iterator[DagsterDeployment]:
+    """The deployment's instance and services, natively: PostgreSQL for Dagster and the catalog, S3;
+    with `changed` artworks of the corpus to sync (served by a loopback origin)."""
+    with running_stack("bench_backfill", with_origin=changed > 0) as stack:
+        if changed:
+            import_corpus_catalog(stack.catalog, stack.origin_url, changed)
         dagster_db = services.unique_name("bench_backfill_dagster")
         services.create_database(dagster_db)
         try:
@@ -108,6 +121,7 @@ def postgres_deployment(tmp: Path, daemon: str) -> Iterator[DagsterDeployment]:
                 "AWS_ACCESS_KEY_ID": s3.access_key,
                 "AWS_SECRET_ACCESS_KEY": s3.secret_key,
                 "S3_REGION": "us-east-1",
+                "DATABASE_URL": stack.database_url,
                 **image_environment(),
             }
             os.environ.update(instance_env)  # this process reads the same instance's run records
@@ -121,18 +135,49 @@ def postgres_deployment(tmp: Path, daemon: str) -> Iterator[DagsterDeployment]:
             services.drop_database(dagster_db)
 
 
-def measure(storage: str, timeout: float, daemon: str = "deployed") -> dict[str, Any]:
+def nightly_partitions(database_url: str) -> list[str]:
+    """Every partition of the ranges the nightly schedule requests for the catalog as it stands."""
+    catalog = Catalog(database_url)
+    try:
+        with catalog.session() as session:
+            partitions = queue.partitions_with_work(session, max_attempts=5)
+    finally:
+        catalog.dispose()
+    keys: list[str] = []
+    for start, end in partition_ranges(partitions):
+        in_range = artwork_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
+        keys += [str(key) for key in in_range]
+    return keys
+
+
+def artwork_statuses(database_url: str) -> dict[str, int]:
+    """How many artworks of the catalog are in each status: the changed ones processed, or why not."""
+    catalog = Catalog(database_url)
+    try:
+        with catalog.session() as session:
+            rows = session.execute(select(Artwork.status, func.count()).group_by(Artwork.status))
+            return {str(status): n for status, n in rows}
+    finally:
+        catalog.dispose()
+
+
+def measure(storage: str, timeout: float, daemon: str = "deployed", changed: int = 0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="backfill_progress_") as directory:
         tmp = Path(directory)
         deployments = (
-            postgres_deployment(tmp, daemon) if storage == "postgres" else sqlite_deployment(tmp, storage)
+            postgres_deployment(tmp, daemon, changed)
+            if storage == "postgres"
+            else sqlite_deployment(tmp, storage)
         )
         with deployments as deployment:
             keys = [str(key) for key in artwork_partitions.get_partition_keys()]
+            tags = None
+            if changed:  # what the nightly schedule runs: its ranges, tagged as sync_images' runs are
+                keys, tags = nightly_partitions(os.environ["DATABASE_URL"]), SOURCE_HOST_TAG
             load_before = os.getloadavg()
             cpu_before = sample()
             launched = time.time()
-            backfill_id = deployment.api.launch_asset_backfill(SYNC_ASSETS, keys)
+            backfill_id = deployment.api.launch_asset_backfill(SYNC_ASSETS, keys, tags=tags)
             first_progress: tuple[float, int] | None = None
             complete_s: float | None = None
 
@@ -156,7 +201,11 @@ def measure(storage: str, timeout: float, daemon: str = "deployed") -> dict[str,
             instance = deployment.instance()
             records = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
             phases = [run_phases(instance, record.dagster_run.run_id) for record in records]
+            statuses = artwork_statuses(os.environ["DATABASE_URL"]) if changed else {}
     return summarize(records, launched) | {
+        "partitions": len(keys),
+        "changed_artworks": changed,
+        "artwork_status_after": statuses,
         "run_phases_s": phases,
         "storage": storage,
         "status": backfill.status,
@@ -216,13 +265,21 @@ def main() -> None:
     parser.add_argument("--storage", choices=["postgres", "batching", "dagster"], default="postgres")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--daemon", choices=sorted(DAEMONS), default="deployed", help="--storage postgres's")
+    parser.add_argument(
+        "--changed",
+        type=int,
+        default=0,
+        help="--storage postgres: corpus artworks to sync, the nightly's ranges",
+    )
     parser.add_argument("--priority", type=int, default=10, help="lower the niceness by this much (as root)")
     args = parser.parse_args()
     niceness = raise_priority(args.priority)
-    result = measure(args.storage, args.timeout, args.daemon) | {"niceness": niceness, "daemon": args.daemon}
+    result = measure(args.storage, args.timeout, args.daemon, args.changed)
+    result |= {"niceness": niceness, "daemon": args.daemon}
     for key, value in result.items():
         print(f"{key}: {value}")
     name = f"backfill_progress_{args.storage}" + ("_dagster_daemon" if args.daemon == "dagster" else "")
+    name += f"_changed{args.changed}" if args.changed else ""
     write_results(name, {"machine": machine(), "result": result})
 
 
