@@ -41,7 +41,8 @@ ARTWORK_GROUP = "artwork"
 # Steps that download from TVDB's artwork host share this Dagster concurrency pool, so the host sees
 # a bounded number of downloading steps however their runs were launched (dagster.yaml sets the limit).
 SOURCE_HOST_POOL = "tvdb_source_host"
-# Every per-partition asset: content type x shard, grouped into runs of 128 partitions by backfills.
+# Every per-partition asset: content type x shard, grouped into runs of MAX_PARTITIONS_PER_RUN (256)
+# partitions by backfills.
 PARTITIONED_ASSET: dict[str, Any] = {
     "partitions_def": artwork_partitions,
     "backfill_policy": artwork_backfill_policy,

@@ -4,7 +4,7 @@
   points at a missing object;
 - every processed artwork has all its sizes recorded in the current format.
 
-A run covers up to 128 partitions; each check records one evaluation per partition
+A run covers up to MAX_PARTITIONS_PER_RUN (256) partitions; each check records one evaluation per partition
 (`partition_evaluations`), so the check's Partitions tab shows which partitions passed and which
 failed, not one verdict for the whole range.
 """
@@ -42,8 +42,8 @@ def _examples(items: list[str]) -> dg.MetadataValue:
 def catalog_objects_exist(
     context: dg.AssetCheckExecutionContext, catalog: CatalogResource, storage: ObjectStorageResource
 ) -> Iterator[DagsterEvent | dg.Output]:
-    # The same comparison the next sync's discovery makes (one listing per covering prefix, 8 for a
-    # 128-partition run): what fails here, that sync stores again.
+    # The same comparison the next sync's discovery makes (one listing per covering prefix, 16 for a
+    # 256-partition run): what fails here, that sync stores again.
     partitions = run_partitions(context)
     found = find_missing(catalog.get_catalog(), storage.get_store(), Scope(partitions=partitions))
     context.log.info(

@@ -31,7 +31,7 @@ class RangeSafeMultiPartitions(dg.MultiPartitionsDefinition):
     `dagster/partition`, so the per-dimension tags (`dagster/partition/content_type`,
     `dagster/partition/shard`) of that one partition stay on every range run, and they outrank the
     range tags: each run of `sync_images`' "Materialize all..." backfill recorded one partition while
-    it claimed 128 (dagster-io/dagster#28861). Without the dimension tags the range tags decide,
+    it claimed 128 at the time (dagster-io/dagster#28861). Without the dimension tags the range tags decide,
     as they do for Lineage backfills, schedules, sensors and the admin API. A single-partition run
     keeps `dagster/partition` (`series|0a`), which Dagster reads the same way.
     """
@@ -47,12 +47,13 @@ artwork_partitions = RangeSafeMultiPartitions(
     }
 )
 
-# A backfill of every partition becomes 10 runs, not 1,280: each run handles 128 prefixes. Each run
-# pays a fixed cost (a new process importing Dagster and the code location, its events, its checks,
-# about 2 s of CPU), and at 128 a 2,002-artwork sync ran at 73.9% of the two-core engine against 67.4%
-# at 64, medians of three (docs/performance.md, section 3); ten runs still keep the two runs TVDB
-# allows busy.
-MAX_PARTITIONS_PER_RUN = 128
+# A backfill of every partition becomes 5 runs, not 1,280: each run handles the 256 shards of one content
+# type. Each run pays a fixed cost (a new process importing Dagster and the code location, its events,
+# its checks, about 2 s of CPU): at 128 a 2,002-artwork sync ran at 73.9% of the two-core engine
+# against 67.4% at 64, medians of three, and 256 halves what a backfill with little to do spends on
+# runs again (docs/performance.md, "Backfill launch"); five runs still keep the two runs TVDB allows
+# busy.
+MAX_PARTITIONS_PER_RUN = 256
 artwork_backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITIONS_PER_RUN)
 
 

@@ -1,7 +1,7 @@
 """Turn a set of partitions with work into few run requests.
 
 A run per partition would mean hundreds of runs after a large import; instead contiguous shards of a
-content type are grouped into partition-range runs of at most MAX_PARTITIONS_PER_RUN partitions, the
+content type are grouped into partition-range runs of at most MAX_PARTITIONS_PER_RUN (256) partitions, the
 same grouping a backfill uses. Partitions in a range that have no work cost one cheap query.
 """
 

@@ -68,7 +68,7 @@ def partition_prefix(content_type: str, shard: str) -> str:
 
 def covering_prefixes(content_type: str, shards: Iterable[str]) -> list[str]:
     """The fewest storage prefixes that hold exactly these partitions' keys: one per first hex digit
-    whose 16 shards are all included (a 128-partition run lists 8 prefixes, not 128), else one per
+    whose 16 shards are all included (a 256-partition run lists 16 prefixes, not 256), else one per
     shard."""
     wanted = set(shards)
     prefixes: list[str] = []

@@ -520,8 +520,9 @@ def test_partition_ranges_group_by_chunk_and_split_at_gaps() -> None:
         (key("40"), key("41")),
         (key("a0"), key("a0")),
     ]
-    assert MAX_PARTITIONS_PER_RUN == 128  # by default, shards 00-7f and 80-ff
-    assert partition_ranges(partitions) == [(key("00"), key("41")), (key("a0"), key("a0"))]
+    assert MAX_PARTITIONS_PER_RUN == 256  # by default, every shard of a content type in one range
+    assert partition_ranges(partitions) == [(key("00"), key("a0"))]
+    assert partition_ranges(partitions, chunk=128) == [(key("00"), key("41")), (key("a0"), key("a0"))]
     assert partition_ranges(partitions, chunk=256, max_gap=8) == [
         (key("00"), key("05")),
         (key("3f"), key("41")),

@@ -20,7 +20,7 @@ from serving.routes.admin import cleanup_partition_range
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.config import Settings
 from tvdb_images.definitions import build_definitions
-from tvdb_images.defs.partitions import artwork_partitions
+from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN, artwork_partitions
 from tvdb_images.defs.resources import resources_from_settings
 from tvdb_images.partition_keys import PARTITION_NAME_TAG, RANGE_END_TAG, RANGE_START_TAG
 from tvdb_images.storage.layout import SHARDS
@@ -91,7 +91,8 @@ def test_a_run_whose_tags_disagree_with_its_partitions_fails_without_syncing(set
 def test_schedule_sensor_and_admin_api_runs_record_the_ranges_they_claim(settings: Settings) -> None:
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.ephemeral()
-    # The weekly cleanup schedule: ten range runs over every partition (dry run here).
+    # The weekly cleanup schedule: five range runs over every partition, one per content type (dry run
+    # here).
     weekly = defs.get_schedule_def("weekly_cleanup")
     tick = datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
     with dg.build_schedule_context(scheduled_execution_time=tick) as context:
@@ -102,7 +103,7 @@ def test_schedule_sensor_and_admin_api_runs_record_the_ranges_they_claim(setting
         assert cleanup.execute_in_process(instance=instance, tags=request.tags, run_config=dry).success
     claimed = set().union(*(_keys(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests[:2]))
     assert instance.get_materialized_partitions(dg.AssetKey("orphaned_images")) == claimed
-    assert len(claimed) == 256
+    assert len(requests) == 5 and len(claimed) == 2 * MAX_PARTITIONS_PER_RUN == 512
 
     # The admin API's cleanup of one content type: one run over its 256 partitions.
     start, end = cleanup_partition_range("movies")

@@ -24,6 +24,7 @@ from serving.dagster_client import DagsterClient
 from tvdb_images.catalog import migrate
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
+from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN
 from tvdb_images.partition_keys import PARTITION_NAME_TAG, RANGE_END_TAG, RANGE_START_TAG
 from tvdb_images.storage.layout import SHARDS, shard_of
 from tvdb_images_tests.support.dagster_api import DagsterAPI
@@ -51,7 +52,7 @@ PAGE_TIMEOUT_MS = 120_000  # the webserver answers slowly on a busy 2-core machi
 
 def _series_in_each_half() -> tuple[Item, Item]:
     """Two series, one in the first 128 shards and one in the last: a backfill of all 256 series
-    partitions runs them in different runs."""
+    partitions syncs both ends of its range run."""
     found: dict[bool, Item] = {}
     content_id = 300
     while len(found) < 2:
@@ -175,8 +176,8 @@ def _partition_page(page, stack: UiStack, asset: str, partition: str) -> str:  #
 
 def test_job_page_backfill_records_every_partition_it_runs(ui_stack: UiStack, page) -> None:  # type: ignore[no-untyped-def]
     """Jobs -> sync_images -> "Materialize all..." over the 256 `people` partitions: a job backfill of
-    two runs of 128, each recording all 128 partitions it synced (Dagster 1.13.27 used to tag every
-    run with the first partition and record only that one)."""
+    one range run recording all 256 partitions it synced (Dagster 1.13.27 used to tag every range run
+    with the first partition and record only that one)."""
     stack = ui_stack
     page.goto(f"{stack.deployment.url}/locations/tvdb_images/jobs/sync_images")
     page.get_by_role("button", name="Materialize all…").click()
@@ -194,9 +195,9 @@ def test_job_page_backfill_records_every_partition_it_runs(ui_stack: UiStack, pa
 
     backfill = stack.api.wait_for_backfill(backfill_id, timeout=900)
     assert backfill.status == "COMPLETED_SUCCESS", stack.deployment.logs()
-    # Dagster's records: two range runs, no single-partition tags, all 256 partitions of each asset.
+    # Dagster's records: one range run, no single-partition tags, all 256 partitions of each asset.
     ranges = sorted((run.tags[RANGE_START_TAG], run.tags[RANGE_END_TAG]) for run in backfill.runs)
-    assert ranges == [("people|00", "people|7f"), ("people|80", "people|ff")]
+    assert ranges == [("people|00", "people|ff")]
     for run in backfill.runs:
         assert run.status == "SUCCESS"
         assert not any(tag.startswith(f"{PARTITION_NAME_TAG}/") for tag in run.tags), run.tags
@@ -205,7 +206,7 @@ def test_job_page_backfill_records_every_partition_it_runs(ui_stack: UiStack, pa
     instance = stack.deployment.instance()
     for asset in SYNC_ASSETS:
         assert instance.get_materialized_partitions(dg.AssetKey(asset)) == people, asset
-    run_of_range = {start: run.run_id for run in backfill.runs for start in [run.tags[RANGE_START_TAG]]}
+    (run_id,) = (run.run_id for run in backfill.runs)
     with stack.catalog.session() as session:
         statuses = {
             row.id: row.status
@@ -222,53 +223,53 @@ def test_job_page_backfill_records_every_partition_it_runs(ui_stack: UiStack, pa
 
     item = PEOPLE[0]
     detail = _partition_page(page, stack, "image_renditions", item.partition)
-    expected_run = run_of_range[
-        "people|00" if SHARDS.index(item.partition.split("|")[1]) < 128 else "people|80"
-    ]
     assert "Materialized (256)" in detail
-    assert expected_run[:8] in detail, detail[-2000:]
-    # This partition's own numbers: its one artwork, not the run's totals over 128 partitions.
+    assert run_id[:8] in detail, detail[-2000:]
+    # This partition's own numbers: its one artwork, not the run's totals over 256 partitions.
     assert "render: 1 processed" in detail, detail[-3000:]
     _screenshot(page, "partition-materialized")
     # A partition with no artwork was synced (and recorded) by the same run; another content type not.
     empty = next(f"people|{s}" for s in SHARDS[128:] if f"people|{s}" not in {i.partition for i in PEOPLE})
     empty_detail = _partition_page(page, stack, "image_renditions", empty)
-    assert run_of_range["people|80"][:8] in empty_detail
+    assert run_id[:8] in empty_detail
     assert "render: nothing to do" in empty_detail, empty_detail[-3000:]
     assert f"series|{SHARDS[0]}" not in instance.get_materialized_partitions(dg.AssetKey("image_renditions"))
 
 
 def test_backfill_progress_shows_while_its_runs_finish(ui_stack: UiStack, page) -> None:  # type: ignore[no-untyped-def]
-    """An asset backfill (the Lineage page's) of the 256 `series` partitions, two runs: while the second
-    is still downloading (its origin is held), the page already counts the first run's 128."""
+    """An asset backfill (the Lineage page's) of the 512 `people` and `series` partitions, two runs of
+    256: while the second (series) is still downloading (its origin is held), the page already counts
+    the first run's 256."""
     stack = ui_stack
     launched = time.monotonic()
-    backfill_id = stack.api.launch_asset_backfill(SYNC_ASSETS, [f"series|{s}" for s in SHARDS])
+    requested = [f"{content_type}|{s}" for content_type in ("people", "series") for s in SHARDS]
+    backfill_id = stack.api.launch_asset_backfill(SYNC_ASSETS, requested)
 
     def first_run_counted() -> dict[str, dict[str, int]] | None:
         progress = stack.api.backfill_progress(backfill_id)
-        return progress if progress.get("image_renditions", {}).get("materialized", 0) >= 128 else None
+        done = progress.get("image_renditions", {}).get("materialized", 0)
+        return progress if done >= MAX_PARTITIONS_PER_RUN else None
 
-    progress = wait_until(first_run_counted, 600, 2, "the first run's 128 partitions were not counted")
+    progress = wait_until(first_run_counted, 600, 2, "the first run's 256 partitions were not counted")
     first_counted = time.monotonic() - launched
     backfill = stack.api.backfill(backfill_id)
     assert progress["image_renditions"] == {
-        "targeted": 256,
-        "in_progress": 128,
-        "materialized": 128,
+        "targeted": 512,
+        "in_progress": 256,
+        "materialized": 256,
         "failed": 0,
     }
     assert backfill.status == "REQUESTED"
     # The first range's partitions count once its image_renditions step is done (the run may still
     # be running its checks); the second range is still downloading.
     status_by_range = {run.tags[RANGE_START_TAG]: run.status for run in backfill.runs}
-    assert status_by_range["series|80"] == "STARTED"
-    assert status_by_range["series|00"] in ("STARTED", "SUCCESS")
+    assert status_by_range["series|00"] == "STARTED"
+    assert status_by_range["people|00"] in ("STARTED", "SUCCESS")
 
     page.goto(f"{stack.deployment.url}/runs/b/{backfill_id}")
     page.get_by_text("In progress", exact=True).first.wait_for()
     counts = _counts_row(page, "image_renditions")
-    assert counts[:4] == [256, 128, 128, 0], counts  # targeted, in progress, succeeded, failed
+    assert counts[:4] == [512, 256, 256, 0], counts  # targeted, in progress, succeeded, failed
     _screenshot(page, "asset-backfill-in-progress")
 
     stack.gate.set()
@@ -278,7 +279,7 @@ def test_backfill_progress_shows_while_its_runs_finish(ui_stack: UiStack, page) 
     assert {f"series|{s}" for s in SHARDS} <= materialized
     page.reload()
     page.get_by_text("Succeeded", exact=True).first.wait_for()
-    assert _counts_row(page, "image_renditions")[:4] == [256, 0, 256, 0]
+    assert _counts_row(page, "image_renditions")[:4] == [512, 0, 512, 0]
     print(f"first partitions counted {first_counted:.0f}s after launch")
 
 

@@ -70,7 +70,7 @@ from tvdb_images_tests.support.waiting import wait_until
 pytestmark = pytest.mark.stack
 
 SYNC_ASSETS = ["missing_artwork", "source_images", "image_renditions"]  # the assets of sync_images
-BACKFILL_CONTENT_TYPE = "series"  # every shard: 256 partitions, 2 runs of 128
+BACKFILL_CONTENT_TYPE = "series"  # every shard: 256 partitions, one run of MAX_PARTITIONS_PER_RUN
 ADMIN_SYNCED_CONTENT_TYPE = "movies"  # one item synced through the serving API's admin endpoint
 # One process a run: the steps run one after another, so a process a step only adds start-up time.
 ADMIN_TOKEN = "stack-test-admin-token"
@@ -297,7 +297,7 @@ def test_compose_stack_runs_a_backfill_natively(
     finally:
         stack.stop()
 
-    # The runs: 128 partitions each, tagged for the TVDB host's limit, which held across the backfill
+    # The runs: 256 partitions each, tagged for the TVDB host's limit, which held across the backfill
     # and the admin API's run.
     assert task["status"] == "succeeded" and task["job"] == "sync_content_item", task
     _check_backfill_runs(backfill, backfill_id, requested)
@@ -361,7 +361,7 @@ def _timestamp(value: str | None) -> float:
 
 
 def _check_backfill_runs(backfill: Backfill, backfill_id: str, requested: list[str]) -> None:
-    """Done, every run a range of 128 partitions (BackfillPolicy.multi_run), together exactly the request."""
+    """Done, every run a range of 256 partitions (BackfillPolicy.multi_run), together exactly the request."""
     assert backfill.status == "COMPLETED_SUCCESS", backfill
     assert backfill.num_partitions == len(requested)
     assert len(backfill.runs) == len(requested) // MAX_PARTITIONS_PER_RUN

@@ -5,7 +5,7 @@ started on free loopback ports and stopped by the pids started here."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,14 +68,21 @@ def _wait_daemons_healthy(api: DagsterAPI, daemon: ManagedProcess, timeout: floa
 
 @contextmanager
 def dagster_deployment(
-    tmp_path: Path, env: Mapping[str, str], *, instance: Mapping[str, object] | None = None
+    tmp_path: Path,
+    env: Mapping[str, str],
+    *,
+    instance: Mapping[str, object] | None = None,
+    daemon_command: Sequence[str] | None = None,
 ) -> Iterator[DagsterDeployment]:
-    """Start the webserver and the daemon with `env` (the program's settings) and a fresh DAGSTER_HOME."""
+    """Start the webserver and the daemon with `env` (the program's settings) and a fresh DAGSTER_HOME.
+
+    `daemon_command` replaces `dagster-daemon run` (e.g. by the deployment's, without its `-w`)."""
     home = tmp_path / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     config = dict(instance or instance_config())
     storage = config.get("storage", {}).get("custom")
-    if storage:  # named explicitly, so this process opens the same storage without DAGSTER_HOME
+    if storage and "postgres_url" not in storage.get("config", {}):
+        # SQLite files named explicitly, so this process opens the same storage without DAGSTER_HOME
         storage["config"] = {"base_dir": str(home), **storage.get("config", {})}
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     full_env = {**env, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1", "PYTHONUNBUFFERED": "1"}
@@ -91,7 +98,7 @@ def dagster_deployment(
     )
     daemon = ManagedProcess(
         "daemon",
-        [str(bin_dir / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
+        [*(daemon_command or [str(bin_dir / "dagster-daemon"), "run"]), "-w", str(WORKSPACE)],
         env=full_env,
         cwd=REPOSITORY,
         log_dir=logs,

@@ -274,17 +274,15 @@ def address_references(document: Mapping[str, Any]) -> set[str]:
     return found
 
 
-def instance_for_native_run(dequeue_interval_seconds: int = 1) -> dict[str, Any]:
+def instance_for_native_run() -> dict[str, Any]:
     """dagster/dagster.yaml as the native stack test uses it.
 
-    Two differences, both about the absence of Docker: runs are launched as subprocesses of the code
-    server (Dagster's default run launcher) instead of DockerRunLauncher containers, and the run
-    queue is polled every second instead of every five, so a short backfill does not wait on it.
-    Storage, the run queue's limits, run retries, run monitoring and S3 step logs are unchanged.
+    One difference, about the absence of Docker: runs are launched as subprocesses of the code server
+    (Dagster's default run launcher) instead of DockerRunLauncher containers. Storage, the run queue
+    and its limits, run retries, run monitoring and S3 step logs are unchanged.
     """
     instance = yaml.safe_load(PRODUCTION_INSTANCE.read_text())
     instance.pop("run_launcher")
-    instance["run_coordinator"]["config"]["dequeue_interval_seconds"] = dequeue_interval_seconds
     return instance
 
 
