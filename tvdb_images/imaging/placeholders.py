@@ -39,7 +39,6 @@ __all__ = ["PLACEHOLDER_BOX", "Placeholders", "blurhash_components", "compute_pl
 
 PLACEHOLDER_BOX = (48, 48)  # the pixels every placeholder is computed from (ThumbHash takes <= 100x100)
 _BASE83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~"
-_BASE83_DIGITS = np.array(list(_BASE83))
 _SRGB_TO_LINEAR = np.array(
     [v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4 for v in np.arange(256) / 255.0]
 )
@@ -99,20 +98,21 @@ def encode_blurhash(rgb: np.ndarray, components_x: int, components_y: int) -> st
     factors = (basis_x @ by_column).reshape(-1, 3) / (width * height)
     dc, ac = factors[0], factors[1:] * 2.0  # the AC components' normalisation is 2
     out = [_base83((components_x - 1) + (components_y - 1) * 9, 1)]
+    magnitude = np.abs(ac)
     if len(ac):
-        quantised_max = max(0, min(82, math.floor(float(np.abs(ac).max()) * 166 - 0.5)))
+        quantised_max = max(0, min(82, math.floor(float(magnitude.max()) * 166 - 0.5)))
         maximum = (quantised_max + 1) / 166
     else:
         quantised_max, maximum = 0, 1.0
     out.append(_base83(quantised_max, 1))
     r, g, b = (_linear_to_srgb(float(v)) for v in dc)
     out.append(_base83((r << 16) + (g << 8) + b, 4))
-    scaled = ac / maximum
-    quantised = np.clip(np.floor(np.copysign(np.sqrt(np.abs(scaled)), scaled) * 9 + 9.5), 0, 18).astype(
-        np.intp
-    )
-    values = quantised @ np.array([19 * 19, 19, 1])
-    out.extend(_BASE83_DIGITS[np.stack([values // 83, values % 83], axis=1).ravel()].tolist())
+    # sign(v) * sqrt(|v|) of v = ac / maximum; |ac| / maximum is |ac / maximum| exactly (maximum > 0).
+    root = np.copysign(np.sqrt(magnitude / maximum), ac)
+    quantised = np.clip(np.floor(root * 9 + 9.5), 0, 18).astype(np.intp)
+    for qr, qg, qb in quantised.tolist():  # a few dozen components: plain Python beats more numpy calls
+        value = qr * 19 * 19 + qg * 19 + qb
+        out.append(_BASE83[value // 83] + _BASE83[value % 83])
     return "".join(out)
 
 
