@@ -4,8 +4,10 @@ All three come from the pixels the render step already holds: its smallest rendi
 `thumbnail` box), box-reduced once to fit `PLACEHOLDER_BOX`, so they cost no second download or
 decode. 48x48 rather than ThumbHash's limit of 100x100: its at most 7 components a side need no
 more, and the encoder's cost grows with the pixels (1.2 ms at 100 px, 0.3 ms at 48; CPU time per call
-on the loaded 2-core box, load average 12-13, like every figure here); the placeholders then cost
-about 1.1 ms per artwork (`python -m benchmarks.engine --placeholders` for their share of a render).
+on the loaded 2-core box, load average 12-13); the placeholders then cost 0.43-0.80 ms per artwork
+inside a render, at most 2.5% of one (`python -m benchmarks.engine --placeholders`, load 4-6). There,
+just after the WebP encoder, each numpy call costs tens of microseconds whatever its size, so the
+code below makes few of them: one copy of the pixels, no weights or floats for opaque pixels.
 
 - **ThumbHash** (base64, about 25 bytes): keeps alpha and the aspect ratio (as far as its component
   counts do: a 5.4:1 banner comes back 7:1); the encoder is `fast-thumbhash`, a binding of the
