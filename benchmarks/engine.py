@@ -5,7 +5,7 @@
                                 [--avif-speeds 4,6,8,10 [--avif-quality 70] [--avif-runs 3]
                                  [--avif-engine-speeds 8]]
                                 [--skip-comparison] [--watermark large,medium,small,thumbnail]
-                                [--placeholders]
+                                [--placeholders] [--profile]
     python -m benchmarks.engine --crops [--crop-renditions card:342x513,...] [--runs 7]  (benchmarks.crops)
 
 Every contender makes the same five sizes of every `tvdb/` corpus file as WebP at quality 85 with
@@ -20,7 +20,9 @@ quality), which is the trade WEBP_METHOD chooses.
 
 `--placeholders` measures only what the placeholders (ThumbHash, BlurHash, dominant colour) add: the
 CPU spent inside `compute_placeholders` during each engine render, as a share of that render's CPU
-(target under 3%), into results/engine_placeholders.json.
+(target under 3%), into results/engine_placeholders.json. `--profile` measures only where the
+engine's CPU goes step by step next to the limit (benchmarks.engine_profile), into
+results/engine_profile.json.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 
 from benchmarks import avif_cost, contenders, crops, format_quality, watermark_cost
 from benchmarks.common import cpu_seconds, machine, median, table, write_results
+from benchmarks.engine_profile import profile, profile_report
 from benchmarks.placeholder_cost import placeholder_cost, placeholder_report
 from benchmarks.similarity import ssim
 from tvdb_images.config import AVIF_QUALITY_DEFAULT
@@ -308,6 +311,9 @@ def main() -> None:
         "--placeholders", action="store_true", help="only the placeholders' share of the engine's CPU"
     )
     parser.add_argument(
+        "--profile", action="store_true", help="only the engine's CPU step by step, next to the limit"
+    )
+    parser.add_argument(
         "--crops", action="store_true", help="only the crops' cost per artwork (results/crops.json)"
     )
     parser.add_argument("--crop-renditions", default=crops.DEFAULT_CROPS, help="CROP_RENDITIONS to time")
@@ -327,6 +333,12 @@ def main() -> None:
         print(placeholder_report(cost))
         after = {"load_average_after": machine()["load_average"]}
         print(f"wrote {write_results('engine_placeholders', {'machine': context | after, **cost})}")
+        return
+    if args.profile:
+        measured = profile(files, args.runs)
+        print(profile_report(measured))
+        after = {"load_average_after": machine()["load_average"]}
+        print(f"wrote {write_results('engine_profile', {'machine': context | after, **measured})}")
         return
     qualities = [int(q) for q in args.avif_qualities.split(",") if q.strip()]
     if qualities:

@@ -181,3 +181,16 @@ def test_placeholders_share_the_smallest_renditions_aspect_ratio() -> None:
     width, height, _ = fast_thumbhash.thumb_hash_to_rgba(base64.b64decode(result.placeholders.thumbhash))
     smallest_pixels = np.zeros((smallest.height, smallest.width, 4))
     assert width / height == pytest.approx(thumbhash_ratio(smallest_pixels, has_alpha=False), rel=0.12)
+
+
+def test_opaque_pixels_get_the_same_placeholders_as_their_rgba_with_an_opaque_alpha() -> None:
+    # RGB (and opaque RGBA) take the unweighted integer path; one pixel at alpha 254 sends the same
+    # pixels down the alpha-weighted float path, which must land on the same BlurHash and colour.
+    rgb = Image.open(image_path("tvdb/episode_a.jpg")).convert("RGB").resize((64, 36))
+    as_rgba = rgb.convert("RGBA")
+    assert compute_placeholders(rgb) == compute_placeholders(as_rgba)
+    weighted = np.asarray(as_rgba).copy()
+    weighted[0, 0, 3] = 254  # one pixel below opaque: the alpha-weighted path
+    almost = compute_placeholders(Image.fromarray(weighted, "RGBA"))
+    assert almost.blurhash == compute_placeholders(rgb).blurhash
+    assert almost.dominant_color == compute_placeholders(rgb).dominant_color
