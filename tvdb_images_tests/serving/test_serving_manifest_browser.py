@@ -22,6 +22,7 @@ import pytest
 from tvdb_images_tests.support import services
 from tvdb_images_tests.support.processes import free_port, start_api_server
 from tvdb_images_tests.support.responsive_data import WIDE, WIDE_WIDTHS, responsive_data
+from tvdb_images_tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -110,10 +111,9 @@ def _image_requests(log: Path) -> list[dict]:  # type: ignore[type-arg]
 
 def _new_image_requests(log: Path, seen: int) -> list[dict]:  # type: ignore[type-arg]
     """Image requests logged after the first `seen`: waits for one, then a moment for any other."""
-    deadline = time.monotonic() + 10
-    while len(_image_requests(log)) == seen and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # a second fetch (of the fallback, another width) would be logged by now
+    wait_until(lambda: len(_image_requests(log)) > seen, 10, message="no image request logged")
+    # Not a wait for work but for its absence: a second fetch (the fallback, another width) is logged by now.
+    time.sleep(0.5)
     return _image_requests(log)[seen:]
 
 
