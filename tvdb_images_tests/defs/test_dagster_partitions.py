@@ -143,14 +143,14 @@ def production_setup(
     services.drop_database(name)
 
 
-def _metadata(instance: dg.DagsterInstance, asset: str, run_id: str) -> dict[str, dict]:  # type: ignore[type-arg]
+def _metadata(instance: dg.DagsterInstance, asset: str, run_id: str) -> dict[str, dict]:
     records = instance.fetch_materializations(dg.AssetKey(asset), limit=1000).records
     mine = [r for r in records if r.run_id == run_id]
     assert len(mine) == len({r.partition_key for r in mine})  # one materialization per partition
     return {r.partition_key: r.asset_materialization.metadata for r in mine}
 
 
-def _failures(metadata: dict) -> dict[str, int]:  # type: ignore[type-arg]
+def _failures(metadata: dict) -> dict[str, int]:
     return {row.data["cause"]: row.data["count"] for row in metadata["failures_by_cause"].value.records}
 
 

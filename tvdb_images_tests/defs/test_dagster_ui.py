@@ -126,7 +126,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser):  # type: ignore[no-untyped-def]
+def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
@@ -134,7 +134,7 @@ def page(browser):  # type: ignore[no-untyped-def]
     context.close()
 
 
-def _screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+def _screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
@@ -146,7 +146,7 @@ def _latest_backfill_id(api: DagsterAPI) -> str:
     return data["partitionBackfillsOrError"]["results"][0]["id"]
 
 
-def _counts_row(page, row_text: str) -> list[int]:  # type: ignore[no-untyped-def]
+def _counts_row(page, row_text: str) -> list[int]:
     """The numbers in the backfill page's table row naming `row_text` (targeted, in progress, ...)."""
     # A job backfill's table is a <table>; an asset backfill's a virtualized grid of positioned rows.
     row = page.locator("tr, div[style*='translateY']").filter(has_text=row_text).first
@@ -154,14 +154,14 @@ def _counts_row(page, row_text: str) -> list[int]:  # type: ignore[no-untyped-de
     return [int(n.replace(",", "")) for n in re.findall(r"(?<![\w.%])\d[\d,]*(?![\w.%])", text)]
 
 
-def _status_count(page, status: str) -> int:  # type: ignore[no-untyped-def]
+def _status_count(page, status: str) -> int:
     """The count beside a status filter of a Partitions tab, e.g. "Passed (255)"."""
     match = re.search(rf"\b{status} \((\d[\d,]*)\)", page.locator("body").inner_text())
     assert match, f"no {status} count on {page.url}"
     return int(match.group(1).replace(",", ""))
 
 
-def _partition_page(page, stack: UiStack, asset: str, partition: str) -> str:  # type: ignore[no-untyped-def]
+def _partition_page(page, stack: UiStack, asset: str, partition: str) -> str:
     """The asset's Partitions tab with one partition selected; returns the detail pane's text."""
     selected = partition.replace("|", "%7C")
     page.goto(f"{stack.deployment.url}/assets/{asset}?view=partitions&partition={selected}")
@@ -173,7 +173,7 @@ def _partition_page(page, stack: UiStack, asset: str, partition: str) -> str:  #
     return text
 
 
-def test_job_page_backfill_records_every_partition_it_runs(ui_stack: UiStack, page) -> None:  # type: ignore[no-untyped-def]
+def test_job_page_backfill_records_every_partition_it_runs(ui_stack: UiStack, page) -> None:
     """Jobs -> sync_images -> "Materialize all..." over the 256 `people` partitions: a job backfill of
     two runs of 128, each recording all 128 partitions it synced (Dagster 1.13.27 used to tag every
     run with the first partition and record only that one)."""
@@ -238,7 +238,7 @@ def test_job_page_backfill_records_every_partition_it_runs(ui_stack: UiStack, pa
     assert f"series|{SHARDS[0]}" not in instance.get_materialized_partitions(dg.AssetKey("image_renditions"))
 
 
-def test_backfill_progress_shows_while_its_runs_finish(ui_stack: UiStack, page) -> None:  # type: ignore[no-untyped-def]
+def test_backfill_progress_shows_while_its_runs_finish(ui_stack: UiStack, page) -> None:
     """An asset backfill (the Lineage page's) of the 256 `series` partitions, two runs: while the second
     is still downloading (its origin is held), the page already counts the first run's 128."""
     stack = ui_stack
@@ -282,7 +282,7 @@ def test_backfill_progress_shows_while_its_runs_finish(ui_stack: UiStack, page) 
     print(f"first partitions counted {first_counted:.0f}s after launch")
 
 
-def test_checks_pass_or_fail_per_partition_on_the_checks_page(ui_stack: UiStack, page) -> None:  # type: ignore[no-untyped-def]
+def test_checks_pass_or_fail_per_partition_on_the_checks_page(ui_stack: UiStack, page) -> None:
     """After the job backfill, `catalog_objects_exist` passed for each of the 256 `people` partitions;
     one object of one person goes missing and a run of the checks over that partition alone (launched
     as the admin API launches runs) fails the check there, and only there."""

@@ -79,7 +79,7 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
-def _fetch_from(browser, origin: str, url: str, init: dict) -> dict:  # type: ignore[no-untyped-def]
+def _fetch_from(browser, origin: str, url: str, init: dict) -> dict:
     """`fetch(url, init)` run by a page loaded from `origin`."""
     context = browser.new_context()
     try:
@@ -90,14 +90,14 @@ def _fetch_from(browser, origin: str, url: str, init: dict) -> dict:  # type: ig
         context.close()
 
 
-def _access_log(log: Path) -> list[dict]:  # type: ignore[type-arg]
+def _access_log(log: Path) -> list[dict]:
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     return [line for line in lines if line.get("event") == "http_request"]
 
 
 def test_a_browser_reads_the_api_only_from_a_listed_origin(
     production_data: ServedData, tmp_path: Path, app_origins: tuple[str, str], browser
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     listed, stranger = app_origins
     with serve(production_data, tmp_path, {"CORS_ALLOW_ORIGINS": listed}) as (port, process):
         api = f"http://127.0.0.1:{port}"

@@ -316,14 +316,14 @@ def test_an_avif_only_artwork_falls_back_to_avif_and_a_narrow_one_to_its_narrowe
         lambda r: r.pinned_path,
     )
     assert [f.format for f in manifest.formats] == ["avif"]
-    assert (manifest.fallback.format, manifest.fallback.size) == ("avif", "medium")  # type: ignore[union-attr]
+    assert (manifest.fallback.format, manifest.fallback.size) == ("avif", "medium")
     assert manifest.formats[0].srcset == "/medium.avif 1080w, /large.avif 1620w, /original.avif 3000w"
     # The upright source is the `original` rendition, whatever the catalog says of the download.
     wide = build_manifest(
         _record([("original", "webp", 2000, 3000), ("large", "webp", 1500, 2250)]), lambda r: r.pinned_path
     )
     assert (wide.width, wide.height, wide.aspect_ratio) == (2000, 3000, 0.6667)
-    assert (wide.fallback.size, wide.fallback.width) == ("large", 1500)  # type: ignore[union-attr]
+    assert (wide.fallback.size, wide.fallback.width) == ("large", 1500)
 
 
 def test_a_crop_no_longer_configured_is_still_listed_by_name_and_never_in_a_srcset() -> None:

@@ -97,7 +97,7 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
-def _image_requests(log: Path) -> list[dict]:  # type: ignore[type-arg]
+def _image_requests(log: Path) -> list[dict]:
     """The access log's image requests (not the manifest's), in the order they were answered."""
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     return [
@@ -109,7 +109,7 @@ def _image_requests(log: Path) -> list[dict]:  # type: ignore[type-arg]
     ]
 
 
-def _new_image_requests(log: Path, seen: int) -> list[dict]:  # type: ignore[type-arg]
+def _new_image_requests(log: Path, seen: int) -> list[dict]:
     """Image requests logged after the first `seen`: waits for one, then a moment for any other."""
     wait_until(lambda: len(_image_requests(log)) > seen, 10, message="no image request logged")
     # Not a wait for work but for its absence: a second fetch (the fallback, another width) is logged by now.
@@ -119,7 +119,7 @@ def _new_image_requests(log: Path, seen: int) -> list[dict]:  # type: ignore[typ
 
 def test_a_picture_built_from_the_manifest_fetches_the_width_and_format_it_needs(
     tmp_path: Path, postgres_template: str, seaweedfs: services.SeaweedFS, app_origin: str, browser
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     with responsive_data(tmp_path / "data", postgres_template, seaweedfs) as data:
         port = free_port()
         api = f"http://127.0.0.1:{port}"

@@ -38,7 +38,7 @@ def _views(data: ServedData) -> int:
 
 def _flushes(data: ServedData) -> dict[str, bool]:
     with data.catalog.session() as session:
-        return dict(session.execute(select(ArtworkViewFlush.worker, ArtworkViewFlush.stopped)).all())  # type: ignore[arg-type]
+        return dict(session.execute(select(ArtworkViewFlush.worker, ArtworkViewFlush.stopped)).all())
 
 
 def test_views_land_after_a_flush_and_a_killed_worker_loses_at_most_one_interval(

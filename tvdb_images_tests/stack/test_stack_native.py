@@ -190,7 +190,7 @@ def _create_buckets(service: Service, seaweedfs: services.SeaweedFS) -> list[str
     return buckets
 
 
-def _s3(seaweedfs: services.SeaweedFS):  # type: ignore[no-untyped-def]
+def _s3(seaweedfs: services.SeaweedFS):
     return boto3.client(
         "s3",
         endpoint_url=seaweedfs.endpoint,
@@ -339,10 +339,10 @@ def _admin_sync(api_url: str, entry: CatalogEntry) -> str:
     return response.json()["task_id"]
 
 
-def _wait_for_task(api_url: str, task_id: str, *, timeout: float) -> dict:  # type: ignore[type-arg]
-    seen: list[dict] = []  # type: ignore[type-arg]
+def _wait_for_task(api_url: str, task_id: str, *, timeout: float) -> dict:
+    seen: list[dict] = []
 
-    def finished() -> dict | None:  # type: ignore[type-arg]
+    def finished() -> dict | None:
         response = httpx.get(
             f"{api_url}/api/v1/admin/tasks/{task_id}",
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
@@ -378,7 +378,7 @@ def _check_backfill_runs(backfill: Backfill, backfill_id: str, requested: list[s
     assert covered == set(requested)
 
 
-def _check_catalog(database_url: str, entries: list[CatalogEntry], synced: list[CatalogEntry]):  # type: ignore[no-untyped-def]
+def _check_catalog(database_url: str, entries: list[CatalogEntry], synced: list[CatalogEntry]):
     """What was synced is processed with every size recorded; the rest of the catalog is untouched."""
     synced_ids = {e.artwork_id for e in synced}
     assert synced and len(synced) < len(entries)
@@ -401,7 +401,7 @@ def _check_catalog(database_url: str, entries: list[CatalogEntry], synced: list[
     return renditions
 
 
-def _check_objects(s3, buckets: list[str], renditions) -> None:  # type: ignore[no-untyped-def]
+def _check_objects(s3, buckets: list[str], renditions) -> None:
     """Every rendition at its layout key as WebP with the recorded dimensions, inside its size's box;
     every source once in the originals bucket; step logs in the compute-logs bucket."""
     originals_bucket, thumbnails_bucket, logs_bucket = buckets

@@ -166,12 +166,12 @@ class RecordingStore:
         self.backend = inner.backend
         self.calls: list[tuple[str, Bucket, str]] = []
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str):
         attribute = getattr(self.inner, name)
         if name not in ("open", "get", "head", "list", "put", "delete"):
             return attribute
 
-        def recorded(bucket: Bucket, key, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def recorded(bucket: Bucket, key, *args, **kwargs):
             self.calls.append((name, bucket, str(key)))
             return attribute(bucket, key, *args, **kwargs)
 
