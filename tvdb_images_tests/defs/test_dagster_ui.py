@@ -26,6 +26,7 @@ from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
 from tvdb_images.partition_keys import PARTITION_NAME_TAG, RANGE_END_TAG, RANGE_START_TAG
 from tvdb_images.storage.layout import SHARDS, shard_of
+from tvdb_images_tests.support.browser import chromium
 from tvdb_images_tests.support.dagster_api import DagsterAPI
 from tvdb_images_tests.support.dagster_ui import REPOSITORY, DagsterDeployment, dagster_deployment
 from tvdb_images_tests.support.origins import LoopbackOrigin, OriginHandler, serve_file
@@ -34,11 +35,7 @@ from tvdb_images_tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
+QUIET_CHROMIUM = [  # no update checks, sync or first-run pages: only the pages under test load
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
@@ -115,14 +112,8 @@ def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium(*QUIET_CHROMIUM) as launched:
+        yield launched
 
 
 @pytest.fixture

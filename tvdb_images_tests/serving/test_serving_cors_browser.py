@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tvdb_images_tests.support.browser import chromium
 from tvdb_images_tests.support.serving_data import ADMIN_TOKEN, PRIMARY_POSTER, ServedData, serve
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 METADATA = f"/api/v1/images/artwork/{PRIMARY_POSTER}"
 ADMIN_SYNC = "/api/v1/admin/sync/images/series/101"
 # What the page runs: each fetch's outcome as its script sees it (status, body, an exposed header).
@@ -67,16 +67,8 @@ def app_origins() -> Iterator[tuple[str, str]]:
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def _fetch_from(browser, origin: str, url: str, init: dict) -> dict:

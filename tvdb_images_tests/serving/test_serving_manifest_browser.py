@@ -20,13 +20,13 @@ from urllib.parse import quote
 import pytest
 
 from tvdb_images_tests.support import services
+from tvdb_images_tests.support.browser import chromium
 from tvdb_images_tests.support.processes import free_port, start_api_server
 from tvdb_images_tests.support.responsive_data import WIDE, WIDE_WIDTHS, responsive_data
 from tvdb_images_tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 # (viewport width in CSS px, device pixel ratio) -> the size whose width is exactly width x DPR.
 CASES = [((300, 1), "thumbnail"), ((640, 2), "medium"), ((960, 2), "large"), ((800, 3), "original")]
 
@@ -85,16 +85,8 @@ def app_origin() -> Iterator[str]:
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def _image_requests(log: Path) -> list[dict]:

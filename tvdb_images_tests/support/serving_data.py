@@ -22,9 +22,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+from fastapi.testclient import TestClient
 
+from serving.app import create_app
 from tvdb_images.catalog import queue
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
@@ -190,3 +193,13 @@ def serve(
         yield port, process
     finally:
         process.stop()
+
+
+@contextmanager
+def api(data: ServedData, store: Any = None, **settings: Any) -> Iterator[TestClient]:
+    """The API in process on `data` (or on `store` in its place), with `settings` changed for the test."""
+    app = create_app(
+        data.settings.model_copy(update=settings), catalog=data.catalog, store=store or data.store
+    )
+    with TestClient(app) as client:
+        yield client
