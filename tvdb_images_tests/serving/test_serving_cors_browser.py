@@ -9,14 +9,12 @@ request through to the token check and stops the other's before the POST is sent
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from tvdb_images_tests.support.browser import chromium
+from tvdb_images_tests.support.browser import chromium, serve_page
 from tvdb_images_tests.support.serving_data import ADMIN_TOKEN, PRIMARY_POSTER, ServedData, serve
 
 pytestmark = pytest.mark.browser
@@ -35,34 +33,14 @@ FETCH_SCRIPT = """async ([url, init]) => {
 }"""
 
 
-class _AppPage(BaseHTTPRequestHandler):
-    """A web application's page: an empty HTML document; the test's script runs in it."""
-
-    def do_GET(self) -> None:
-        body = b"<!doctype html><title>app</title><p>app"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+APP_PAGE = b"<!doctype html><title>app</title><p>app"  # the test's script runs in it
 
 
 @pytest.fixture
 def app_origins() -> Iterator[tuple[str, str]]:
     """Two loopback origins (two ports) serving the application page: (listed, not listed)."""
-    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _AppPage) for _ in range(2)]
-    for server in servers:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        listed, stranger = (f"http://127.0.0.1:{server.server_address[1]}" for server in servers)
+    with serve_page(APP_PAGE) as listed, serve_page(APP_PAGE) as stranger:
         yield listed, stranger
-    finally:
-        for server in servers:
-            server.shutdown()
-            server.server_close()
 
 
 @pytest.fixture

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from tvdb_images_tests.support import services
-from tvdb_images_tests.support.browser import chromium
+from tvdb_images_tests.support.browser import chromium, serve_page
 from tvdb_images_tests.support.processes import free_port, start_api_server
 from tvdb_images_tests.support.responsive_data import WIDE, WIDE_WIDTHS, responsive_data
 from tvdb_images_tests.support.waiting import wait_until
@@ -60,27 +58,10 @@ window.shown = (async () => {
 </script>"""
 
 
-class _AppPage(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(PAGE)))
-        self.end_headers()
-        self.wfile.write(PAGE)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def app_origin() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _AppPage)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_page(PAGE) as origin:
+        yield origin
 
 
 @pytest.fixture
