@@ -187,12 +187,9 @@ def test_s3_preflight_passes_on_real_seaweedfs(seaweedfs: services.SeaweedFS) ->
     from tvdb_images.preflight import check_dependencies
 
     settings = load_settings(
-        STORAGE_BACKEND="s3",
-        S3_ENDPOINT_URL=seaweedfs.endpoint,
-        S3_ACCESS_KEY_ID=seaweedfs.access_key,
-        S3_SECRET_ACCESS_KEY=seaweedfs.secret_key,
-        S3_BUCKET_ORIGINALS=services.unique_name("orig").replace("_", "-"),
-        S3_BUCKET_THUMBNAILS=services.unique_name("thumb").replace("_", "-"),
+        **seaweedfs.storage_values(
+            services.unique_name("orig").replace("_", "-"), services.unique_name("thumb").replace("_", "-")
+        ),
         DATABASE_URL="sqlite://",
     )
     check_dependencies(settings)

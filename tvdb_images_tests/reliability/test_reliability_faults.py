@@ -415,12 +415,7 @@ def test_sync_process_killed_mid_partition_then_rerun_converges(
         scenario.load(corpus_dir)
         values = {
             "DATABASE_URL": postgres_catalog.url,
-            "STORAGE_BACKEND": "s3",
-            "S3_ENDPOINT_URL": seaweedfs.endpoint,
-            "S3_ACCESS_KEY_ID": seaweedfs.access_key,
-            "S3_SECRET_ACCESS_KEY": seaweedfs.secret_key,
-            "S3_BUCKET_ORIGINALS": s3_bucket_names[Bucket.ORIGINALS],
-            "S3_BUCKET_THUMBNAILS": s3_bucket_names[Bucket.THUMBNAILS],
+            **seaweedfs.storage_values(s3_bucket_names[Bucket.ORIGINALS], s3_bucket_names[Bucket.THUMBNAILS]),
             "ALLOWED_SOURCE_HOSTS": origin.netloc,
             "FETCH_MAX_RETRIES": "0",
             "RENDER_WORKERS": "1",

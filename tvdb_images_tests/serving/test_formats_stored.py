@@ -51,12 +51,7 @@ def base(
         "FETCH_MAX_RETRIES": 0,
         "RENDER_WORKERS": 2,
         "SERVING_CACHE_SECONDS": 0,
-        "STORAGE_BACKEND": "s3",
-        "S3_ENDPOINT_URL": seaweedfs.endpoint,
-        "S3_ACCESS_KEY_ID": seaweedfs.access_key,
-        "S3_SECRET_ACCESS_KEY": seaweedfs.secret_key,
-        "S3_BUCKET_ORIGINALS": s3_bucket_names[Bucket.ORIGINALS],
-        "S3_BUCKET_THUMBNAILS": s3_bucket_names[Bucket.THUMBNAILS],
+        **seaweedfs.storage_values(s3_bucket_names[Bucket.ORIGINALS], s3_bucket_names[Bucket.THUMBNAILS]),
     }
 
 

@@ -79,6 +79,17 @@ class SeaweedFS:
     def s3_port(self) -> int:
         return int(self.endpoint.rsplit(":", 1)[1])
 
+    def storage_values(self, originals: str, thumbnails: str) -> dict[str, str]:
+        """The settings (by environment name) that store objects in this server's two buckets."""
+        return {
+            "STORAGE_BACKEND": "s3",
+            "S3_ENDPOINT_URL": self.endpoint,
+            "S3_ACCESS_KEY_ID": self.access_key,
+            "S3_SECRET_ACCESS_KEY": self.secret_key,
+            "S3_BUCKET_ORIGINALS": originals,
+            "S3_BUCKET_THUMBNAILS": thumbnails,
+        }
+
     def stop(self, timeout: float = 20) -> None:
         """Stop the server this object started (by its pid); the data directory stays."""
         if self.process is None or self.process.poll() is not None:

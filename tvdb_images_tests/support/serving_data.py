@@ -109,15 +109,8 @@ def base_values(origin: LoopbackOrigin, database_url: str) -> dict[str, object]:
     }
 
 
-def s3_values(seaweedfs: services.SeaweedFS, prefix: str) -> dict[str, object]:
-    return {
-        "STORAGE_BACKEND": "s3",
-        "S3_ENDPOINT_URL": seaweedfs.endpoint,
-        "S3_ACCESS_KEY_ID": seaweedfs.access_key,
-        "S3_SECRET_ACCESS_KEY": seaweedfs.secret_key,
-        "S3_BUCKET_ORIGINALS": f"{prefix}-originals",
-        "S3_BUCKET_THUMBNAILS": f"{prefix}-thumbnails",
-    }
+def s3_values(seaweedfs: services.SeaweedFS, prefix: str) -> dict[str, str]:
+    return seaweedfs.storage_values(f"{prefix}-originals", f"{prefix}-thumbnails")
 
 
 def fill(
