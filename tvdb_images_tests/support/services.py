@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -78,6 +79,20 @@ class SeaweedFS:
     @property
     def s3_port(self) -> int:
         return int(self.endpoint.rsplit(":", 1)[1])
+
+    def probe_client(self, read_timeout: float) -> Any:
+        """A boto3 S3 client that tries once and waits little, so a readiness poll is quick."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+            config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=read_timeout),
+        )
 
     def storage_values(self, originals: str, thumbnails: str) -> dict[str, str]:
         """The settings (by environment name) that store objects in this server's two buckets."""
@@ -170,19 +185,8 @@ def _s3_ready(server: SeaweedFS) -> bool:
         raise RuntimeError(f"weed exited with {server.process.returncode}:\n{log}")
     if not port_open("127.0.0.1", server.s3_port):
         return False
-    import boto3
-    from botocore.config import Config
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.endpoint,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-        region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=3),
-    )
     try:
-        client.list_buckets()
+        server.probe_client(read_timeout=3).list_buckets()
         return True
     except Exception:
         return False
