@@ -313,7 +313,7 @@ def _wait_until_serving(server: services.SeaweedFS, buckets: dict[Bucket, str], 
         access_key_id=None,
         secret_access_key=None,
         region="",
-        client=server.probe_client(read_timeout=2),
+        client=server.s3_client(read_timeout=2),
     )
     probe = "readiness-probe/ready"  # outside the layout: no partition prefix, never an orphan
 

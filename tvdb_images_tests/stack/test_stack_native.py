@@ -32,7 +32,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import boto3
 import dagster as dg
 import httpx
 import pytest
@@ -184,20 +183,10 @@ def _create_buckets(service: Service, seaweedfs: services.SeaweedFS) -> list[str
     command = service.command
     assert command[:2] == ["mb", "--ignore-existing"], command
     buckets = [argument.removeprefix("store/") for argument in command[2:]]
-    client = _s3(seaweedfs)
+    client = seaweedfs.s3_client()
     for bucket in buckets:
         client.create_bucket(Bucket=bucket)
     return buckets
-
-
-def _s3(seaweedfs: services.SeaweedFS):
-    return boto3.client(
-        "s3",
-        endpoint_url=seaweedfs.endpoint,
-        aws_access_key_id=seaweedfs.access_key,
-        aws_secret_access_key=seaweedfs.secret_key,
-        region_name="us-east-1",
-    )
 
 
 def _max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -309,7 +298,7 @@ def test_compose_stack_runs_a_backfill_natively(
     stack.timings |= {"backfill_runs": len(backfill.runs), "most_runs_at_once": overlap}
 
     renditions = _check_catalog(commands["api"].environment["DATABASE_URL"], entries, synced)
-    _check_objects(_s3(seaweedfs), buckets, renditions)
+    _check_objects(seaweedfs.s3_client(), buckets, renditions)
 
     # Materialization metadata, as an analyst reads it: an event for every partition of the backfill,
     # each with its own partition's counts, which add up to the artwork of the content type.

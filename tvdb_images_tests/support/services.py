@@ -80,18 +80,22 @@ class SeaweedFS:
     def s3_port(self) -> int:
         return int(self.endpoint.rsplit(":", 1)[1])
 
-    def probe_client(self, read_timeout: float) -> Any:
-        """A boto3 S3 client that tries once and waits little, so a readiness poll is quick."""
+    def s3_client(self, *, read_timeout: float | None = None) -> Any:
+        """A boto3 S3 client of this server; given `read_timeout`, one that tries once and waits little,
+        so a readiness poll is quick."""
         import boto3
         from botocore.config import Config
 
+        quick = None
+        if read_timeout is not None:
+            quick = Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=read_timeout)
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             region_name="us-east-1",
-            config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=read_timeout),
+            config=quick,
         )
 
     def storage_values(self, originals: str, thumbnails: str) -> dict[str, str]:
@@ -186,7 +190,7 @@ def _s3_ready(server: SeaweedFS) -> bool:
     if not port_open("127.0.0.1", server.s3_port):
         return False
     try:
-        server.probe_client(read_timeout=3).list_buckets()
+        server.s3_client(read_timeout=3).list_buckets()
         return True
     except Exception:
         return False
