@@ -83,9 +83,13 @@ def test_deleting_the_last_object_removes_its_empty_directories(local_store: Loc
     assert local_store.get(Bucket.THUMBNAILS, KEY) == b"back"
 
 
-def _losing_directories(store: LocalObjectStore, times: int, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Make the store lose each directory it has just made, `times` times: a concurrent delete of the
-    (then empty) directory between making it and writing the file into it."""
+def _losing_directories(
+    tmp_path: Path, times: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[LocalObjectStore, list[Path]]:
+    """A store that loses each directory it has just made, `times` times (a concurrent delete of the
+    then empty directory between making it and writing the file into it), and the directories lost."""
+    store = LocalObjectStore(tmp_path / "storage")
+    store.ensure_buckets()
     make = store._make_directories
     lost: list[Path] = []
 
@@ -96,15 +100,13 @@ def _losing_directories(store: LocalObjectStore, times: int, monkeypatch: pytest
             lost.append(directory)
 
     monkeypatch.setattr(store, "_make_directories", make_then_lose)
-    return lost
+    return store, lost
 
 
 def test_a_write_makes_a_directory_a_concurrent_delete_removed_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = LocalObjectStore(tmp_path / "storage")
-    store.ensure_buckets()
-    lost = _losing_directories(store, 2, monkeypatch)
+    store, lost = _losing_directories(tmp_path, 2, monkeypatch)
     store.put(Bucket.THUMBNAILS, KEY, b"bytes", content_type="image/webp")
     assert len(lost) == 2
     assert store.get(Bucket.THUMBNAILS, KEY) == b"bytes"
@@ -113,9 +115,7 @@ def test_a_write_makes_a_directory_a_concurrent_delete_removed_again(
 def test_a_write_gives_up_after_three_lost_directories(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = LocalObjectStore(tmp_path / "storage")
-    store.ensure_buckets()
-    lost = _losing_directories(store, 3, monkeypatch)
+    store, lost = _losing_directories(tmp_path, 3, monkeypatch)
     with pytest.raises(FileNotFoundError):
         store.put(Bucket.THUMBNAILS, KEY, b"bytes", content_type="image/webp")
     assert len(lost) == 3
