@@ -85,7 +85,7 @@ def limit(encoder: Encoder, prepared: Prepared) -> list[bytes]:
     return [encoder.webp(pixels) for pixels in prepared.pixels]
 
 
-def load_pyvips():  # type: ignore[no-untyped-def]
+def load_pyvips():
     """pyvips on one thread, with its operation cache off so repeated runs do the work again."""
     os.environ.setdefault("VIPS_CONCURRENCY", "1")
     import pyvips
@@ -137,5 +137,5 @@ def pyvips_once(encoder: Encoder) -> Pipeline:
     return run
 
 
-def _vips_webp(image, encoder: Encoder) -> bytes:  # type: ignore[no-untyped-def]
+def _vips_webp(image, encoder: Encoder) -> bytes:
     return image.webpsave_buffer(Q=encoder.quality, effort=encoder.method, keep="none")

@@ -42,7 +42,7 @@ def run_processes(tasks: list[tuple[bytes, RenderSettings]], pool: ProcessPoolEx
     list(pool.map(render_count, tasks, chunksize=1))
 
 
-def measure(label: str, work, images: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def measure(label: str, work, images: int) -> dict[str, Any]:
     before, cpu, started = sample(), time.process_time(), time.perf_counter()
     work()
     wall = time.perf_counter() - started
@@ -69,11 +69,11 @@ def gil_held_fraction(tasks: list[tuple[bytes, RenderSettings]]) -> float:
     released = 0.0
     originals = []
 
-    def timed(owner, name: str) -> None:  # type: ignore[no-untyped-def]
+    def timed(owner, name: str) -> None:
         function = getattr(owner, name)
         originals.append((owner, name, function))
 
-        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        def wrapper(*args, **kwargs):
             nonlocal released
             started = time.thread_time()
             try:

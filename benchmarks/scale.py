@@ -74,7 +74,7 @@ def memory_at(size: int, sample: int) -> dict[str, Any]:
     }
 
 
-def timed(function, repeats: int = 7) -> float:  # type: ignore[no-untyped-def]
+def timed(function, repeats: int = 7) -> float:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -83,13 +83,13 @@ def timed(function, repeats: int = 7) -> float:  # type: ignore[no-untyped-def]
     return median(times)
 
 
-def explain(catalog: Catalog, session, call) -> list[str]:  # type: ignore[no-untyped-def]
+def explain(catalog: Catalog, session, call) -> list[str]:
     """EXPLAIN ANALYZE of the exact statement `call` sends (captured on its way to the driver)."""
     from sqlalchemy import event
 
     captured: list[tuple[str, Any]] = []
 
-    def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+    def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:
         captured.append((statement, parameters))
 
     event.listen(catalog.engine, "before_cursor_execute", capture)

@@ -43,12 +43,7 @@ class Stack:
     def settings(self, **extra: object) -> Settings:
         values: dict[str, object] = {
             "DATABASE_URL": self.database_url,
-            "STORAGE_BACKEND": "s3",
-            "S3_ENDPOINT_URL": self.seaweedfs.endpoint,
-            "S3_ACCESS_KEY_ID": self.seaweedfs.access_key,
-            "S3_SECRET_ACCESS_KEY": self.seaweedfs.secret_key,
-            "S3_BUCKET_ORIGINALS": BUCKETS[Bucket.ORIGINALS],
-            "S3_BUCKET_THUMBNAILS": BUCKETS[Bucket.THUMBNAILS],
+            **self.seaweedfs.storage_values(BUCKETS[Bucket.ORIGINALS], BUCKETS[Bucket.THUMBNAILS]),
             "TVDB_IMAGES_DATA_DIR": str(self.work_dir / "data"),
         }
         if self.origin_url:
@@ -61,12 +56,7 @@ class Stack:
         settings = self.settings(**extra)
         env = {
             "DATABASE_URL": self.database_url,
-            "STORAGE_BACKEND": "s3",
-            "S3_ENDPOINT_URL": self.seaweedfs.endpoint,
-            "S3_ACCESS_KEY_ID": self.seaweedfs.access_key,
-            "S3_SECRET_ACCESS_KEY": self.seaweedfs.secret_key,
-            "S3_BUCKET_ORIGINALS": settings.s3_bucket_originals,
-            "S3_BUCKET_THUMBNAILS": settings.s3_bucket_thumbnails,
+            **self.seaweedfs.storage_values(settings.s3_bucket_originals, settings.s3_bucket_thumbnails),
             "TVDB_IMAGES_DATA_DIR": str(self.work_dir / "data"),
         }
         if self.origin_url:

@@ -1,7 +1,7 @@
 """A small client for Dagster's GraphQL API: launch a run of a job, find runs by tag, read a run.
 
 The one hand-written GraphQL client of the project (the tests' helpers for backfills and
-materializations, tvdb_images_tests/dagster_api.py, are built on it). dagster-graphql's
+materializations, tvdb_images_tests/support/dagster_api.py, are built on it). dagster-graphql's
 `DagsterGraphQLClient` is installed but does not serve the API process:
 
 * Import cost. The API never imports Dagster, and `dagster_graphql` imports all of it: measured with

@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     # Optional watermark (off unless WATERMARK_IMAGE is set): a PNG with alpha composited onto the
     # listed sizes at render time; the file itself is checked at start (preflight.check_watermark).
     watermark_image: Path | None = Field(default=None, alias="WATERMARK_IMAGE")
-    watermark_position: Literal[WATERMARK_POSITIONS] = Field(  # type: ignore[valid-type]
+    watermark_position: Literal[WATERMARK_POSITIONS] = Field(  # type: ignore[valid-type]  # pydantic expands the tuple
         default="bottom-right", alias="WATERMARK_POSITION"
     )
     watermark_opacity: float = Field(default=0.5, ge=0, le=1, alias="WATERMARK_OPACITY")

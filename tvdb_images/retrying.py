@@ -1,12 +1,13 @@
 """Trying an operation again: the one shape every retry in the project takes, on tenacity.
 
-Three operations retry. An image fetch (`fetch.client.ImageFetcher`): transient HTTP failures, waits
+Four operations retry. An image fetch (`fetch.client.ImageFetcher`): transient HTTP failures, waits
 with equal jitter, or the server's own Retry-After. A batch of catalog writes
 (`pipeline.batching.CatalogWriter`): a restarting PostgreSQL, waits doubling from half a second. A
 serving lookup (`serving.queries.CatalogReader`): a pooled connection the server dropped, tried again
-at once on a fresh one. Each says which errors deserve another attempt, how many attempts there are
-in all and how long to wait before each; tenacity keeps the count, sleeps, and re-raises the last
-error unchanged when it gives up. (Object GETs on the read path retry inside urllib3,
+at once on a fresh one. A local-store write (`storage.local.LocalObjectStore.put`): a directory a
+concurrent delete removed, made again at once. Each says which errors deserve another attempt, how
+many attempts there are in all and how long to wait before each; tenacity keeps the count, sleeps,
+and re-raises the last error unchanged when it gives up. (Object GETs on the read path retry inside urllib3,
 `urllib3.Retry`, as boto3 does for everything else.)
 
 tenacity rather than stamina (which is built on it): the fetch's wait is either the server's

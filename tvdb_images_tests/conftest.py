@@ -138,7 +138,7 @@ def local_store(tmp_path: Path) -> LocalObjectStore:
 
 
 @pytest.fixture(params=["local", "s3"])
-def any_store(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+def any_store(request: pytest.FixtureRequest):
     """The same test on the local-filesystem store and on real SeaweedFS S3."""
     return request.getfixturevalue(f"{request.param}_store")
 

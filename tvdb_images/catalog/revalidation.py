@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, true, update
+from sqlalchemy import and_, or_, true, update
 from sqlalchemy.orm import Session
 
 from tvdb_images.catalog.models import Artwork, ArtworkStatus
@@ -60,11 +60,6 @@ def revalidation_candidates(
         Artwork.id > after_id,
         limit=limit,
     )
-
-
-def count_due(session: Session, scope: Scope, *, checked_before: datetime | None) -> int:
-    statement = select(func.count()).select_from(Artwork).where(scope.clause())
-    return session.scalar(statement.where(revalidation_condition(checked_before))) or 0
 
 
 def record_confirmed(

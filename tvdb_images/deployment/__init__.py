@@ -4,6 +4,6 @@ dagster.yaml files select, and the embedded default instance config shipped with
 
 These storages subclass Dagster's own and reach into its private internals, for measured gains
 (docs/performance.md, section 3; docs/operations.md, "One run over a whole range").
-`tvdb_images_tests/test_deployment_internals.py` fails, naming what changed, when a Dagster upgrade
+`tvdb_images_tests/defs/test_deployment_internals.py` fails, naming what changed, when a Dagster upgrade
 changes any internal they rely on.
 """

@@ -19,7 +19,7 @@ starts, which dagster-postgres would otherwise write one by one, several round t
 batch of per-partition check evaluations a ranged run's checks record (tvdb_images/defs/check_results.py).
 
 It relies on dagster-postgres internals (`_engine`, `_connect`, `_store_asset_event`, ...);
-tvdb_images_tests/test_deployment_internals.py fails, naming what changed, when an upgrade moves them.
+tvdb_images_tests/defs/test_deployment_internals.py fails, naming what changed, when an upgrade moves them.
 Upstream issues whose fixes would retire it: planned events written one by one when a run is created,
 https://github.com/dagster-io/dagster/issues/33831 (fix proposed in
 https://github.com/dagster-io/dagster/pull/33832, batching planned asset and check events in

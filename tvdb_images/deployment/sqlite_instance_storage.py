@@ -16,8 +16,9 @@ when `DAGSTER_EVENT_BATCH_SIZE` is set; loading this storage sets it (unless the
 does), so every process that opens the instance (`dagster dev`, `dagster job launch`, run workers)
 batches. Selected in the top-level dagster.yaml under `storage: custom:`.
 
-Like the PostgreSQL storage it relies on Dagster internals (tvdb_images_tests/test_deployment_internals.py
-names any an upgrade changes). The upstream issue whose fix would retire it:
+Like the PostgreSQL storage it relies on Dagster internals
+(tvdb_images_tests/defs/test_deployment_internals.py names any an upgrade changes). The upstream issue
+whose fix would retire it:
 https://github.com/dagster-io/dagster/issues/33831 (planned events written one by one when a run is
 created; the proposed fix, https://github.com/dagster-io/dagster/pull/33832, hands them to the storage
 in batches always, and batches them in dagster-postgres only).

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tvdb_images.retrying import retrying
 from tvdb_images.storage.base import Bucket, ObjectInfo, ObjectNotFound, ObjectStream, StorageError
 from tvdb_images.storage.layout import MIME_BY_EXTENSION
 
@@ -49,15 +50,13 @@ class LocalObjectStore:
         self, bucket: Bucket, key: str, data: bytes, *, content_type: str, cache_control: str | None = None
     ) -> ObjectInfo:
         path = self._path(bucket, key)
-        for attempt in range(3):
+
+        def write() -> None:
             self._make_directories(path.parent, self._bucket_dir(bucket))
-            try:
-                self._write(path, data)
-                break
-            except FileNotFoundError:
-                # A concurrent delete removed the (then empty) directory; make it again.
-                if attempt == 2:
-                    raise
+            self._write(path, data)
+
+        # A concurrent delete may remove the (then empty) directory between the two; make it again.
+        retrying(attempts=3, retry_on=lambda error: isinstance(error, FileNotFoundError))(write)
         return self._info(key, path, etag=hashlib.md5(data, usedforsecurity=False).hexdigest())
 
     def _write(self, path: Path, data: bytes) -> None:

@@ -136,7 +136,7 @@ def test_rows_inserted_by_a_proxy_get_their_layout(any_catalog: Catalog) -> None
         assert row.status == ArtworkStatus.PENDING
 
 
-def test_cli_import_and_db_upgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_import_and_db_upgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     assert main(["db", "upgrade"]) == 0
     assert f"revision {migrate.head_revision()}" in capsys.readouterr().out

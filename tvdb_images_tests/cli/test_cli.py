@@ -49,7 +49,7 @@ def _run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedPro
 
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     """`main(ARGS)` in this process, in an empty directory, with only the given variables set."""
 
     def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
@@ -147,7 +147,7 @@ def test_s3_without_credentials_stops_the_demo_at_start(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", [["serve"], ["catalog", "import", "x.jsonl"]])
-def test_s3_without_credentials_stops_other_commands(command: list[str], cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_s3_without_credentials_stops_other_commands(command: list[str], cli, tmp_path: Path) -> None:
     (tmp_path / "x.jsonl").write_text("")
     result = cli(command, STORAGE_BACKEND="s3")
     if command[0] == "serve":
@@ -156,7 +156,7 @@ def test_s3_without_credentials_stops_other_commands(command: list[str], cli, tm
         assert result.returncode == 0, result.stderr
 
 
-def test_s3_with_half_the_credentials_names_the_missing_one(cli) -> None:  # type: ignore[no-untyped-def]
+def test_s3_with_half_the_credentials_names_the_missing_one(cli) -> None:
     result = cli(["serve"], STORAGE_BACKEND="s3", S3_ACCESS_KEY_ID="key")
     _assert_stopped_at_start(result, "S3_SECRET_ACCESS_KEY: not set")
 
@@ -187,12 +187,9 @@ def test_s3_preflight_passes_on_real_seaweedfs(seaweedfs: services.SeaweedFS) ->
     from tvdb_images.preflight import check_dependencies
 
     settings = load_settings(
-        STORAGE_BACKEND="s3",
-        S3_ENDPOINT_URL=seaweedfs.endpoint,
-        S3_ACCESS_KEY_ID=seaweedfs.access_key,
-        S3_SECRET_ACCESS_KEY=seaweedfs.secret_key,
-        S3_BUCKET_ORIGINALS=services.unique_name("orig").replace("_", "-"),
-        S3_BUCKET_THUMBNAILS=services.unique_name("thumb").replace("_", "-"),
+        **seaweedfs.storage_values(
+            services.unique_name("orig").replace("_", "-"), services.unique_name("thumb").replace("_", "-")
+        ),
         DATABASE_URL="sqlite://",
     )
     check_dependencies(settings)
@@ -210,14 +207,14 @@ def test_a_database_that_does_not_exist_stops_the_demo_at_start(tmp_path: Path) 
 @pytest.mark.parametrize(
     "command", [["serve"], ["db", "upgrade"], ["catalog", "retry-failed"], ["catalog", "import", "x.jsonl"]]
 )
-def test_a_database_that_does_not_exist_stops_other_commands(command: list[str], cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_database_that_does_not_exist_stops_other_commands(command: list[str], cli, tmp_path: Path) -> None:
     (tmp_path / "x.jsonl").write_text("")
     name = services.unique_name("tvdb_missing")
     result = cli(command, DATABASE_URL=services.database_url(name))
     _assert_stopped_at_start(result, f'DATABASE_URL: database "{name}" does not exist', "createdb", name)
 
 
-def test_an_unreachable_database_server_stops_at_start(cli) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_database_server_stops_at_start(cli) -> None:
     port = _closed_port()
     result = cli(["db", "upgrade"], DATABASE_URL=f"postgresql://postgres@127.0.0.1:{port}/tvdb")
     _assert_stopped_at_start(

@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
 
 from tvdb_images.demo.home import EMBEDDED_INSTANCE_YAML
 from tvdb_images_tests.support.processes import ManagedProcess, free_port
+from tvdb_images_tests.support.waiting import wait_until
 
 TVDB_IMAGES = str(Path(sys.executable).parent / "tvdb-images")
 
@@ -30,11 +30,13 @@ def _new_user(tmp_path: Path, **env: str) -> dict[str, str]:
 
 
 def _wait_for_line(process: ManagedProcess, text: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in process.log_tail(200_000):
+    def logged() -> bool:
+        if text in process.log_tail(200_000):
+            return True
         assert process.alive(), process.log_tail()
-        assert time.monotonic() < deadline, f"no {text!r} within {timeout:.0f} s:\n{process.log_tail()}"
-        time.sleep(0.2)
+        return False
+
+    wait_until(logged, timeout, interval=0.2, message=lambda: f"no {text!r}:\n{process.log_tail()}")
 
 
 def test_ui_creates_a_missing_dagster_home_and_dagster_dev_accepts_it(tmp_path: Path) -> None:

@@ -247,7 +247,7 @@ def test_origin_keeps_the_recorded_port_and_says_when_it_must_move(tmp_path: Pat
         pass
 
 
-def test_progress_on_a_terminal_is_a_live_display(sqlite_catalog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_progress_on_a_terminal_is_a_live_display(sqlite_catalog, tmp_path: Path) -> None:
     """On a TTY the rich display shows runs, artworks done of those to do, failures and throughput."""
     import pty
     from datetime import UTC, datetime

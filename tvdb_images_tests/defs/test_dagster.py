@@ -56,16 +56,11 @@ def embedded(tmp_path: Path, sqlite_catalog: Catalog, origin: LoopbackOrigin) ->
 @pytest.fixture
 def production(
     postgres_catalog: Catalog, origin: LoopbackOrigin, seaweedfs: services.SeaweedFS, s3_bucket_names
-) -> Settings:  # type: ignore[no-untyped-def]
+) -> Settings:
     return _settings(
         origin,
         postgres_catalog.url,
-        STORAGE_BACKEND="s3",
-        S3_ENDPOINT_URL=seaweedfs.endpoint,
-        S3_ACCESS_KEY_ID=seaweedfs.access_key,
-        S3_SECRET_ACCESS_KEY=seaweedfs.secret_key,
-        S3_BUCKET_ORIGINALS=s3_bucket_names[Bucket.ORIGINALS],
-        S3_BUCKET_THUMBNAILS=s3_bucket_names[Bucket.THUMBNAILS],
+        **seaweedfs.storage_values(s3_bucket_names[Bucket.ORIGINALS], s3_bucket_names[Bucket.THUMBNAILS]),
     )
 
 
@@ -306,7 +301,7 @@ def test_a_launchpad_override_reaches_the_runs_renditions(embedded: Settings, or
     job = defs.resolve_job_def("sync_content_item")
     instance = dg.DagsterInstance.ephemeral()
 
-    def sync(content_id: int, overrides: dict) -> None:  # type: ignore[type-arg]
+    def sync(content_id: int, overrides: dict) -> None:
         run_config = {
             "ops": {"sync_content_item_op": {"config": {"content_type": "movies", "content_id": content_id}}},
             "resources": {"image_pipeline": {"config": overrides}} if overrides else {},
@@ -422,7 +417,7 @@ def test_cleanup_job_dry_run_then_for_real(embedded: Settings, origin: LoopbackO
         path = session.get(Artwork, 410).storage_path
     store.put(Bucket.THUMBNAILS, f"{path}/999/large.webp", b"orphan", content_type="image/webp")
 
-    def run(dry_run: bool) -> dict:  # type: ignore[type-arg]
+    def run(dry_run: bool) -> dict:
         config = {"ops": {"orphaned_images": {"config": {"dry_run": dry_run, "grace_hours": 0}}}}
         result = defs.resolve_job_def("cleanup_orphans").execute_in_process(
             instance=instance, partition_key=pk, run_config=config

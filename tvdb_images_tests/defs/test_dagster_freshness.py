@@ -49,7 +49,7 @@ def _tick(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.RunRequest |
     return result.run_requests[0] if result.run_requests else None
 
 
-def _refresh(defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest) -> dict:  # type: ignore[type-arg]
+def _refresh(defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest) -> dict:
     job = defs.resolve_job_def(request.job_name or "refresh_storage_stats")
     assert job.name == "refresh_storage_stats"
     assert job.execute_in_process(instance=instance, tags=request.tags).success

@@ -35,13 +35,13 @@ def defs(tmp_path: Path, sqlite_catalog: Catalog) -> dg.Definitions:
     return build_definitions(settings)
 
 
-def _config_fields(defs: dg.Definitions, job: str):  # type: ignore[no-untyped-def]
+def _config_fields(defs: dg.Definitions, job: str):
     schema = defs.resolve_job_def(job).run_config_schema.config_type
     op = schema.fields["ops"].config_type.fields[JOBS[job]].config_type
     return op.fields["config"].config_type.fields
 
 
-def _run(defs: dg.Definitions, job: str, config: dict) -> dg.ExecuteInProcessResult:  # type: ignore[type-arg]
+def _run(defs: dg.Definitions, job: str, config: dict) -> dg.ExecuteInProcessResult:
     return defs.resolve_job_def(job).execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
         run_config={"ops": {JOBS[job]: {"config": config}}},
@@ -97,7 +97,7 @@ def test_an_unknown_content_type_or_the_scaffold_template_is_refused_at_launch(d
         ("sync_missing_artwork", {"limit": 20_000}, "less than or equal to 10000"),
     ],
 )
-def test_ids_and_limits_must_be_positive(defs: dg.Definitions, job: str, config: dict, says: str) -> None:  # type: ignore[type-arg]
+def test_ids_and_limits_must_be_positive(defs: dg.Definitions, job: str, config: dict, says: str) -> None:
     result = _run(defs, job, config)
     assert not result.success
     assert says in _failure_text(result)
@@ -117,7 +117,7 @@ def test_an_item_the_catalog_does_not_have_fails_the_run_naming_it(defs: dg.Defi
 OVERRIDES = ("image_quality", "image_quality_avif", "webp_method", "render_workers")
 
 
-def _resource_configs(defs: dg.Definitions, job: str = "sync_images"):  # type: ignore[no-untyped-def]
+def _resource_configs(defs: dg.Definitions, job: str = "sync_images"):
     """Each resource's `config` field of the job's run config schema (what the launchpad offers)."""
     schema = defs.resolve_job_def(job).run_config_schema.config_type
     resources = schema.fields["resources"].config_type.fields
@@ -214,7 +214,7 @@ def test_a_bad_override_fails_the_run_at_start_naming_the_field(
     assert not result.get_step_success_events()
     (failure,) = [e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE"]
     messages = []
-    error = failure.event_specific_data.error  # type: ignore[union-attr]
+    error = failure.event_specific_data.error
     while error is not None:
         messages.append(error.message)
         error = error.cause

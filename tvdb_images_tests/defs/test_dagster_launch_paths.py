@@ -84,7 +84,7 @@ def test_a_run_whose_tags_disagree_with_its_partitions_fails_without_syncing(set
     result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    assert "people|00...people|3f" in failure.step_failure_data.error.message  # type: ignore[union-attr]
+    assert "people|00...people|3f" in failure.step_failure_data.error.message
     assert instance.get_materialized_partitions(dg.AssetKey("missing_artwork")) == set()
 
 

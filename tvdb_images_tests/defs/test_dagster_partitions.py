@@ -122,12 +122,7 @@ def production_setup(
     settings = _settings(
         generated_origin,
         postgres_catalog.url,
-        STORAGE_BACKEND="s3",
-        S3_ENDPOINT_URL=seaweedfs.endpoint,
-        S3_ACCESS_KEY_ID=seaweedfs.access_key,
-        S3_SECRET_ACCESS_KEY=seaweedfs.secret_key,
-        S3_BUCKET_ORIGINALS=s3_bucket_names[Bucket.ORIGINALS],
-        S3_BUCKET_THUMBNAILS=s3_bucket_names[Bucket.THUMBNAILS],
+        **seaweedfs.storage_values(s3_bucket_names[Bucket.ORIGINALS], s3_bucket_names[Bucket.THUMBNAILS]),
     )
     name = services.unique_name("tvdb_images_dagster")
     url = dagster_postgres_url(services.create_database(name))
@@ -143,14 +138,14 @@ def production_setup(
     services.drop_database(name)
 
 
-def _metadata(instance: dg.DagsterInstance, asset: str, run_id: str) -> dict[str, dict]:  # type: ignore[type-arg]
+def _metadata(instance: dg.DagsterInstance, asset: str, run_id: str) -> dict[str, dict]:
     records = instance.fetch_materializations(dg.AssetKey(asset), limit=1000).records
     mine = [r for r in records if r.run_id == run_id]
     assert len(mine) == len({r.partition_key for r in mine})  # one materialization per partition
     return {r.partition_key: r.asset_materialization.metadata for r in mine}
 
 
-def _failures(metadata: dict) -> dict[str, int]:  # type: ignore[type-arg]
+def _failures(metadata: dict) -> dict[str, int]:
     return {row.data["cause"]: row.data["count"] for row in metadata["failures_by_cause"].value.records}
 
 

@@ -27,6 +27,7 @@ from tvdb_images.catalog.models import Artwork, ArtworkStatus
 from tvdb_images.defs.partitions import MAX_PARTITIONS_PER_RUN
 from tvdb_images.partition_keys import PARTITION_NAME_TAG, RANGE_END_TAG, RANGE_START_TAG
 from tvdb_images.storage.layout import SHARDS, shard_of
+from tvdb_images_tests.support.browser import chromium
 from tvdb_images_tests.support.dagster_api import DagsterAPI
 from tvdb_images_tests.support.dagster_ui import REPOSITORY, DagsterDeployment, dagster_deployment
 from tvdb_images_tests.support.origins import LoopbackOrigin, OriginHandler, serve_file
@@ -35,11 +36,7 @@ from tvdb_images_tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
+QUIET_CHROMIUM = [  # no update checks, sync or first-run pages: only the pages under test load
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
@@ -116,18 +113,12 @@ def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium(*QUIET_CHROMIUM) as launched:
+        yield launched
 
 
 @pytest.fixture
-def page(browser):  # type: ignore[no-untyped-def]
+def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
@@ -135,7 +126,7 @@ def page(browser):  # type: ignore[no-untyped-def]
     context.close()
 
 
-def _screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+def _screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
@@ -147,7 +138,7 @@ def _latest_backfill_id(api: DagsterAPI) -> str:
     return data["partitionBackfillsOrError"]["results"][0]["id"]
 
 
-def _counts_row(page, row_text: str) -> list[int]:  # type: ignore[no-untyped-def]
+def _counts_row(page, row_text: str) -> list[int]:
     """The numbers in the backfill page's table row naming `row_text` (targeted, in progress, ...)."""
     # A job backfill's table is a <table>; an asset backfill's a virtualized grid of positioned rows.
     row = page.locator("tr, div[style*='translateY']").filter(has_text=row_text).first
@@ -155,14 +146,14 @@ def _counts_row(page, row_text: str) -> list[int]:  # type: ignore[no-untyped-de
     return [int(n.replace(",", "")) for n in re.findall(r"(?<![\w.%])\d[\d,]*(?![\w.%])", text)]
 
 
-def _status_count(page, status: str) -> int:  # type: ignore[no-untyped-def]
+def _status_count(page, status: str) -> int:
     """The count beside a status filter of a Partitions tab, e.g. "Passed (255)"."""
     match = re.search(rf"\b{status} \((\d[\d,]*)\)", page.locator("body").inner_text())
     assert match, f"no {status} count on {page.url}"
     return int(match.group(1).replace(",", ""))
 
 
-def _partition_page(page, stack: UiStack, asset: str, partition: str) -> str:  # type: ignore[no-untyped-def]
+def _partition_page(page, stack: UiStack, asset: str, partition: str) -> str:
     """The asset's Partitions tab with one partition selected; returns the detail pane's text."""
     selected = partition.replace("|", "%7C")
     page.goto(f"{stack.deployment.url}/assets/{asset}?view=partitions&partition={selected}")
@@ -174,7 +165,7 @@ def _partition_page(page, stack: UiStack, asset: str, partition: str) -> str:  #
     return text
 
 
-def test_job_page_backfill_records_every_partition_it_runs(ui_stack: UiStack, page) -> None:  # type: ignore[no-untyped-def]
+def test_job_page_backfill_records_every_partition_it_runs(ui_stack: UiStack, page) -> None:
     """Jobs -> sync_images -> "Materialize all..." over the 256 `people` partitions: a job backfill of
     one range run recording all 256 partitions it synced (Dagster 1.13.27 used to tag every range run
     with the first partition and record only that one)."""
@@ -236,7 +227,7 @@ def test_job_page_backfill_records_every_partition_it_runs(ui_stack: UiStack, pa
     assert f"series|{SHARDS[0]}" not in instance.get_materialized_partitions(dg.AssetKey("image_renditions"))
 
 
-def test_backfill_progress_shows_while_its_runs_finish(ui_stack: UiStack, page) -> None:  # type: ignore[no-untyped-def]
+def test_backfill_progress_shows_while_its_runs_finish(ui_stack: UiStack, page) -> None:
     """An asset backfill (the Lineage page's) of the 512 `people` and `series` partitions, two runs of
     256: while the second (series) is still downloading (its origin is held), the page already counts
     the first run's 256."""
@@ -283,7 +274,7 @@ def test_backfill_progress_shows_while_its_runs_finish(ui_stack: UiStack, page) 
     print(f"first partitions counted {first_counted:.0f}s after launch")
 
 
-def test_checks_pass_or_fail_per_partition_on_the_checks_page(ui_stack: UiStack, page) -> None:  # type: ignore[no-untyped-def]
+def test_checks_pass_or_fail_per_partition_on_the_checks_page(ui_stack: UiStack, page) -> None:
     """After the job backfill, `catalog_objects_exist` passed for each of the 256 `people` partitions;
     one object of one person goes missing and a run of the checks over that partition alone (launched
     as the admin API launches runs) fails the check there, and only there."""

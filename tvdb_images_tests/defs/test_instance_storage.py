@@ -122,7 +122,7 @@ def checked_artwork() -> None:
 
 
 @dg.asset_check(asset=checked_artwork, partitions_def=artwork_partitions)
-def checked_artwork_shard_is_even(context):  # type: ignore[no-untyped-def]
+def checked_artwork_shard_is_even(context):
     """Passes for even shards, fails for odd ones: a verdict per partition of the run."""
     outcomes = {pair: CheckOutcome(passed=int(pair[1], 16) % 2 == 0) for pair in run_partitions(context)}
     yield from partition_evaluations(context, outcomes)

@@ -46,7 +46,7 @@ def count_connections(instance: dg.DagsterInstance) -> Counter[str]:
     counts: Counter[str] = Counter()
     original = storage._connect
 
-    def counting(shard: str):  # type: ignore[no-untyped-def]
+    def counting(shard: str):
         counts.update(["index" if shard == "index" else "run"])
         return original(shard)
 
@@ -136,7 +136,7 @@ def assert_full_range_recorded(instance: dg.DagsterInstance, run_id: str) -> Non
         e for e in logs if e.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
     ]
     assert partitions == 1280 and len(planned) == 3 * partitions
-    with instance._event_storage.index_connection() as conn:  # type: ignore[attr-defined]
+    with instance._event_storage.index_connection() as conn:
         rows = conn.execute(
             select(
                 AssetCheckExecutionsTable.c.check_name, AssetCheckExecutionsTable.c.evaluation_event

@@ -56,7 +56,7 @@ def _run(catalog: Catalog, instance: dg.DagsterInstance, **kw: object) -> dg.Exe
         },
         instance=instance,
         raise_on_error=True,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 

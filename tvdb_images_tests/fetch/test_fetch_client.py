@@ -48,7 +48,7 @@ def sleeps() -> Sleeps:
 
 
 def make_fetcher(origin: LoopbackOrigin, sleeps: Sleeps | None = None, **limits: object) -> ImageFetcher:
-    policy = FetchPolicy(allowed_hosts=frozenset({origin.netloc}), **limits)  # type: ignore[arg-type]
+    policy = FetchPolicy(allowed_hosts=frozenset({origin.netloc}), **limits)
     return ImageFetcher(policy, sleep=sleeps if sleeps is not None else Sleeps())
 
 
@@ -144,7 +144,7 @@ class CountingTransport(httpx.BaseTransport):
         return httpx.Response(
             response.status_code,
             headers=response.headers,
-            stream=_CountingStream(self, response.stream),  # type: ignore[arg-type]
+            stream=_CountingStream(self, response.stream),
             extensions=response.extensions,
         )
 

@@ -104,7 +104,7 @@ class RecordingBackend(httpcore.NetworkBackend):
         self.calls: list[tuple[str, int]] = []
         self.unreachable = unreachable
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, **kwargs: object) -> object:  # type: ignore[override]
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, **kwargs: object) -> object:
         self.calls.append((host, port))
         if host in self.unreachable:
             raise httpcore.ConnectError(f"{host} unreachable")

@@ -22,7 +22,7 @@ def origin() -> Iterator[LoopbackOrigin]:
 
 def make_fetcher(origin: LoopbackOrigin, *extra_hosts: str, **limits: object) -> ImageFetcher:
     hosts = frozenset({origin.netloc, *extra_hosts})
-    return ImageFetcher(FetchPolicy(allowed_hosts=hosts, **limits), sleep=lambda _: None)  # type: ignore[arg-type]
+    return ImageFetcher(FetchPolicy(allowed_hosts=hosts, **limits), sleep=lambda _: None)
 
 
 def fetch_error(fetcher: ImageFetcher, url: str) -> FetchError:

@@ -69,7 +69,7 @@ def _import(catalog: Catalog, origin: LoopbackOrigin, items: list[CatalogItem]) 
     )
 
 
-def _sync(catalog: Catalog, store: ObjectStore, origin: LoopbackOrigin, **overrides: object):  # type: ignore[no-untyped-def]
+def _sync(catalog: Catalog, store: ObjectStore, origin: LoopbackOrigin, **overrides: object):
     settings = settings_for_origin(origin.netloc, **overrides)
     with ImageFetcher(settings.fetch) as fetcher:
         return sync_scope(catalog, store, fetcher, settings, Scope())
@@ -218,7 +218,7 @@ def test_storage_dedup_folds_a_catalog_stored_before_sharing(
 
 def test_storage_dedup_command(
     tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("LOCAL_STORAGE_DIR", str(tmp_path / "storage"))
     assert main(["storage", "dedup", "--dry-run"]) == 0

@@ -154,7 +154,7 @@ def test_recording_keeps_the_listed_formats_drops_the_others_and_checks_complete
             for size in SIZES
         ]
 
-    def record(renditions: list, signature: str, keep: tuple[str, ...], primary: str) -> dict[str, set[str]]:  # type: ignore[type-arg]
+    def record(renditions: list, signature: str, keep: tuple[str, ...], primary: str) -> dict[str, set[str]]:
         with sqlite_catalog.session() as session:
             results.record_renditions(
                 session, task, renditions, signature=signature, keep_formats=keep, primary_format=primary

@@ -297,12 +297,7 @@ def test_the_near_duplicates_command(
     settings = production_settings(postgres_catalog.url, seaweedfs, s3_bucket_names)
     for name, value in {
         "DATABASE_URL": postgres_catalog.url,
-        "STORAGE_BACKEND": "s3",
-        "S3_ENDPOINT_URL": seaweedfs.endpoint,
-        "S3_ACCESS_KEY_ID": seaweedfs.access_key,
-        "S3_SECRET_ACCESS_KEY": seaweedfs.secret_key,
-        "S3_BUCKET_ORIGINALS": settings.s3_bucket_originals,
-        "S3_BUCKET_THUMBNAILS": settings.s3_bucket_thumbnails,
+        **seaweedfs.storage_values(settings.s3_bucket_originals, settings.s3_bucket_thumbnails),
     }.items():
         monkeypatch.setenv(name, str(value))
     assert main(["storage", "near-duplicates"]) == 0

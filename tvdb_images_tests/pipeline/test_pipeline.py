@@ -65,7 +65,7 @@ def setup(request: pytest.FixtureRequest) -> Setup:
     )
 
 
-def _sync(setup: Setup, settings: PipelineSettings, scope: Scope | None = None):  # type: ignore[no-untyped-def]
+def _sync(setup: Setup, settings: PipelineSettings, scope: Scope | None = None):
     scope = scope or Scope()
     with ImageFetcher(settings.fetch) as fetcher:
         download = download_sources(setup.catalog, setup.store, fetcher, settings, scope)
@@ -158,7 +158,7 @@ def _check_full_sync(setup: Setup, origin: LoopbackOrigin, corpus_dir: Path) -> 
 
 def test_s3_renditions_carry_cache_control(
     origin: LoopbackOrigin, postgres_catalog: Catalog, s3_store, corpus_dir
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     entries = CorpusCatalog([e for e in corpus_entries(corpus_dir).entries if e.path == "tvdb/banner_a.jpg"])
     import_entries(postgres_catalog, entries, origin.url("").rstrip("/"))
     _sync(Setup(postgres_catalog, s3_store, "production"), settings_for_origin(origin.netloc))
@@ -177,7 +177,7 @@ def test_second_run_does_nothing_and_changes_nothing(
     settings = settings_for_origin(origin.netloc)
     _sync(setup, settings)
 
-    def snapshot() -> tuple[list, dict]:  # type: ignore[type-arg]
+    def snapshot() -> tuple[list, dict]:
         with setup.catalog.session() as session:
             rows = [
                 (a.id, a.status, a.updated_at, a.attempts, a.processed_at)
@@ -346,7 +346,7 @@ def test_rerender_after_a_quality_change(setup: Setup, origin: LoopbackOrigin) -
     )
 
 
-def test_avif_output(sqlite_catalog: Catalog, local_store, origin: LoopbackOrigin) -> None:  # type: ignore[no-untyped-def]
+def test_avif_output(sqlite_catalog: Catalog, local_store, origin: LoopbackOrigin) -> None:
     line = '{"content_type": "episodes", "id": 4, "artworks": [{"id": 40, "type": "image", "url": "URL"}]}'
     import_catalog_lines(sqlite_catalog, [line.replace("URL", origin.url("/tvdb/episode_b.jpg"))])
     _sync(
@@ -364,7 +364,7 @@ def test_avif_output(sqlite_catalog: Catalog, local_store, origin: LoopbackOrigi
 
 def test_optimization_disabled_mirrors_the_source(
     sqlite_catalog: Catalog, local_store, origin: LoopbackOrigin
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     line = '{"content_type": "people", "id": 6, "artworks": [{"id": 60, "type": "image", "url": "URL"}]}'
     import_catalog_lines(sqlite_catalog, [line.replace("URL", origin.url("/tvdb/person_b.jpg"))])
     settings = settings_for_origin(origin.netloc, ENABLE_IMAGE_OPTIMIZATION=False)
@@ -379,21 +379,21 @@ def test_optimization_disabled_mirrors_the_source(
 
 def test_storage_outage_is_recorded_as_retryable_and_nothing_is_recorded_as_stored(
     sqlite_catalog: Catalog, local_store, origin: LoopbackOrigin
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from tvdb_images.storage import StorageError
 
     class BrokenUploads:
         """The local store, with every rendition upload refused (a full disk, a dead S3)."""
 
-        def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        def __init__(self, inner) -> None:
             self.inner = inner
 
-        def put(self, bucket, key, data, **kwargs):  # type: ignore[no-untyped-def]
+        def put(self, bucket, key, data, **kwargs):
             if bucket == Bucket.THUMBNAILS and key.endswith("small.webp"):
                 raise StorageError("simulated outage")
             return self.inner.put(bucket, key, data, **kwargs)
 
-        def __getattr__(self, name):  # type: ignore[no-untyped-def]
+        def __getattr__(self, name):
             return getattr(self.inner, name)
 
     line = '{"content_type": "series", "id": 2, "artworks": [{"id": 20, "type": "poster", "url": "URL"}]}'
@@ -442,7 +442,7 @@ def test_url_changed_while_a_sync_works_on_the_artwork(setup: Setup, origin: Loo
 
 def test_render_result_for_an_old_url_does_not_mark_the_new_one_processed(
     sqlite_catalog: Catalog, local_store, origin: LoopbackOrigin
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     line = '{"content_type": "movies", "id": 8, "artworks": [{"id": 80, "type": "poster", "url": "URL"}]}'
     import_catalog_lines(sqlite_catalog, [line.replace("URL", origin.url("/tvdb/poster_a.jpg"))])
     settings = settings_for_origin(origin.netloc)

@@ -59,7 +59,7 @@ def _samples(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
-def _value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+def _value(samples: dict, name: str, **labels: str) -> float:
     matches = [v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= ls]
     assert len(matches) == 1, (name, labels, matches)
     return matches[0]

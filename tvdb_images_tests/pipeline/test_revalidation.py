@@ -76,7 +76,7 @@ class Setup:
         assert download.failed == 0 and render.succeeded == len(paths), (download.as_dict(), render.as_dict())
         origin.reset_counts()
 
-    def revalidate(self, *, checked_before: datetime | None = None, render: bool = True):  # type: ignore[no-untyped-def]
+    def revalidate(self, *, checked_before: datetime | None = None, render: bool = True):
         with ImageFetcher(self.settings.fetch) as fetcher:
             if render:
                 return revalidate_scope(
@@ -92,7 +92,7 @@ class Setup:
             return {row.source_url: row for row in session.scalars(select(Artwork))}
 
 
-def _shard(item) -> str:  # type: ignore[no-untyped-def]
+def _shard(item) -> str:
     from tvdb_images.storage.layout import shard_of
 
     return shard_of(item.content_type, item.content_id)
@@ -108,12 +108,12 @@ def _stored_renditions_match(store: ObjectStore, row: Artwork) -> None:
 
 
 @pytest.fixture
-def origin():  # type: ignore[no-untyped-def]
+def origin():
     with ValidatingOrigin() as server:
         yield server
 
 
-def test_download_records_validators_and_a_304_costs_no_download(tmp_path: Path, origin) -> None:  # type: ignore[no-untyped-def]
+def test_download_records_validators_and_a_304_costs_no_download(tmp_path: Path, origin) -> None:
     for index in range(3):
         origin.put(f"/p{index}.jpg", jpeg((40 * index, 90, 160)))
     setup = Setup(tmp_path, origin, [f"/p{index}.jpg" for index in range(3)])
@@ -315,7 +315,7 @@ def test_revalidate_sources_job_on_postgresql_and_seaweedfs(
     postgres_catalog: Catalog,
     seaweedfs: SeaweedFS,
     s3_bucket_names: dict[Bucket, str],
-    s3_store,  # type: ignore[no-untyped-def]
+    s3_store,
     origin: ValidatingOrigin,
 ) -> None:
     paths = [f"/pg{index}.jpg" for index in range(4)]

@@ -66,7 +66,7 @@ def _import(catalog: Catalog, origin: ValidatingOrigin, main_path: str) -> None:
 
 
 class Stack:
-    def __init__(self, settings: Settings, catalog: Catalog, store) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, settings: Settings, catalog: Catalog, store) -> None:
         self.settings = settings
         self.catalog = catalog
         self.store = store
@@ -105,7 +105,7 @@ def origin() -> Iterator[ValidatingOrigin]:
         yield server
 
 
-def _stack(policy: str, postgres_catalog, seaweedfs, s3_bucket_names, s3_store, origin) -> Stack:  # type: ignore[no-untyped-def]
+def _stack(policy: str, postgres_catalog, seaweedfs, s3_bucket_names, s3_store, origin) -> Stack:
     settings = production_settings(
         postgres_catalog.url,
         seaweedfs,
@@ -127,7 +127,7 @@ def test_serve_policy_keeps_the_last_good_image_marked_stale_until_the_source_is
     postgres_catalog: Catalog,
     seaweedfs: SeaweedFS,
     s3_bucket_names: dict[Bucket, str],
-    s3_store,  # type: ignore[no-untyped-def]
+    s3_store,
     origin: ValidatingOrigin,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -202,7 +202,7 @@ def test_withdraw_policy_stops_serving_the_image_of_a_refused_source(
     postgres_catalog: Catalog,
     seaweedfs: SeaweedFS,
     s3_bucket_names: dict[Bucket, str],
-    s3_store,  # type: ignore[no-untyped-def]
+    s3_store,
     origin: ValidatingOrigin,
 ) -> None:
     stack = _stack("withdraw", postgres_catalog, seaweedfs, s3_bucket_names, s3_store, origin)

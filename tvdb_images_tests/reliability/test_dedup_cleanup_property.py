@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,64 +42,22 @@ from tvdb_images.catalog.removal import Removal, remove
 from tvdb_images.pipeline import dedup
 from tvdb_images.pipeline.cleanup import clean_orphans
 from tvdb_images.pipeline.near_fold import fold_near_duplicates
-from tvdb_images.storage import Bucket, ObjectInfo, ObjectStore
+from tvdb_images.storage import Bucket, ObjectStore
 from tvdb_images.storage.layout import original_key, rendition_key, shard_of
 from tvdb_images.storage.local import LocalObjectStore
 from tvdb_images.storage.s3 import S3ObjectStore
 from tvdb_images_tests.support.examples import examples
 from tvdb_images_tests.support.reliability_log import record
 from tvdb_images_tests.support.reliability_setup import CatalogItem, import_items, same_shard_ids
+from tvdb_images_tests.support.virtual_clock_store import START, VirtualClockStore
 
 GRACE = timedelta(hours=1)
-START = datetime(2026, 1, 1, tzinfo=UTC)
 VARIANTS = ("a", "b", "c")  # "c": the picture of "a" in other bytes (a near-duplicate)
 # The perceptual hash each variant's render records (signed, as stored): c two bits from a, b far.
 PHASHES = {"a": 0x0F0F_0F0F_3333_5555, "b": 0x7070_7070_CCCC_2AAA, "c": 0x0F0F_0F0F_3333_5556}
 PHASH_OF = {hashlib.sha256(f"source-{v}.jpg".encode()).hexdigest(): h for v, h in PHASHES.items()}
 SIZES = ("original", "thumbnail")
 SIGNATURE = "webp-test"
-
-
-class ClockStore:
-    """A real store stamping writes with the model's virtual clock; runs injected steps inside cleanup."""
-
-    def __init__(self, inner: ObjectStore, model: Model) -> None:
-        self.inner = inner
-        self.model = model
-        self.written: dict[tuple[Bucket, str], datetime] = {}
-        self.lists = 0
-
-    def put(self, bucket: Bucket, key: str, data: bytes, **kwargs: Any) -> ObjectInfo:
-        info = self.inner.put(bucket, key, data, **kwargs)
-        self.written[(bucket, key)] = self.model.now
-        return replace(info, last_modified=self.model.now)
-
-    def list(self, bucket: Bucket, prefix: str) -> Iterator[ObjectInfo]:
-        listed = [
-            replace(o, last_modified=self.written.get((bucket, o.key), START))
-            for o in self.inner.list(bucket, prefix)
-        ]
-        yield from listed
-        self.lists += 1
-        if self.lists % len(Bucket) == 0:
-            self.model.run_injected("after listing")
-
-    def head(self, bucket: Bucket, key: str) -> ObjectInfo | None:
-        if self.model.in_cleanup:
-            self.model.run_injected("before deleting")
-        info = self.inner.head(bucket, key)
-        return None if info is None else replace(info, last_modified=self.written.get((bucket, key), START))
-
-    def delete(self, bucket: Bucket, keys: Iterable[str]) -> int:
-        keys = list(keys)
-        self.model.run_injected("before deleting")
-        for key in keys:
-            self.model.check_delete(bucket, key)
-            self.written.pop((bucket, key), None)
-        return self.inner.delete(bucket, keys)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 @dataclass
@@ -123,16 +80,15 @@ class Model:
     pending: list[Pending] = field(default_factory=list)
     injected: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
-    in_cleanup: bool = False
     deleted: int = 0
     shares: int = 0
     hand_overs: int = 0
     blocked: int = 0
     near_folded: int = 0
-    store: ClockStore = field(init=False)
+    store: VirtualClockStore = field(init=False)
 
     def __post_init__(self) -> None:
-        self.store = ClockStore(self.raw_store, self)
+        self.store = VirtualClockStore(self.raw_store, self)
 
     def _row(self, index: int) -> Artwork | None:
         with self.catalog.session() as session:
@@ -268,11 +224,9 @@ class Model:
 
     def cleanup(self, after_listing: list[tuple[Any, ...]], before_deleting: list[tuple[Any, ...]]) -> None:
         self.injected = {"after listing": after_listing, "before deleting": before_deleting}
-        self.store.lists = 0
-        self.in_cleanup = True
+        self.store.start_cleanup()
         partitions = sorted({(i.content_type, shard_of(i.content_type, i.content_id)) for i in self.items})
         report = clean_orphans(self.catalog, self.store, partitions, grace=GRACE, dry_run=False, now=self.now)
-        self.in_cleanup = False
         self.deleted += report.deleted
         self.injected = {}
 

@@ -110,7 +110,7 @@ def test_bad_images_are_refused_before_decode_and_store_nothing(
     postgres_catalog: Catalog,
     seaweedfs: SeaweedFS,
     s3_bucket_names: dict[Bucket, str],
-    s3_store,  # type: ignore[no-untyped-def]
+    s3_store,
     corpus_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

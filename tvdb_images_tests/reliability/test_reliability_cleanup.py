@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,70 +35,20 @@ from tvdb_images.catalog import queue, references, results
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.models import CONTENT_MODELS, Artwork, ArtworkRendition, ArtworkStatus
 from tvdb_images.pipeline.cleanup import clean_orphans
-from tvdb_images.storage import Bucket, ObjectInfo, ObjectStore
+from tvdb_images.storage import Bucket, ObjectStore
 from tvdb_images.storage.layout import original_key, rendition_key
 from tvdb_images.storage.local import LocalObjectStore
 from tvdb_images.storage.s3 import S3ObjectStore
 from tvdb_images_tests.support.examples import examples
 from tvdb_images_tests.support.reliability_log import record
 from tvdb_images_tests.support.reliability_setup import CatalogItem, import_items, same_shard_ids
+from tvdb_images_tests.support.virtual_clock_store import START, VirtualClockStore
 
 GRACE = timedelta(hours=1)
-START = datetime(2026, 1, 1, tzinfo=UTC)
 SOURCES = ("jpeg", "png")  # a URL change may switch an artwork's source format, and back
 RENDER_FORMATS = ("webp", "avif")  # so may a settings change for renditions
 SIZES = ("original", "thumbnail")  # two sizes are enough to show the interleavings
 ARTWORKS = 2
-
-
-class VirtualClockStore:
-    """A real store whose objects carry the time of a virtual clock instead of the wall clock.
-
-    `before_references` and `before_delete` run the steps hypothesis chose to inject into the cleanup
-    in progress; `check_delete` vets every key right before it is really deleted.
-    """
-
-    def __init__(self, inner: ObjectStore, model: Model) -> None:
-        self.inner = inner
-        self.model = model
-        self.written: dict[tuple[Bucket, str], datetime] = {}
-        self.lists_in_cleanup = 0
-
-    def put(self, bucket: Bucket, key: str, data: bytes, **kwargs: Any) -> ObjectInfo:
-        info = self.inner.put(bucket, key, data, **kwargs)
-        self.written[(bucket, key)] = self.model.now
-        return replace(info, last_modified=self.model.now)
-
-    def list(self, bucket: Bucket, prefix: str) -> Iterator[ObjectInfo]:
-        listed = [
-            replace(obj, last_modified=self.written.get((bucket, obj.key), START))
-            for obj in self.inner.list(bucket, prefix)
-        ]
-        yield from listed
-        # Cleanup lists both buckets, then reads the catalog: inject between the two.
-        self.lists_in_cleanup += 1
-        if self.lists_in_cleanup == len(Bucket):
-            self.model.run_injected("after listing")
-
-    def head(self, bucket: Bucket, key: str) -> ObjectInfo | None:
-        # Cleanup re-checks each candidate (fresh references, then HEAD) right before deleting it.
-        self.model.run_injected("before deleting")
-        info = self.inner.head(bucket, key)
-        if info is None:
-            return None
-        return replace(info, last_modified=self.written.get((bucket, key), START))
-
-    def delete(self, bucket: Bucket, keys: Iterable[str]) -> int:
-        keys = list(keys)
-        self.model.run_injected("before deleting")
-        for key in keys:
-            self.model.check_delete(bucket, key)
-        for key in keys:
-            self.written.pop((bucket, key), None)
-        return self.inner.delete(bucket, keys)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 @dataclass
@@ -223,7 +172,7 @@ class Model:
 
     def cleanup(self, after_listing: list[tuple[Any, ...]], before_deleting: list[tuple[Any, ...]]) -> None:
         self.injected = {"after listing": after_listing, "before deleting": before_deleting}
-        self.store.lists_in_cleanup = 0
+        self.store.start_cleanup()
         with self.catalog.session() as session:
             shards = {row.shard for row in session.scalars(select(Artwork))}
         report = clean_orphans(

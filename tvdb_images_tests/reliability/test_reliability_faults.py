@@ -27,9 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from sqlalchemy import func, select
 
 from tvdb_images.catalog import migrate
@@ -309,21 +307,13 @@ def _wait_until_serving(server: services.SeaweedFS, buckets: dict[Bucket, str], 
 
     The probe has a client of its own that does not retry, so each poll is quick.
     """
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.endpoint,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-        region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=2),
-    )
     store = S3ObjectStore(
         bucket_names=buckets,
         endpoint_url=None,
         access_key_id=None,
         secret_access_key=None,
         region="",
-        client=client,
+        client=server.s3_client(read_timeout=2),
     )
     probe = "readiness-probe/ready"  # outside the layout: no partition prefix, never an orphan
 
@@ -415,12 +405,7 @@ def test_sync_process_killed_mid_partition_then_rerun_converges(
         scenario.load(corpus_dir)
         values = {
             "DATABASE_URL": postgres_catalog.url,
-            "STORAGE_BACKEND": "s3",
-            "S3_ENDPOINT_URL": seaweedfs.endpoint,
-            "S3_ACCESS_KEY_ID": seaweedfs.access_key,
-            "S3_SECRET_ACCESS_KEY": seaweedfs.secret_key,
-            "S3_BUCKET_ORIGINALS": s3_bucket_names[Bucket.ORIGINALS],
-            "S3_BUCKET_THUMBNAILS": s3_bucket_names[Bucket.THUMBNAILS],
+            **seaweedfs.storage_values(s3_bucket_names[Bucket.ORIGINALS], s3_bucket_names[Bucket.THUMBNAILS]),
             "ALLOWED_SOURCE_HOSTS": origin.netloc,
             "FETCH_MAX_RETRIES": "0",
             "RENDER_WORKERS": "1",

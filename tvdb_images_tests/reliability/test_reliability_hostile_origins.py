@@ -161,7 +161,7 @@ def test_hostile_origins_end_in_their_recorded_cause_within_bounded_time(
     postgres_catalog: Catalog,
     seaweedfs: SeaweedFS,
     s3_bucket_names: dict[Bucket, str],
-    s3_store,  # type: ignore[no-untyped-def]
+    s3_store,
     corpus_dir: Path,
 ) -> None:
     cases = _cases(corpus_dir)

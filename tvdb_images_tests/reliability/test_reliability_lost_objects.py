@@ -55,12 +55,7 @@ def _settings(
             "ALLOWED_SOURCE_HOSTS": origin.netloc,
             "FETCH_MAX_RETRIES": 0,
             "RENDER_WORKERS": 2,
-            "STORAGE_BACKEND": "s3",
-            "S3_ENDPOINT_URL": seaweedfs.endpoint,
-            "S3_ACCESS_KEY_ID": seaweedfs.access_key,
-            "S3_SECRET_ACCESS_KEY": seaweedfs.secret_key,
-            "S3_BUCKET_ORIGINALS": buckets[Bucket.ORIGINALS],
-            "S3_BUCKET_THUMBNAILS": buckets[Bucket.THUMBNAILS],
+            **seaweedfs.storage_values(buckets[Bucket.ORIGINALS], buckets[Bucket.THUMBNAILS]),
         }
     )
 
@@ -188,12 +183,7 @@ def servers(
     env = {
         **os.environ,
         "DATABASE_URL": postgres_catalog.url,
-        "STORAGE_BACKEND": "s3",
-        "S3_ENDPOINT_URL": seaweedfs.endpoint,
-        "S3_ACCESS_KEY_ID": seaweedfs.access_key,
-        "S3_SECRET_ACCESS_KEY": seaweedfs.secret_key,
-        "S3_BUCKET_ORIGINALS": s3_bucket_names[Bucket.ORIGINALS],
-        "S3_BUCKET_THUMBNAILS": s3_bucket_names[Bucket.THUMBNAILS],
+        **seaweedfs.storage_values(s3_bucket_names[Bucket.ORIGINALS], s3_bucket_names[Bucket.THUMBNAILS]),
         "SERVING_CACHE_SECONDS": "0",
     }
     variants = {

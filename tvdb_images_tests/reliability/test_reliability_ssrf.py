@@ -75,7 +75,7 @@ def test_catalog_urls_never_reach_internal_addresses(
     postgres_catalog: Catalog,
     seaweedfs: SeaweedFS,
     s3_bucket_names: dict[Bucket, str],
-    s3_store,  # type: ignore[no-untyped-def]
+    s3_store,
     corpus_dir: Path,
 ) -> None:
     with LoopbackOrigin() as origin, InternalTarget() as internal:

@@ -44,19 +44,14 @@ def _settings(base: dict[str, object], formats: str) -> Settings:
 @pytest.fixture
 def base(
     postgres_catalog: Catalog, origin: LoopbackOrigin, seaweedfs: services.SeaweedFS, s3_bucket_names
-) -> dict[str, object]:  # type: ignore[no-untyped-def]
+) -> dict[str, object]:
     return {
         "DATABASE_URL": postgres_catalog.url,
         "ALLOWED_SOURCE_HOSTS": origin.netloc,
         "FETCH_MAX_RETRIES": 0,
         "RENDER_WORKERS": 2,
         "SERVING_CACHE_SECONDS": 0,
-        "STORAGE_BACKEND": "s3",
-        "S3_ENDPOINT_URL": seaweedfs.endpoint,
-        "S3_ACCESS_KEY_ID": seaweedfs.access_key,
-        "S3_SECRET_ACCESS_KEY": seaweedfs.secret_key,
-        "S3_BUCKET_ORIGINALS": s3_bucket_names[Bucket.ORIGINALS],
-        "S3_BUCKET_THUMBNAILS": s3_bucket_names[Bucket.THUMBNAILS],
+        **seaweedfs.storage_values(s3_bucket_names[Bucket.ORIGINALS], s3_bucket_names[Bucket.THUMBNAILS]),
     }
 
 
@@ -175,7 +170,7 @@ def test_both_formats_are_stored_served_dropped_and_added_back_exactly(
     assert set(_listing(store)) == webp_keys | avif_keys
 
 
-def _check_negotiation(settings: Settings, rows: dict, *, avif_stored: bool) -> None:  # type: ignore[type-arg]
+def _check_negotiation(settings: Settings, rows: dict, *, avif_stored: bool) -> None:
     """Each Accept header gets the format the rules name, the stored bytes, and `Vary: Accept`."""
     sent: set[str] = set()
     with TestClient(create_app(settings)) as client:
@@ -225,14 +220,14 @@ def _unchanged(before: dict[str, ObjectInfo], after: dict[str, ObjectInfo], keys
 
 def _materialized(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:
     events = [
-        e.event_specific_data.materialization  # type: ignore[union-attr]
+        e.event_specific_data.materialization
         for e in result.all_events
         if e.event_type_value == "ASSET_MATERIALIZATION"
-        and e.event_specific_data.materialization.asset_key == dg.AssetKey(asset)  # type: ignore[union-attr]
+        and e.event_specific_data.materialization.asset_key == dg.AssetKey(asset)
     ]
     assert len(events) == 1
     return {key: value.value for key, value in events[0].metadata.items()}
 
 
 def _objects_written(result: dg.ExecuteInProcessResult) -> int:
-    return int(_materialized(result, "image_renditions")["objects_written"])  # type: ignore[arg-type]
+    return int(_materialized(result, "image_renditions")["objects_written"])

@@ -13,10 +13,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from serving.app import create_app
 from serving.byte_cache import RenditionByteCache
 from serving.lookups import CatalogLookups, TtlCache
 from serving.queries import CatalogReader, RenditionRecord
@@ -24,7 +22,7 @@ from tvdb_images.catalog import migrate
 from tvdb_images.catalog.models import ArtworkRendition
 from tvdb_images.storage import Bucket
 from tvdb_images_tests.support.private_postgres import PrivatePostgres
-from tvdb_images_tests.support.serving_data import PRIMARY_POSTER, RecordingStore, ServedData
+from tvdb_images_tests.support.serving_data import PRIMARY_POSTER, RecordingStore, ServedData, api
 
 POSTER_SMALL = "/api/v1/images/series/101/poster/small"
 
@@ -212,15 +210,6 @@ def test_byte_cache_stays_within_its_budget_and_skips_large_objects() -> None:
 
 
 # --- on served data ---------------------------------------------------------------------------------
-
-
-@contextmanager
-def api(data: ServedData, store: Any = None, **settings: Any) -> Iterator[TestClient]:
-    app = create_app(
-        data.settings.model_copy(update=settings), catalog=data.catalog, store=store or data.store
-    )
-    with TestClient(app) as client:
-        yield client
 
 
 def opens(recorder: RecordingStore) -> int:

@@ -9,18 +9,16 @@ request through to the token check and stops the other's before the POST is sent
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from tvdb_images_tests.support.browser import chromium, serve_page
 from tvdb_images_tests.support.serving_data import ADMIN_TOKEN, PRIMARY_POSTER, ServedData, serve
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 METADATA = f"/api/v1/images/artwork/{PRIMARY_POSTER}"
 ADMIN_SYNC = "/api/v1/admin/sync/images/series/101"
 # What the page runs: each fetch's outcome as its script sees it (status, body, an exposed header).
@@ -35,51 +33,23 @@ FETCH_SCRIPT = """async ([url, init]) => {
 }"""
 
 
-class _AppPage(BaseHTTPRequestHandler):
-    """A web application's page: an empty HTML document; the test's script runs in it."""
-
-    def do_GET(self) -> None:
-        body = b"<!doctype html><title>app</title><p>app"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+APP_PAGE = b"<!doctype html><title>app</title><p>app"  # the test's script runs in it
 
 
 @pytest.fixture
 def app_origins() -> Iterator[tuple[str, str]]:
     """Two loopback origins (two ports) serving the application page: (listed, not listed)."""
-    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _AppPage) for _ in range(2)]
-    for server in servers:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        listed, stranger = (f"http://127.0.0.1:{server.server_address[1]}" for server in servers)
+    with serve_page(APP_PAGE) as listed, serve_page(APP_PAGE) as stranger:
         yield listed, stranger
-    finally:
-        for server in servers:
-            server.shutdown()
-            server.server_close()
 
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
-def _fetch_from(browser, origin: str, url: str, init: dict) -> dict:  # type: ignore[no-untyped-def]
+def _fetch_from(browser, origin: str, url: str, init: dict) -> dict:
     """`fetch(url, init)` run by a page loaded from `origin`."""
     context = browser.new_context()
     try:
@@ -90,14 +60,14 @@ def _fetch_from(browser, origin: str, url: str, init: dict) -> dict:  # type: ig
         context.close()
 
 
-def _access_log(log: Path) -> list[dict]:  # type: ignore[type-arg]
+def _access_log(log: Path) -> list[dict]:
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     return [line for line in lines if line.get("event") == "http_request"]
 
 
 def test_a_browser_reads_the_api_only_from_a_listed_origin(
     production_data: ServedData, tmp_path: Path, app_origins: tuple[str, str], browser
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     listed, stranger = app_origins
     with serve(production_data, tmp_path, {"CORS_ALLOW_ORIGINS": listed}) as (port, process):
         api = f"http://127.0.0.1:{port}"

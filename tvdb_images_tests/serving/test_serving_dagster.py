@@ -23,10 +23,10 @@ pytestmark = pytest.mark.stack  # a real dagster-webserver; runs with the other 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-def _wait_for_task(client: TestClient, status_url: str, timeout: float = 50) -> dict:  # type: ignore[type-arg]
+def _wait_for_task(client: TestClient, status_url: str, timeout: float = 50) -> dict:
     seen = []
 
-    def finished() -> dict | None:  # type: ignore[type-arg]
+    def finished() -> dict | None:
         task = client.get(status_url, headers=ADMIN)
         assert task.status_code == 200, task.text
         body = task.json()
@@ -67,7 +67,7 @@ def test_admin_sync_runs_in_dagster_and_the_image_is_then_served(dagster_stack: 
         assert unknown.status_code == 404 and unknown.json()["code"] == "task_not_found"
 
 
-def _graphql(stack: DagsterStack, query: str, **variables: str) -> dict:  # type: ignore[type-arg]
+def _graphql(stack: DagsterStack, query: str, **variables: str) -> dict:
     client = DagsterClient(stack.graphql_url, timeout=30)
     try:
         return client.query(query, variables)

@@ -6,21 +6,17 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from serving.access_log import ACCESS_LOGGER
-from serving.app import create_app
 from serving.conditional import content_version
 from tvdb_images.catalog.models import Artwork
 from tvdb_images.catalog.stats import storage_stats
 from tvdb_images.imaging import fit_inside
-from tvdb_images.storage import Bucket, ObjectStore, store_from_settings
+from tvdb_images.storage import Bucket, store_from_settings
 from tvdb_images.storage.layout import SIZES
 from tvdb_images_tests.support.serving_data import (
     ADMIN_TOKEN,
@@ -29,6 +25,7 @@ from tvdb_images_tests.support.serving_data import (
     PRIMARY_POSTER,
     RecordingStore,
     ServedData,
+    api,
 )
 
 BOXES = {
@@ -42,15 +39,6 @@ DAY = "public, max-age=86400"
 IMMUTABLE = "public, max-age=31536000, immutable"
 AVIF_BROWSER = "image/avif,image/webp,*/*;q=0.8"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-@contextmanager
-def api(data: ServedData, store: ObjectStore | None = None, **settings: Any) -> Iterator[TestClient]:
-    app = create_app(
-        data.settings.model_copy(update=settings), catalog=data.catalog, store=store or data.store
-    )
-    with TestClient(app) as client:
-        yield client
 
 
 def renditions(data: ServedData, artwork_id: int) -> dict[tuple[str, str], Any]:

@@ -7,20 +7,17 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
-from serving.app import create_app
 from serving.conditional import content_version
 from serving.manifest import build_manifest
 from serving.queries import ArtworkRecord, RenditionRecord
 from tvdb_images.catalog.models import Artwork
 from tvdb_images.config import ConfigError, load_settings
-from tvdb_images.storage import Bucket, ObjectStore, store_from_settings
+from tvdb_images.storage import Bucket, store_from_settings
 from tvdb_images_tests.support import services
 from tvdb_images_tests.support.responsive_data import SMALL, WIDE, WIDE_WIDTHS, responsive_data
 from tvdb_images_tests.support.serving_data import (
@@ -30,6 +27,7 @@ from tvdb_images_tests.support.serving_data import (
     PRIMARY_POSTER,
     RecordingStore,
     ServedData,
+    api,
 )
 
 ITEM = "/api/v1/images/series/101/poster/manifest"
@@ -43,15 +41,6 @@ def responsive(
 ) -> Iterator[ServedData]:
     with responsive_data(tmp_path_factory.mktemp("manifest"), postgres_template, seaweedfs) as data:
         yield data
-
-
-@contextmanager
-def api(data: ServedData, store: ObjectStore | None = None, **settings: Any) -> Iterator[TestClient]:
-    app = create_app(
-        data.settings.model_copy(update=settings), catalog=data.catalog, store=store or data.store
-    )
-    with TestClient(app) as client:
-        yield client
 
 
 def rows(data: ServedData, artwork_id: int) -> dict[tuple[str, str], Any]:
@@ -316,14 +305,14 @@ def test_an_avif_only_artwork_falls_back_to_avif_and_a_narrow_one_to_its_narrowe
         lambda r: r.pinned_path,
     )
     assert [f.format for f in manifest.formats] == ["avif"]
-    assert (manifest.fallback.format, manifest.fallback.size) == ("avif", "medium")  # type: ignore[union-attr]
+    assert (manifest.fallback.format, manifest.fallback.size) == ("avif", "medium")
     assert manifest.formats[0].srcset == "/medium.avif 1080w, /large.avif 1620w, /original.avif 3000w"
     # The upright source is the `original` rendition, whatever the catalog says of the download.
     wide = build_manifest(
         _record([("original", "webp", 2000, 3000), ("large", "webp", 1500, 2250)]), lambda r: r.pinned_path
     )
     assert (wide.width, wide.height, wide.aspect_ratio) == (2000, 3000, 0.6667)
-    assert (wide.fallback.size, wide.fallback.width) == ("large", 1500)  # type: ignore[union-attr]
+    assert (wide.fallback.size, wide.fallback.width) == ("large", 1500)
 
 
 def test_a_crop_no_longer_configured_is_still_listed_by_name_and_never_in_a_srcset() -> None:

@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from tvdb_images_tests.support import services
+from tvdb_images_tests.support.browser import chromium, serve_page
 from tvdb_images_tests.support.processes import free_port, start_api_server
 from tvdb_images_tests.support.responsive_data import WIDE, WIDE_WIDTHS, responsive_data
+from tvdb_images_tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 # (viewport width in CSS px, device pixel ratio) -> the size whose width is exactly width x DPR.
 CASES = [((300, 1), "thumbnail"), ((640, 2), "medium"), ((960, 2), "large"), ((800, 3), "original")]
 
@@ -59,44 +58,19 @@ window.shown = (async () => {
 </script>"""
 
 
-class _AppPage(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(PAGE)))
-        self.end_headers()
-        self.wfile.write(PAGE)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def app_origin() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _AppPage)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_page(PAGE) as origin:
+        yield origin
 
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
-def _image_requests(log: Path) -> list[dict]:  # type: ignore[type-arg]
+def _image_requests(log: Path) -> list[dict]:
     """The access log's image requests (not the manifest's), in the order they were answered."""
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     return [
@@ -108,18 +82,17 @@ def _image_requests(log: Path) -> list[dict]:  # type: ignore[type-arg]
     ]
 
 
-def _new_image_requests(log: Path, seen: int) -> list[dict]:  # type: ignore[type-arg]
+def _new_image_requests(log: Path, seen: int) -> list[dict]:
     """Image requests logged after the first `seen`: waits for one, then a moment for any other."""
-    deadline = time.monotonic() + 10
-    while len(_image_requests(log)) == seen and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # a second fetch (of the fallback, another width) would be logged by now
+    wait_until(lambda: len(_image_requests(log)) > seen, 10, message="no image request logged")
+    # Not a wait for work but for its absence: a second fetch (the fallback, another width) is logged by now.
+    time.sleep(0.5)
     return _image_requests(log)[seen:]
 
 
 def test_a_picture_built_from_the_manifest_fetches_the_width_and_format_it_needs(
     tmp_path: Path, postgres_template: str, seaweedfs: services.SeaweedFS, app_origin: str, browser
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     with responsive_data(tmp_path / "data", postgres_template, seaweedfs) as data:
         port = free_port()
         api = f"http://127.0.0.1:{port}"

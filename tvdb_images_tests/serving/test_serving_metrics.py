@@ -109,7 +109,7 @@ def test_catalog_gauges_match_the_catalog(client: TestClient, embedded_data: Ser
 def test_catalog_gauges_query_at_most_once_per_interval(embedded_data: ServedData) -> None:
     calls = []
 
-    def counting(engine):  # type: ignore[no-untyped-def]
+    def counting(engine):
         calls.append(1)
         return count_catalog(engine)
 
@@ -138,7 +138,7 @@ def test_metrics_disabled(embedded_data: ServedData) -> None:
     with _client(embedded_data, metrics_enabled="false") as off:
         assert off.get(IMAGE).status_code == 200
         assert off.get("/metrics").status_code == 404
-        assert off.app.state.serving.metrics is None  # type: ignore[attr-defined]
+        assert off.app.state.serving.metrics is None
 
 
 def test_rate_limited_admin_calls_are_counted(embedded_data: ServedData) -> None:

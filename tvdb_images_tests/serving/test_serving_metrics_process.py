@@ -21,6 +21,7 @@ from tvdb_images_tests.support.metrics_support import IMAGE_ROUTE, value
 from tvdb_images_tests.support.processes import ManagedProcess, start_api_server
 from tvdb_images_tests.support.prometheus_stack import prometheus_stack
 from tvdb_images_tests.support.serving_data import ServedData
+from tvdb_images_tests.support.waiting import wait_until
 
 TOKEN = "scrape-token"
 IMAGE = "/api/v1/images/series/101/poster/medium"
@@ -114,9 +115,11 @@ def test_counts_sum_over_workers_and_prometheus_scrapes_them(two_workers: Served
     # A worker that dies: the supervisor replaces it and drops its live gauge; its counts stay.
     victim = next(iter(per_worker))
     os.kill(int(victim), signal.SIGKILL)
-    deadline = time.monotonic() + HEALTHCHECK_SECONDS + 60
-    while (two_workers.metrics_dir / f"gauge_livesum_{victim}.db").exists():
-        assert time.monotonic() < deadline, "the dead worker's gauge file is still there"
-        time.sleep(0.5)
+    wait_until(
+        lambda: not (two_workers.metrics_dir / f"gauge_livesum_{victim}.db").exists(),
+        HEALTHCHECK_SECONDS + 60,
+        interval=0.5,
+        message="the dead worker's gauge file is still there",
+    )
     assert (two_workers.metrics_dir / f"counter_{victim}.db").exists()
     assert value(_scrape(two_workers.base_url), "tvdb_images_http_requests_total", labels) == sent

@@ -3,8 +3,6 @@ endpoint, on the embedded setup and on PostgreSQL + SeaweedFS S3."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,19 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from serving.app import create_app
 from tvdb_images.catalog.models import ArtworkViewCount
-from tvdb_images_tests.support.serving_data import PRIMARY_POSTER, ServedData
+from tvdb_images_tests.support.serving_data import PRIMARY_POSTER, ServedData, api
+from tvdb_images_tests.support.waiting import wait_until
 
 POPULAR = "/api/v1/images/stats/popular"
 IMAGE = "/api/v1/images/series/101/poster"
-
-
-@contextmanager
-def api(data: ServedData, **settings: Any) -> Iterator[TestClient]:
-    app = create_app(data.settings.model_copy(update=settings), catalog=data.catalog, store=data.store)
-    with TestClient(app) as client:
-        yield client
 
 
 def _stored(data: ServedData, artwork_id: int) -> dict[str, int]:
@@ -80,10 +71,14 @@ def test_the_flusher_writes_while_serving(served: ServedData) -> None:
     with api(served, view_flush_seconds=0.2) as client:
         for _ in range(3):
             assert client.get(f"{IMAGE}/thumbnail").status_code == 200
-        deadline = datetime.now(UTC).timestamp() + 10
-        while _stored(served, PRIMARY_POSTER).get("thumbnail", 0) < before + 3:
-            assert datetime.now(UTC).timestamp() < deadline, "no flush within 10 s"
+
+        def flushed() -> bool:
+            if _stored(served, PRIMARY_POSTER).get("thumbnail", 0) >= before + 3:
+                return True
             client.get("/healthz")  # let the test client's event loop run
+            return False
+
+        wait_until(flushed, 10, interval=0, message="no flush")
     assert _stored(served, PRIMARY_POSTER).get("thumbnail", 0) == before + 3
 
 

@@ -52,7 +52,7 @@ def test_the_counter_holds_at_most_max_keys_and_counts_the_rest_as_dropped() -> 
     assert len(again.counts) == 3
 
 
-def test_a_flush_the_catalog_refuses_keeps_its_counts_for_the_next(sqlite_catalog: Catalog, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_flush_the_catalog_refuses_keeps_its_counts_for_the_next(sqlite_catalog: Catalog, tmp_path) -> None:
     counter = ViewCounter(max_keys=100)
     broken = Catalog(f"sqlite:///{tmp_path / 'not-migrated.db'}")  # no artwork_views table
     flusher = ViewFlusher(counter, broken, interval=1)

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from tvdb_images.catalog.models import ArtworkViewCount, ArtworkViewFlush
 from tvdb_images_tests.support.processes import ManagedProcess, start_api_server, worker_pids
 from tvdb_images_tests.support.serving_data import PRIMARY_POSTER, ServedData
+from tvdb_images_tests.support.waiting import wait_until
 
 INTERVAL = 1.0
 IMAGE = "/api/v1/images/series/101/poster/small"
@@ -37,14 +38,7 @@ def _views(data: ServedData) -> int:
 
 def _flushes(data: ServedData) -> dict[str, bool]:
     with data.catalog.session() as session:
-        return dict(session.execute(select(ArtworkViewFlush.worker, ArtworkViewFlush.stopped)).all())  # type: ignore[arg-type]
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
+        return dict(session.execute(select(ArtworkViewFlush.worker, ArtworkViewFlush.stopped)).all())
 
 
 def test_views_land_after_a_flush_and_a_killed_worker_loses_at_most_one_interval(
@@ -59,14 +53,16 @@ def test_views_land_after_a_flush_and_a_killed_worker_loses_at_most_one_interval
     workers_before = set(_flushes(production_data))
     try:
         server.wait_http(f"{base}/readyz", timeout=240)
-        _wait_for(lambda: len(worker_pids(server.pid)) == 2, 120, "two workers")
+        wait_until(lambda: len(worker_pids(server.pid)) == 2, 120, interval=0.2, message="two workers")
         start = _views(production_data)
         sent = 0
         for _ in range(60):
             assert httpx.get(base + IMAGE, headers=CLOSE, timeout=30).status_code == 200
             sent += 1
         # No write per request: the counts arrive with the workers' next flushes.
-        _wait_for(lambda: _views(production_data) - start == sent, 30, "views of a flush")
+        wait_until(
+            lambda: _views(production_data) - start == sent, 30, interval=0.2, message="views of a flush"
+        )
         popular = httpx.get(f"{base}/api/v1/images/stats/popular?days=1&image_type=poster", timeout=30).json()
         assert next(i for i in popular["items"] if i["artwork_id"] == PRIMARY_POSTER)["views"] >= sent
 

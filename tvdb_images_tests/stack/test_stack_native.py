@@ -32,7 +32,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import boto3
 import dagster as dg
 import httpx
 import pytest
@@ -184,20 +183,10 @@ def _create_buckets(service: Service, seaweedfs: services.SeaweedFS) -> list[str
     command = service.command
     assert command[:2] == ["mb", "--ignore-existing"], command
     buckets = [argument.removeprefix("store/") for argument in command[2:]]
-    client = _s3(seaweedfs)
+    client = seaweedfs.s3_client()
     for bucket in buckets:
         client.create_bucket(Bucket=bucket)
     return buckets
-
-
-def _s3(seaweedfs: services.SeaweedFS):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        "s3",
-        endpoint_url=seaweedfs.endpoint,
-        aws_access_key_id=seaweedfs.access_key,
-        aws_secret_access_key=seaweedfs.secret_key,
-        region_name="us-east-1",
-    )
 
 
 def _max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -309,7 +298,7 @@ def test_compose_stack_runs_a_backfill_natively(
     stack.timings |= {"backfill_runs": len(backfill.runs), "most_runs_at_once": overlap}
 
     renditions = _check_catalog(commands["api"].environment["DATABASE_URL"], entries, synced)
-    _check_objects(_s3(seaweedfs), buckets, renditions)
+    _check_objects(seaweedfs.s3_client(), buckets, renditions)
 
     # Materialization metadata, as an analyst reads it: an event for every partition of the backfill,
     # each with its own partition's counts, which add up to the artwork of the content type.
@@ -339,10 +328,10 @@ def _admin_sync(api_url: str, entry: CatalogEntry) -> str:
     return response.json()["task_id"]
 
 
-def _wait_for_task(api_url: str, task_id: str, *, timeout: float) -> dict:  # type: ignore[type-arg]
-    seen: list[dict] = []  # type: ignore[type-arg]
+def _wait_for_task(api_url: str, task_id: str, *, timeout: float) -> dict:
+    seen: list[dict] = []
 
-    def finished() -> dict | None:  # type: ignore[type-arg]
+    def finished() -> dict | None:
         response = httpx.get(
             f"{api_url}/api/v1/admin/tasks/{task_id}",
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
@@ -378,7 +367,7 @@ def _check_backfill_runs(backfill: Backfill, backfill_id: str, requested: list[s
     assert covered == set(requested)
 
 
-def _check_catalog(database_url: str, entries: list[CatalogEntry], synced: list[CatalogEntry]):  # type: ignore[no-untyped-def]
+def _check_catalog(database_url: str, entries: list[CatalogEntry], synced: list[CatalogEntry]):
     """What was synced is processed with every size recorded; the rest of the catalog is untouched."""
     synced_ids = {e.artwork_id for e in synced}
     assert synced and len(synced) < len(entries)
@@ -401,7 +390,7 @@ def _check_catalog(database_url: str, entries: list[CatalogEntry], synced: list[
     return renditions
 
 
-def _check_objects(s3, buckets: list[str], renditions) -> None:  # type: ignore[no-untyped-def]
+def _check_objects(s3, buckets: list[str], renditions) -> None:
     """Every rendition at its layout key as WebP with the recorded dimensions, inside its size's box;
     every source once in the originals bucket; step logs in the compute-logs bucket."""
     originals_bucket, thumbnails_bucket, logs_bucket = buckets

@@ -12,7 +12,7 @@ from tvdb_images.storage.local import LocalObjectStore
 from tvdb_images.storage.s3 import S3ObjectStore
 
 
-def test_put_get_head_list_delete(any_store) -> None:  # type: ignore[no-untyped-def]
+def test_put_get_head_list_delete(any_store) -> None:
     key = "series/ab/cd/1/poster/large.webp"
     info = any_store.put(
         Bucket.THUMBNAILS, key, b"RIFF-data", content_type="image/webp", cache_control=RENDITION_CACHE_CONTROL
@@ -40,14 +40,14 @@ def test_put_get_head_list_delete(any_store) -> None:  # type: ignore[no-untyped
     any_store.check()
 
 
-def test_overwrite_replaces_whole_object(any_store) -> None:  # type: ignore[no-untyped-def]
+def test_overwrite_replaces_whole_object(any_store) -> None:
     key = "movies/00/11/5/fanart/original.webp"
     any_store.put(Bucket.THUMBNAILS, key, b"a" * 1000, content_type="image/webp")
     any_store.put(Bucket.THUMBNAILS, key, b"b" * 10, content_type="image/webp")
     assert any_store.get(Bucket.THUMBNAILS, key) == b"b" * 10
 
 
-def test_s3_objects_carry_content_type_and_cache_control(s3_store: S3ObjectStore, seaweedfs) -> None:  # type: ignore[no-untyped-def]
+def test_s3_objects_carry_content_type_and_cache_control(s3_store: S3ObjectStore, seaweedfs) -> None:
     key = "people/12/34/9/image/thumbnail.webp"
     s3_store.put(
         Bucket.THUMBNAILS,
@@ -71,7 +71,7 @@ def test_s3_buckets_are_created_when_missing(s3_store: S3ObjectStore) -> None:
     s3_store.ensure_buckets()  # idempotent
 
 
-def test_s3_wrong_credentials_are_a_storage_error(seaweedfs, s3_bucket_names) -> None:  # type: ignore[no-untyped-def]
+def test_s3_wrong_credentials_are_a_storage_error(seaweedfs, s3_bucket_names) -> None:
     store = S3ObjectStore(
         bucket_names=s3_bucket_names,
         endpoint_url=seaweedfs.endpoint,
@@ -83,7 +83,7 @@ def test_s3_wrong_credentials_are_a_storage_error(seaweedfs, s3_bucket_names) ->
         store.put(Bucket.THUMBNAILS, "series/aa/bb/1/poster/large.webp", b"x", content_type="image/webp")
 
 
-def test_unreachable_s3_is_a_storage_error(s3_bucket_names) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_s3_is_a_storage_error(s3_bucket_names) -> None:
     store = S3ObjectStore(
         bucket_names=s3_bucket_names,
         endpoint_url="http://127.0.0.1:9",
@@ -101,14 +101,14 @@ def test_local_store_refuses_keys_outside_the_bucket(local_store: LocalObjectSto
             local_store.put(Bucket.THUMBNAILS, key, b"x", content_type="image/webp")
 
 
-def test_local_store_urls_and_cdn(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_local_store_urls_and_cdn(tmp_path) -> None:
     store = LocalObjectStore(tmp_path, cdn_base_url="https://cdn.example")
     assert store.url(Bucket.THUMBNAILS, "a/b.webp") == "https://cdn.example/a/b.webp"
     plain = LocalObjectStore(tmp_path)
     assert plain.url(Bucket.THUMBNAILS, "a/b.webp") == (tmp_path / "thumbnails" / "a" / "b.webp").as_uri()
 
 
-def test_cdn_url_for_s3(seaweedfs, s3_bucket_names) -> None:  # type: ignore[no-untyped-def]
+def test_cdn_url_for_s3(seaweedfs, s3_bucket_names) -> None:
     store = S3ObjectStore(
         bucket_names=s3_bucket_names,
         endpoint_url=seaweedfs.endpoint,
@@ -131,7 +131,7 @@ def test_s3_object_is_publicly_addressed_by_its_url(s3_store: S3ObjectStore) -> 
     assert httpx.get(url).content == b"banner"
 
 
-def test_list_by_a_partial_prefix_matches_s3_semantics(any_store) -> None:  # type: ignore[no-untyped-def]
+def test_list_by_a_partial_prefix_matches_s3_semantics(any_store) -> None:
     """A prefix that ends inside a directory name ("series/a": shards a0 to af) lists the same keys
     on both backends, and nothing outside it."""
     keys = [
@@ -147,7 +147,7 @@ def test_list_by_a_partial_prefix_matches_s3_semantics(any_store) -> None:  # ty
     assert [o.key for o in any_store.list(Bucket.THUMBNAILS, "series/c")] == []
 
 
-def test_s3_reads_answer_like_boto3(seaweedfs, s3_store: S3ObjectStore, s3_bucket_names) -> None:  # type: ignore[no-untyped-def]
+def test_s3_reads_answer_like_boto3(seaweedfs, s3_store: S3ObjectStore, s3_bucket_names) -> None:
     """Reads go through the signed urllib3 path: same bytes and headers as boto3's GetObject, a
     missing key is ObjectNotFound, a refused signature or an unreachable endpoint a StorageError."""
     key = "series/ab/cd/7/poster/medium.webp"

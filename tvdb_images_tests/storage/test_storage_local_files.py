@@ -1,5 +1,5 @@
 """The local backend on disk: modes a web server running as another user can read, whatever the umask,
-and no empty directories left behind by deletes."""
+no empty directories left behind by deletes, and a write whose directory a concurrent delete removed."""
 
 from __future__ import annotations
 
@@ -81,3 +81,41 @@ def test_deleting_the_last_object_removes_its_empty_directories(local_store: Loc
     assert bucket.is_dir()  # the bucket itself stays
     local_store.put(Bucket.THUMBNAILS, KEY, b"back", content_type="image/webp")
     assert local_store.get(Bucket.THUMBNAILS, KEY) == b"back"
+
+
+def _losing_directories(
+    tmp_path: Path, times: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[LocalObjectStore, list[Path]]:
+    """A store that loses each directory it has just made, `times` times (a concurrent delete of the
+    then empty directory between making it and writing the file into it), and the directories lost."""
+    store = LocalObjectStore(tmp_path / "storage")
+    store.ensure_buckets()
+    make = store._make_directories
+    lost: list[Path] = []
+
+    def make_then_lose(directory: Path, top: Path) -> None:
+        make(directory, top)
+        if len(lost) < times:
+            directory.rmdir()
+            lost.append(directory)
+
+    monkeypatch.setattr(store, "_make_directories", make_then_lose)
+    return store, lost
+
+
+def test_a_write_makes_a_directory_a_concurrent_delete_removed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, lost = _losing_directories(tmp_path, 2, monkeypatch)
+    store.put(Bucket.THUMBNAILS, KEY, b"bytes", content_type="image/webp")
+    assert len(lost) == 2
+    assert store.get(Bucket.THUMBNAILS, KEY) == b"bytes"
+
+
+def test_a_write_gives_up_after_three_lost_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, lost = _losing_directories(tmp_path, 3, monkeypatch)
+    with pytest.raises(FileNotFoundError):
+        store.put(Bucket.THUMBNAILS, KEY, b"bytes", content_type="image/webp")
+    assert len(lost) == 3

@@ -97,7 +97,7 @@ def objects_of(store: ObjectStore, storage_paths: list[str]) -> dict[tuple[Bucke
     return {k: v for k, v in all_keys(store).items() if k[1].rsplit("/", 1)[0] in storage_paths}
 
 
-def cleanup_orphans_later(setup: Setup, *, dry_run: bool):  # type: ignore[no-untyped-def]
+def cleanup_orphans_later(setup: Setup, *, dry_run: bool):
     partitions = sorted({(t, shard_of(t, i)) for t, i in ITEMS})
     later = datetime.now(UTC) + timedelta(days=2)
     return clean_orphans(

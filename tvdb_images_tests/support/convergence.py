@@ -78,12 +78,3 @@ def audit(catalog: Catalog, store: ObjectStore, partitions: Iterable[tuple[str, 
                 if is_layout_key(obj.key) and obj.key not in referenced[bucket]:
                     result.unreferenced.add((bucket, obj.key))
     return result
-
-
-def stored_keys(store: ObjectStore, partitions: Iterable[tuple[str, str]]) -> set[tuple[Bucket, str]]:
-    return {
-        (bucket, obj.key)
-        for content_type, shard in set(partitions)
-        for bucket in Bucket
-        for obj in store.list(bucket, partition_prefix(content_type, shard))
-    }

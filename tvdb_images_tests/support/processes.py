@@ -96,7 +96,7 @@ class ManagedProcess:
     def _check_alive(self) -> None:
         """Fail a wait at once, with the log, when the process has died."""
         if not self.alive():
-            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")  # type: ignore[union-attr]
+            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM the process group this object started, then SIGKILL it if it lingers."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import httpx
 import pytest
 
 from tvdb_images_tests.support.processes import ManagedProcess, free_port
+from tvdb_images_tests.support.waiting import wait_until
 
 PROMETHEUS = "/usr/bin/prometheus"
 PUSHGATEWAY = "/usr/bin/prometheus-pushgateway"
@@ -51,14 +51,18 @@ class Prometheus:
 
     def wait_for(self, promql: str, *, timeout: float = 60, predicate: Any = bool) -> list[dict[str, Any]]:
         """Query until the result satisfies `predicate` (default: not empty); the last result."""
-        deadline = time.monotonic() + timeout
         result: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
+
+        def satisfied() -> tuple[list[dict[str, Any]]] | None:
+            nonlocal result
             result = self.query(promql)
-            if predicate(result):
-                return result
-            time.sleep(0.5)
-        raise TimeoutError(f"{promql!r} gave {result!r} for {timeout:.0f}s:\n{self.process.log_tail()}")
+            return (result,) if predicate(result) else None  # a tuple: an empty result may satisfy it
+
+        def last() -> str:
+            return f"{promql!r} gave {result!r}:\n{self.process.log_tail()}"
+
+        (found,) = wait_until(satisfied, timeout, interval=0.5, message=last)
+        return found
 
     def targets(self) -> list[dict[str, Any]]:
         answer = httpx.get(f"{self.url}/api/v1/targets", timeout=10).json()

@@ -67,12 +67,7 @@ def production_settings(
     """PostgreSQL catalog + SeaweedFS S3 storage, with whatever the test overrides."""
     values: dict[str, object] = {
         "DATABASE_URL": database_url,
-        "STORAGE_BACKEND": "s3",
-        "S3_ENDPOINT_URL": seaweedfs.endpoint,
-        "S3_ACCESS_KEY_ID": seaweedfs.access_key,
-        "S3_SECRET_ACCESS_KEY": seaweedfs.secret_key,
-        "S3_BUCKET_ORIGINALS": buckets[Bucket.ORIGINALS],
-        "S3_BUCKET_THUMBNAILS": buckets[Bucket.THUMBNAILS],
+        **seaweedfs.storage_values(buckets[Bucket.ORIGINALS], buckets[Bucket.THUMBNAILS]),
         "RENDER_WORKERS": 2,
     }
     values.update(overrides)

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -78,6 +79,35 @@ class SeaweedFS:
     @property
     def s3_port(self) -> int:
         return int(self.endpoint.rsplit(":", 1)[1])
+
+    def s3_client(self, *, read_timeout: float | None = None) -> Any:
+        """A boto3 S3 client of this server; given `read_timeout`, one that tries once and waits little,
+        so a readiness poll is quick."""
+        import boto3
+        from botocore.config import Config
+
+        quick = None
+        if read_timeout is not None:
+            quick = Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=read_timeout)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+            config=quick,
+        )
+
+    def storage_values(self, originals: str, thumbnails: str) -> dict[str, str]:
+        """The settings (by environment name) that store objects in this server's two buckets."""
+        return {
+            "STORAGE_BACKEND": "s3",
+            "S3_ENDPOINT_URL": self.endpoint,
+            "S3_ACCESS_KEY_ID": self.access_key,
+            "S3_SECRET_ACCESS_KEY": self.secret_key,
+            "S3_BUCKET_ORIGINALS": originals,
+            "S3_BUCKET_THUMBNAILS": thumbnails,
+        }
 
     def stop(self, timeout: float = 20) -> None:
         """Stop the server this object started (by its pid); the data directory stays."""
@@ -159,19 +189,8 @@ def _s3_ready(server: SeaweedFS) -> bool:
         raise RuntimeError(f"weed exited with {server.process.returncode}:\n{log}")
     if not port_open("127.0.0.1", server.s3_port):
         return False
-    import boto3
-    from botocore.config import Config
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.endpoint,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-        region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=3),
-    )
     try:
-        client.list_buckets()
+        server.s3_client(read_timeout=3).list_buckets()
         return True
     except Exception:
         return False

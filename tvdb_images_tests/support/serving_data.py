@@ -22,9 +22,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+from fastapi.testclient import TestClient
 
+from serving.app import create_app
 from tvdb_images.catalog import queue
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
@@ -106,15 +109,8 @@ def base_values(origin: LoopbackOrigin, database_url: str) -> dict[str, object]:
     }
 
 
-def s3_values(seaweedfs: services.SeaweedFS, prefix: str) -> dict[str, object]:
-    return {
-        "STORAGE_BACKEND": "s3",
-        "S3_ENDPOINT_URL": seaweedfs.endpoint,
-        "S3_ACCESS_KEY_ID": seaweedfs.access_key,
-        "S3_SECRET_ACCESS_KEY": seaweedfs.secret_key,
-        "S3_BUCKET_ORIGINALS": f"{prefix}-originals",
-        "S3_BUCKET_THUMBNAILS": f"{prefix}-thumbnails",
-    }
+def s3_values(seaweedfs: services.SeaweedFS, prefix: str) -> dict[str, str]:
+    return seaweedfs.storage_values(f"{prefix}-originals", f"{prefix}-thumbnails")
 
 
 def fill(
@@ -166,12 +162,12 @@ class RecordingStore:
         self.backend = inner.backend
         self.calls: list[tuple[str, Bucket, str]] = []
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str):
         attribute = getattr(self.inner, name)
         if name not in ("open", "get", "head", "list", "put", "delete"):
             return attribute
 
-        def recorded(bucket: Bucket, key, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def recorded(bucket: Bucket, key, *args, **kwargs):
             self.calls.append((name, bucket, str(key)))
             return attribute(bucket, key, *args, **kwargs)
 
@@ -190,3 +186,13 @@ def serve(
         yield port, process
     finally:
         process.stop()
+
+
+@contextmanager
+def api(data: ServedData, store: Any = None, **settings: Any) -> Iterator[TestClient]:
+    """The API in process on `data` (or on `store` in its place), with `settings` changed for the test."""
+    app = create_app(
+        data.settings.model_copy(update=settings), catalog=data.catalog, store=store or data.store
+    )
+    with TestClient(app) as client:
+        yield client

@@ -88,7 +88,7 @@ def _validator_headers(resource: Resource) -> dict[str, str]:
     return headers
 
 
-def _not_modified(request_headers, resource: Resource) -> bool:  # type: ignore[no-untyped-def]
+def _not_modified(request_headers, resource: Resource) -> bool:
     """RFC 9110: If-None-Match decides when present (weak comparison); else If-Modified-Since."""
     if_none_match = request_headers.get("If-None-Match")
     if if_none_match is not None:

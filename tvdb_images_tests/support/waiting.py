@@ -32,7 +32,7 @@ def wait_until(
         try:
             value = condition()
         except ignore:
-            value = None  # type: ignore[assignment]
+            value = None
         if value:
             return value
         remaining = deadline - time.monotonic()
