@@ -33,7 +33,7 @@ from sqlalchemy import select
 from benchmarks.common import cpu_seconds, machine, median, table, write_results
 from benchmarks.serving import CDN, sync_everything
 from benchmarks.stack import running_stack
-from serving.access_log import ACCESS_LOGGER
+from serving.access_log import ACCESS_LOGGER, AccessLineHandler
 from serving.app import create_app
 from serving.conditional import strong_etag
 from tvdb_images.catalog.models import Artwork, ArtworkRendition
@@ -113,9 +113,9 @@ def request_list(stack: Any, name: str, count: int) -> list[tuple[str, list[tupl
 
 
 def quiet_access_log() -> None:
-    """Access lines are written as in production, to /dev/null instead of stdout."""
+    """Access lines are written as in production (`configure_access_log`), to /dev/null, not stdout."""
     logger = logging.getLogger(ACCESS_LOGGER)
-    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115  # lives as long as the process
+    handler = AccessLineHandler(open(os.devnull, "w"))  # noqa: SIM115  # lives as long as the process
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

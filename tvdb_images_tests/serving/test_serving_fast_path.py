@@ -5,6 +5,7 @@ artwork, and for the requests it leaves to FastAPI (invalid ones)."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving import fast_path
-from serving.access_log import ACCESS_LOGGER
+from serving.access_log import ACCESS_LOGGER, AccessLineHandler
 from serving.app import create_app
 from serving.conditional import content_version
 from tvdb_images.catalog.models import Artwork
@@ -187,3 +188,37 @@ def test_fast_path_answers_stale_artwork_exactly_as_the_routes(
         with served.catalog.session() as session:
             session.get(Artwork, PRIMARY_POSTER).stale_since = None
             session.commit()
+
+
+def test_access_lines_are_written_directly_only_while_the_own_handler_is_alone(
+    embedded_data: ServedData,
+) -> None:
+    """The line written straight to the stream is the one `logger.info` writes through the handler."""
+    logger = logging.getLogger(ACCESS_LOGGER)
+    saved, level = list(logger.handlers), logger.level
+    direct, through = io.StringIO(), io.StringIO()
+    own = AccessLineHandler(direct)
+    own.setFormatter(logging.Formatter("%(message)s"))
+    logger.handlers = [own]
+    logger.setLevel(logging.INFO)
+    try:
+        with client(embedded_data, fast_path=True) as test_client:
+            headers = {"X-Request-ID": "direct-1"}
+            assert (
+                test_client.get("/api/v1/images/series/101/poster/small", headers=headers).status_code == 200
+            )
+            other = logging.StreamHandler(through)
+            logger.addHandler(other)  # now every line goes through logging, to both handlers
+            headers = {"X-Request-ID": "direct-2"}
+            assert (
+                test_client.get("/api/v1/images/series/101/poster/small", headers=headers).status_code == 200
+            )
+    finally:
+        logger.handlers, logger.level = saved, level
+    first, second = direct.getvalue().splitlines()
+    assert through.getvalue().splitlines() == [second]
+    one, two = json.loads(first), json.loads(second)
+    assert (one["request_id"], two["request_id"]) == ("direct-1", "direct-2")
+    assert {k: v for k, v in one.items() if k not in ("ts", "duration_ms", "request_id")} == {
+        k: v for k, v in two.items() if k not in ("ts", "duration_ms", "request_id")
+    }
