@@ -22,11 +22,19 @@ ACCESS_LOGGER = "serving.access"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+class AccessLineHandler(logging.StreamHandler):
+    """The handler `configure_access_log` installs: lines written as they are, one per request.
+
+    While it is the logger's only handler (no filters), the middleware writes each line to its stream
+    itself: what `logger.info` would write, without a LogRecord and the formatting machinery (a third
+    of the fast path's own CPU per cached image). Any other handler gets the records as usual."""
+
+
 def configure_access_log() -> logging.Logger:
     """Send access lines to stdout as they are, unless the operator configured the logger already."""
     logger = logging.getLogger(ACCESS_LOGGER)
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
+        handler = AccessLineHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
@@ -79,7 +87,16 @@ class AccessLogMiddleware:
             "user_agent": headers.get(b"user-agent", b"").decode("latin-1") or None,
             "request_id": request_id,
         }
-        self.logger.info(json.dumps(line, separators=(",", ":")))
+        text = json.dumps(line, separators=(",", ":"))
+        handlers = self.logger.handlers
+        if len(handlers) == 1 and type(handlers[0]) is AccessLineHandler and not self.logger.filters:
+            handler = handlers[0]
+            if not handler.filters and handler.level <= logging.INFO:
+                with handler.lock:  # type: ignore[union-attr]  # created with the handler
+                    handler.stream.write(text + handler.terminator)
+                    handler.stream.flush()
+                return
+        self.logger.info(text)
 
 
 def _request_id(scope: Scope) -> str:

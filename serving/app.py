@@ -14,6 +14,7 @@ from serving.access_log import AccessLogMiddleware, configure_access_log
 from serving.dagster_client import DagsterClient
 from serving.docs import OPENAPI_PATH, install_docs
 from serving.errors import install_error_handlers
+from serving.fast_path import FastImagePath
 from serving.http_policy import HttpPolicyMiddleware
 from serving.metrics_middleware import MetricsMiddleware
 from serving.routes import admin, artwork, health, images, manifest, metrics, popular, stats
@@ -38,7 +39,9 @@ def create_app(
     catalog: Catalog | None = None,
     store: ObjectStore | None = None,
     dagster: DagsterClient | None = None,
+    fast_path: bool = True,
 ) -> FastAPI:
+    """`fast_path=False` leaves every image request to FastAPI's routing (tests compare the two)."""
     settings = settings or load_settings()
     state = ServingState.build(settings, catalog=catalog, store=store, dagster=dagster)
 
@@ -73,7 +76,7 @@ def create_app(
     app.state.serving = state
     install_error_handlers(app)
     configure_access_log()
-    _add_middleware(app, settings, state)
+    _add_middleware(app, settings, state, fast_path=fast_path)
     # The manifest routes first: the image routes' `{size}` segment would take `manifest` too.
     routers = (manifest.router, images.router, artwork.router, stats.router, admin.router, health.router)
     for router in routers:
@@ -87,8 +90,11 @@ def create_app(
     return app
 
 
-def _add_middleware(app: FastAPI, settings: Settings, state: ServingState) -> None:
-    """Outermost last: proxy headers first name the client, then the access log, metrics, policy, CORS."""
+def _add_middleware(app: FastAPI, settings: Settings, state: ServingState, *, fast_path: bool) -> None:
+    """Outermost last: proxy headers first name the client, then the access log, metrics, policy, CORS;
+    innermost the image fast path (serving.fast_path), so all of them apply to its answers too."""
+    if fast_path:
+        app.add_middleware(FastImagePath)
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,

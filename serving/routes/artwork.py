@@ -105,12 +105,24 @@ async def get_artwork_image(
 ) -> Response:
     """One size of one specific artwork (not only an item's primary one): the URLs the metadata lists."""
     state = state_of(request)
-    size = checked_size(size, state.settings.crop_names)
+    checked = checked_size(size, state.settings.crop_names)
+    return await artwork_image(request, state, artwork_id, checked, format.value if format else None, v)
+
+
+async def artwork_image(
+    request: Request,
+    state: ServingState,
+    artwork_id: int,
+    size: str,
+    pinned_format: str | None,
+    v: str | None,
+) -> Response:
+    """The answer of `get_artwork_image` for valid parameters: the route's and `serving.fast_path`'s."""
     found = await _find(state, artwork_id)
     return await deliver(
         request,
         found.artwork,
-        ImageRequest(size=size, pinned_format=format.value if format else None, version=v),
+        ImageRequest(size=size, pinned_format=pinned_format, version=v),
         settings=state.settings,
         store=state.store,
         byte_cache=state.byte_cache,

@@ -10,6 +10,7 @@ from serving.delivery import ImageRequest, deliver, not_stored
 from serving.dependencies import state_of
 from serving.errors import ApiError, error_responses
 from serving.routes.params import ContentId, ContentTypePath, ImageTypePath, SizePath, Version, checked_size
+from serving.state import ServingState
 from tvdb_images.registry import FORMATS
 
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
@@ -58,14 +59,27 @@ async def get_image(
     replaced rendition or a new primary artwork is served at most that much later.
     """
     state = state_of(request)
-    size = checked_size(size, state.settings.crop_names)
-    artwork = await state.lookups.item_image(content_type.value, content_id, image_type.value)
+    checked = checked_size(size, state.settings.crop_names)
+    return await item_image(request, state, content_type.value, content_id, image_type.value, checked, v)
+
+
+async def item_image(
+    request: Request,
+    state: ServingState,
+    content_type: str,
+    content_id: int,
+    image_type: str,
+    size: str,
+    v: str | None,
+) -> Response:
+    """The answer of `get_image` for valid parameters: the route's and `serving.fast_path`'s."""
+    artwork = await state.lookups.item_image(content_type, content_id, image_type)
     if artwork is None:
         raise ApiError(
             404,
             "artwork_not_found",
-            f"the catalog has no {image_type.value} artwork for {content_type.value} {content_id}",
-            details={"content_type": content_type.value, "content_id": content_id},
+            f"the catalog has no {image_type} artwork for {content_type} {content_id}",
+            details={"content_type": content_type, "content_id": content_id},
         )
     if not artwork.renditions:
         return not_stored(artwork, state.settings)
