@@ -1,6 +1,7 @@
 """CPU per image request of the serving app, FastAPI's routes against the fast path (serving.fast_path).
 
     python -m benchmarks.serving_cost [--artworks 10] [--requests 3000] [--runs 5] [--output FILE]
+                                      [--against routes|metrics_off]
 
 Requests per second under `wrk` move with whatever else the machine runs; the process CPU time one
 request costs hardly does. So this drives `--requests` requests through the ASGI app in-process (the
@@ -15,6 +16,10 @@ by their number. Paths, rotating over every size of every artwork:
 
 Setup: SeaweedFS and a fresh PostgreSQL catalog filled by a real sync of `--artworks` corpus artworks
 (as benchmarks.serving). Each path runs `--runs` times per app, the two apps interleaved; medians.
+
+`--against metrics_off` compares the fast path with Prometheus metrics on (the default) against the same
+app with METRICS_ENABLED=false instead: what the metrics cost per request. Its share of this in-process
+CPU is an upper bound of its share of a served request, which also pays uvicorn's parsing and the socket.
 """
 
 from __future__ import annotations
@@ -122,13 +127,19 @@ def quiet_access_log() -> None:
     logger.propagate = False
 
 
-def measure(stack: Any, artworks: int, count: int, runs: int) -> dict[str, Any]:
+COMPARISONS = {  # --against: (label, create_app keywords, extra settings) of the two apps
+    "routes": (("routes", {"fast_path": False}, {}), ("fast_path", {"fast_path": True}, {})),
+    "metrics_off": (("metrics_off", {}, {"METRICS_ENABLED": False}), ("metrics_on", {}, {})),
+}
+
+
+def measure(stack: Any, count: int, runs: int, against: str = "routes") -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name, (extra, expected) in PATHS.items():
         requests = request_list(stack, name, count)
         apps = {
-            label: create_app(stack.settings(**extra), fast_path=fast)
-            for label, fast in (("routes", False), ("fast_path", True))
+            label: create_app(stack.settings(**extra, **settings), **keywords)
+            for label, keywords, settings in COMPARISONS[against]
         }
         loop = asyncio.new_event_loop()
         samples: dict[str, list[float]] = {label: [] for label in apps}
@@ -160,25 +171,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--against", choices=sorted(COMPARISONS), default="routes")
     args = parser.parse_args(argv)
     quiet_access_log()
     before = machine()
     with running_stack("serving-cost") as stack:
         sync_everything(stack, args.artworks)
-        results = measure(stack, args.artworks, args.requests, args.runs)
+        results = measure(stack, args.requests, args.runs, args.against)
+    (base, _, _), (other, _, _) = COMPARISONS[args.against]
     rows = [
         [
             name,
-            found["routes"]["cpu_us"],
-            found["fast_path"]["cpu_us"],
-            f"{found['routes']['cpu_us'] / found['fast_path']['cpu_us']:.2f}x",
+            found[base]["cpu_us"],
+            found[other]["cpu_us"],
+            f"{found[base]['cpu_us'] / found[other]['cpu_us']:.2f}x",
         ]
         for name, found in results.items()
     ]
-    print(table(["path", "routes CPU µs/request", "fast path CPU µs/request", "ratio"], rows))
+    print(table(["path", f"{base} CPU µs/request", f"{other} CPU µs/request", "ratio"], rows))
     report = {"machine_before": before, "machine_after": machine(), "artworks": args.artworks}
-    report |= {"requests": args.requests, "runs": args.runs, "paths": results}
-    path = write_results("serving_cost", report)
+    report |= {"requests": args.requests, "runs": args.runs, "against": args.against, "paths": results}
+    suffix = "" if args.against == "routes" else f"_{args.against}"
+    path = write_results(f"serving_cost{suffix}", report)
     if args.output:
         args.output.write_text(path.read_text())
     print(f"results: {path}")

@@ -174,3 +174,33 @@ def test_s3_reads_answer_like_boto3(seaweedfs, s3_store: S3ObjectStore, s3_bucke
         with pytest.raises(StorageError) as error:
             store.get(Bucket.THUMBNAILS, key)
         assert not isinstance(error.value, ObjectNotFound)
+
+
+def test_s3_reads_reuse_a_fresh_signature_and_sign_again_when_it_ages(
+    s3_store: S3ObjectStore, monkeypatch
+) -> None:
+    """A hot object's GETs share one SigV4 signature for SIGNATURE_REUSE_SECONDS, then sign anew; the
+    bytes are right each time, also after the object was overwritten under the same key."""
+    from tvdb_images.storage import s3_get
+
+    signed: list[str] = []
+    original = s3_get.S3SigV4Auth.add_auth
+
+    def counting(self, request):  # type: ignore[no-untyped-def]
+        if request.method == "GET":  # boto3's own PUTs sign through the same class
+            signed.append(request.url)
+        return original(self, request)
+
+    monkeypatch.setattr(s3_get.S3SigV4Auth, "add_auth", counting)
+    clock = [1000.0]
+    monkeypatch.setattr(s3_get.time, "monotonic", lambda: clock[0])
+    key = "movies/ab/cd/9/poster/small.webp"
+    s3_store.put(Bucket.THUMBNAILS, key, b"a" * 5000, content_type="image/webp")
+    assert [s3_store.get(Bucket.THUMBNAILS, key) for _ in range(3)] == [b"a" * 5000] * 3
+    assert len(signed) == 1
+    s3_store.put(Bucket.THUMBNAILS, key, b"b" * 10, content_type="image/webp")
+    assert s3_store.get(Bucket.THUMBNAILS, key) == b"b" * 10 and len(signed) == 1
+    clock[0] += s3_get.SIGNATURE_REUSE_SECONDS
+    assert s3_store.get(Bucket.THUMBNAILS, key) == b"b" * 10 and len(signed) == 2
+    s3_store.get(Bucket.THUMBNAILS, key)
+    assert len(signed) == 2
