@@ -179,8 +179,8 @@ def _soak_section(path: Path) -> list[str]:
         f"## Soak ({settings})",
         "",
         f"`{soak['command']}` ({soak['machine']['date']}, {soak['machine']['cores']} cores, load average "
-        f"{soak['machine']['load_average'][0]} before and {soak['machine']['load_average_after'][0]} after: "
-        "the machine was shared with other work). "
+        f"{soak['machine']['load_average'][0]} before and {soak['machine']['load_average_after'][0]} after, "
+        "the soak's own load included). "
         f"`tvdb-images serve --workers {soak['workers']}` ({settings}) on PostgreSQL + SeaweedFS, wrk with "
         f"{soak['connections']} connections rotating over a shuffled list of requests ({mix}), while "
         "another process synced new artwork beside it "
