@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,19 +99,45 @@ def sync_everything(stack: Stack, artworks: int) -> None:
         raise RuntimeError(f"sync rendered {render.succeeded} of {artworks}: {render.as_dict()}")
 
 
+@dataclass(frozen=True)
+class ServedRendition:
+    """One stored rendition as a client asks for it: the artwork, its item path and current ETag."""
+
+    artwork_id: int
+    path: str  # /api/v1/images/{content_type}/{content_id}/{image_type}/{size}
+    storage_key: str
+    etag: str
+
+
+def served_renditions(stack: Stack, image_format: str | None = None) -> list[ServedRendition]:
+    """Every stored rendition (of `image_format` only, when given), for the request lists of the
+    serving benchmarks."""
+    query = select(
+        Artwork.id,
+        Artwork.content_type,
+        Artwork.content_id,
+        Artwork.image_type,
+        ArtworkRendition.size,
+        ArtworkRendition.storage_key,
+        ArtworkRendition.checksum,
+    ).join(ArtworkRendition, ArtworkRendition.artwork_id == Artwork.id)
+    if image_format is not None:
+        query = query.where(ArtworkRendition.format == image_format)
+    with stack.catalog.session() as session:
+        rows = session.execute(query).all()
+    return [
+        ServedRendition(
+            artwork_id=artwork_id,
+            path=f"/api/v1/images/{content_type}/{content_id}/{image_type}/{size}",
+            storage_key=key,
+            etag=strong_etag(checksum),
+        )
+        for artwork_id, content_type, content_id, image_type, size, key, checksum in rows
+    ]
+
+
 def request_lists(stack: Stack, work_dir: Path) -> dict[str, Path]:
     """One request file per path: API paths (with or without ETags) and presigned S3 URLs."""
-    with stack.catalog.session() as session:
-        rows = session.execute(
-            select(
-                Artwork.content_type,
-                Artwork.content_id,
-                Artwork.image_type,
-                ArtworkRendition.size,
-                ArtworkRendition.storage_key,
-                ArtworkRendition.checksum,
-            ).join(ArtworkRendition, ArtworkRendition.artwork_id == Artwork.id)
-        ).all()
     s3 = boto3.client(
         "s3",
         endpoint_url=stack.seaweedfs.endpoint,
@@ -119,12 +146,13 @@ def request_lists(stack: Stack, work_dir: Path) -> dict[str, Path]:
         region_name="us-east-1",
     )
     api, conditional, direct = [], [], []
-    for content_type, content_id, image_type, size, key, checksum in rows:
-        path = f"/api/v1/images/{content_type}/{content_id}/{image_type}/{size}"
-        api.append(path)
-        conditional.append(f"{path}\t{strong_etag(checksum)}")
+    for rendition in served_renditions(stack):
+        api.append(rendition.path)
+        conditional.append(f"{rendition.path}\t{rendition.etag}")
         presigned = s3.generate_presigned_url(
-            "get_object", Params={"Bucket": BUCKETS[Bucket.THUMBNAILS], "Key": key}, ExpiresIn=3600
+            "get_object",
+            Params={"Bucket": BUCKETS[Bucket.THUMBNAILS], "Key": rendition.storage_key},
+            ExpiresIn=3600,
         )
         direct.append("/" + presigned.split("://", 1)[1].split("/", 1)[1])
     files = {"trivial": work_dir / "trivial.txt"}

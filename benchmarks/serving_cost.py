@@ -33,15 +33,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from benchmarks.common import cpu_seconds, machine, median, table, write_results
-from benchmarks.serving import CDN, sync_everything
+from benchmarks.serving import CDN, served_renditions, sync_everything
 from benchmarks.stack import running_stack
 from serving.access_log import ACCESS_LOGGER, AccessLineHandler
 from serving.app import create_app
-from serving.conditional import strong_etag
-from tvdb_images.catalog.models import Artwork, ArtworkRendition
 
 PATHS = {
     "not_modified": ({}, 304),
@@ -95,25 +91,12 @@ async def drive(app: Any, requests: list[tuple[str, list[tuple[bytes, bytes]]]],
 
 
 def request_list(stack: Any, name: str, count: int) -> list[tuple[str, list[tuple[bytes, bytes]]]]:
-    with stack.catalog.session() as session:
-        rows = session.execute(
-            select(
-                Artwork.content_type,
-                Artwork.content_id,
-                Artwork.image_type,
-                ArtworkRendition.size,
-                ArtworkRendition.checksum,
-            )
-            .join(ArtworkRendition, ArtworkRendition.artwork_id == Artwork.id)
-            .where(ArtworkRendition.format == "webp")
-        ).all()
     one_round = []
-    for content_type, content_id, image_type, size, checksum in rows:
-        path = f"/api/v1/images/{content_type}/{content_id}/{image_type}/{size}"
+    for rendition in served_renditions(stack, image_format="webp"):
         headers = [(b"accept", b"image/webp,*/*")]
         if name == "not_modified":
-            headers.append((b"if-none-match", strong_etag(checksum).encode()))
-        one_round.append((path, headers))
+            headers.append((b"if-none-match", rendition.etag.encode()))
+        one_round.append((rendition.path, headers))
     return (one_round * (count // len(one_round) + 1))[:count]
 
 

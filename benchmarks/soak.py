@@ -42,13 +42,12 @@ from sqlalchemy import create_engine, select, text
 
 from benchmarks.common import machine, setting_arg, table, write_results
 from benchmarks.machine_load import raise_priority
-from benchmarks.serving import sync_everything
+from benchmarks.serving import served_renditions, sync_everything
 from benchmarks.stack import Stack, corpus_catalog_lines, running_stack
 from benchmarks.wrk_load import run_wrk
-from serving.conditional import strong_etag
 from tvdb_images.catalog.db import Catalog
 from tvdb_images.catalog.importer import import_catalog_lines
-from tvdb_images.catalog.models import Artwork, ArtworkRendition
+from tvdb_images.catalog.models import Artwork
 from tvdb_images.catalog.scope import Scope
 from tvdb_images.fetch import ImageFetcher
 from tvdb_images.pipeline.settings import PipelineSettings
@@ -61,23 +60,11 @@ SAMPLE_SECONDS = 5.0
 
 def mixed_requests(stack: Stack, work_dir: Path) -> tuple[Path, dict[str, int]]:
     """One request file: image, 304, metadata and stats requests, shuffled with a fixed seed."""
-    with stack.catalog.session() as session:
-        rows = session.execute(
-            select(
-                Artwork.id,
-                Artwork.content_type,
-                Artwork.content_id,
-                Artwork.image_type,
-                ArtworkRendition.size,
-                ArtworkRendition.checksum,
-            ).join(ArtworkRendition, ArtworkRendition.artwork_id == Artwork.id)
-        ).all()
     images, conditional, metadata = [], [], set()
-    for artwork_id, content_type, content_id, image_type, size, checksum in rows:
-        path = f"/api/v1/images/{content_type}/{content_id}/{image_type}/{size}"
-        images.append(path)
-        conditional.append(f"{path}\t{strong_etag(checksum)}")
-        metadata.add(f"/api/v1/images/artwork/{artwork_id}")
+    for rendition in served_renditions(stack):
+        images.append(rendition.path)
+        conditional.append(f"{rendition.path}\t{rendition.etag}")
+        metadata.add(f"/api/v1/images/artwork/{rendition.artwork_id}")
     stats = ["/api/v1/images/storage/stats"] * max(1, len(metadata) // 4)
     lines = [*images, *conditional, *sorted(metadata), *stats]
     random.Random(0).shuffle(lines)
